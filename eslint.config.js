@@ -1,0 +1,44 @@
+// Boundaries checked by tools: no import cycles anywhere, and the raft core stays free of I/O,
+// timers, clocks and controller code.
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/jepsen-lite/runs/**'] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parser: tseslint.parser, parserOptions: { project: './tsconfig.json' } },
+    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
+    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports' }],
+      '@typescript-eslint/no-floating-promises': 'error',
+    },
+  },
+  {
+    files: ['src/raft/**/*.ts', 'src/sim/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['node:*', 'fs', 'net', 'child_process', 'timers', 'os', 'dgram', 'http', 'https', 'tls', 'worker_threads'],
+            message: 'src/raft (and the simulator built on it) is pure: no I/O, timers or clocks.' },
+          { group: ['**/controller/**', '**/bihactl/**'], message: 'src/raft must not depend on the controller or the CLI.' },
+        ],
+      }],
+      'no-restricted-globals': ['error',
+        { name: 'setTimeout', message: 'time is an input (tick) in src/raft' },
+        { name: 'setInterval', message: 'time is an input (tick) in src/raft' },
+        { name: 'setImmediate', message: 'time is an input (tick) in src/raft' },
+        { name: 'performance', message: 'time is an input (tick) in src/raft' },
+        { name: 'process', message: 'src/raft has no process access' },
+        { name: 'require', message: 'src/raft has no dynamic loading' },
+      ],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'time is an input (tick) in src/raft' },
+        { object: 'Math', property: 'random', message: 'randomness is injected in src/raft' },
+      ],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date']", message: 'no clocks in src/raft' }],
+    },
+  },
+);
