@@ -18,6 +18,7 @@ export default tseslint.config(
   },
   {
     files: ['src/raft/**/*.ts', 'src/sim/**/*.ts'],
+    ignores: ['src/sim/cli.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [

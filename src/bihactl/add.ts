@@ -1,0 +1,280 @@
+// bihactl add: register a node through the leader and copy its data (or convert a standby).
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import pg from 'pg';
+import { joiningState } from '../raft/index.js';
+import type { NodeInfo, NodeMode, PersistentState, Snapshot } from '../raft/index.js';
+import { connectClient } from '../controller/bcp/transport.js';
+import { BihaError } from '../controller/errors.js';
+import { decodeMagic } from '../controller/magic.js';
+import type { Magic, MagicPeer } from '../controller/magic.js';
+import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/nodefiles.js';
+import { ensureStandbySignal, setAutoConfOffline } from '../controller/autoconf.js';
+import { writeBihaConf } from '../controller/pg/conf.js';
+import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
+import { REPLICATION_USER, writePassfile } from './init.js';
+import { assertEmptyDir, assertPortFree, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
+
+export interface AddOptions {
+  bihaNodeId?: string;
+  host?: string;
+  port?: string;
+  bihaPort?: string;
+  httpPort?: string;
+  magicString?: string;
+  magicFile?: string;
+  useLeader?: string;
+  pgdata?: string;
+  convertStandby?: boolean;
+  backupMethod?: string;
+  mode?: string;
+  canBeLeader?: string;
+  canVote?: string;
+  priority?: string;
+}
+
+function boolOpt(name: string, v: string | undefined, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (/^(true|on|yes|1)$/i.test(v)) return true;
+  if (/^(false|off|no|0)$/i.test(v)) return false;
+  throw new BihaError('bad_args', `--${name} must be true or false, not "${v}"`);
+}
+
+function parseUseLeader(s: string): { host: string; port: number; bihaPort: number } {
+  const kv: Record<string, string> = {};
+  for (const part of s.trim().split(/\s+/)) {
+    const m = /^([a-z-]+)=(.+)$/.exec(part);
+    if (!m) throw new BihaError('bad_args', `--use-leader must look like "host=H port=P biha-port=BP", not "${s}"`);
+    kv[m[1]!] = m[2]!;
+  }
+  const host = requireOpt('use-leader host', kv['host']);
+  const port = intOpt('use-leader port', kv['port'], 1, 65535);
+  const bihaPort = kv['biha-port'] !== undefined ? intOpt('use-leader biha-port', kv['biha-port'], 1, 65535) : port + 1;
+  return { host, port, bihaPort };
+}
+
+/** With --use-leader the magic string is read from the leader over SQL, as biha_replication_user. */
+async function magicFromLeader(l: { host: string; port: number }, password: string): Promise<Magic> {
+  const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+    const r = await c.query<{ m: string }>('select biha.get_magic_string() as m');
+    return decodeMagic(r.rows[0]?.m ?? '');
+  } catch (e) {
+    throw pgConnectError(l, e);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+function pgConnectError(l: { host: string; port: number }, e: unknown): BihaError {
+  if (e instanceof BihaError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/password authentication failed/.test(msg))
+    return new BihaError('bad_password', `the leader ${l.host}:${l.port} rejected the password of ${REPLICATION_USER}`, {
+      hint: 'fix the password file (PGPASSFILE or ~/.pgpass) or BIHA_REPLICATION_PASSWORD',
+    });
+  if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|timeout/i.test(msg))
+    return new BihaError('unreachable', `cannot reach PostgreSQL of the leader at ${l.host}:${l.port} (${msg})`, {
+      hint: 'is the leader started (bihactl start) and reachable?',
+    });
+  return new BihaError('leader_sql', `cannot use the leader at ${l.host}:${l.port}: ${msg}`);
+}
+
+async function checkPassword(l: { host: string; port: number }, password: string): Promise<void> {
+  const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+    const r = await c.query<{ sid: string }>('select system_identifier::text as sid from pg_control_system()');
+    void r;
+  } catch (e) {
+    throw pgConnectError(l, e);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function leaderSystemId(l: { host: string; port: number }, password: string): Promise<string> {
+  const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+    const r = await c.query<{ sid: string }>('select system_identifier::text as sid from pg_control_system()');
+    return r.rows[0]?.sid ?? '';
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+interface JoinReply {
+  ok?: boolean;
+  redirect?: MagicPeer;
+  leader?: MagicPeer;
+  snapshot?: Snapshot;
+}
+
+/** Register through the leader: try each known member, follow one redirect per member. */
+async function register(magic: Magic, node: NodeInfo): Promise<{ leader: MagicPeer; snapshot: Snapshot | null }> {
+  const tried: string[] = [];
+  const queue: MagicPeer[] = [...magic.peers];
+  for (let i = 0; i < queue.length && i < 10; i++) {
+    const p = queue[i]!;
+    let client;
+    try {
+      client = await connectClient({ host: p.host, port: p.bihaPort, clusterId: magic.clusterId, secret: magic.secret, selfId: node.id, timeoutMs: 5000 });
+    } catch (e) {
+      tried.push(`${p.host}:${p.bihaPort} (${e instanceof Error ? e.message : String(e)})`);
+      if (e instanceof Error && /secret|cluster id|auth/i.test(e.message)) throw new BihaError('auth', e.message);
+      continue;
+    }
+    try {
+      const r = (await client.request('join', { node }, 20_000)) as JoinReply;
+      if (r.redirect) {
+        queue.splice(i + 1, 0, r.redirect);
+        continue;
+      }
+      if (r.leader) return { leader: r.leader, snapshot: r.snapshot ?? null };
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (/no leader/.test(msg)) {
+        tried.push(`${p.host}:${p.bihaPort} (${msg})`);
+        continue;
+      }
+      throw new BihaError('join_refused', `the leader refused to add node ${node.id}: ${msg}`);
+    } finally {
+      client.close();
+    }
+  }
+  throw new BihaError('unreachable', `cannot reach the leader of the cluster: ${tried.join('; ') || 'no member answered'}`, {
+    hint: 'start the leader (bihactl start) or pass a fresh magic string (select biha.get_magic_string())',
+  });
+}
+
+export async function cmdAdd(o: AddOptions): Promise<void> {
+  const nodeId = intOpt('biha-node-id', requireOpt('biha-node-id', o.bihaNodeId), 1, 1_000_000);
+  const host = requireOpt('host', o.host);
+  const mode = (o.mode ?? 'regular') as NodeMode;
+  if (!['regular', 'referee', 'referee_with_wal'].includes(mode))
+    throw new BihaError('bad_args', `--mode must be regular, referee or referee_with_wal, not "${o.mode}"`);
+  const port = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
+  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : port + 1;
+  if (bihaPort === port) throw new BihaError('bad_args', '--biha-port must differ from --port');
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : (port || bihaPort) + 2;
+  const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
+  const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;
+  if (sources !== 1) throw new BihaError('bad_args', 'give exactly one of --magic-string, --magic-file or --use-leader');
+  if (o.backupMethod !== undefined && o.backupMethod !== 'pg_basebackup')
+    throw new BihaError('bad_args', `--backup-method ${o.backupMethod} is not supported; use pg_basebackup`);
+  if (o.convertStandby && mode === 'referee') throw new BihaError('bad_args', '--convert-standby and --mode=referee contradict each other: a referee has no data');
+  const canBeLeader = boolOpt('can-be-leader', o.canBeLeader, mode === 'regular');
+  const canVote = boolOpt('can-vote', o.canVote, true);
+  if (mode !== 'regular' && canBeLeader) throw new BihaError('bad_args', `a ${mode} node can never be the leader: drop --can-be-leader`);
+  const priority = o.priority !== undefined ? intOpt('priority', o.priority, 0, 1000) : 0;
+
+  if (o.convertStandby) {
+    try {
+      await fsp.access(path.join(pgdata, 'PG_VERSION'));
+    } catch {
+      throw new BihaError('not_a_cluster', `--convert-standby needs an existing data directory, and ${pgdata} has no PG_VERSION`);
+    }
+    if ((await postmasterPid(pgdata)) !== null)
+      throw new BihaError('running', `PostgreSQL is running in ${pgdata}`, { hint: `stop it first: pg_ctl stop -D ${pgdata}` });
+  } else {
+    await assertEmptyDir(pgdata, 'choose an empty or new directory, or use --convert-standby for an existing stopped standby');
+  }
+  if (port !== 0) await assertPortFree('port', port);
+  await assertPortFree('biha port', bihaPort);
+
+  let magic: Magic;
+  let password: string | null = null;
+  if (o.useLeader !== undefined) {
+    const l = parseUseLeader(o.useLeader);
+    password = lookupPassword(l.host, l.port, REPLICATION_USER);
+    if (!password)
+      throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${l.host}:${l.port}`, {
+        hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
+      });
+    magic = await magicFromLeader(l, password);
+  } else {
+    const text = o.magicString ?? (await fsp.readFile(o.magicFile!, 'utf8').catch(() => {
+      throw new BihaError('bad_args', `cannot read --magic-file ${o.magicFile}`);
+    }));
+    magic = decodeMagic(text);
+  }
+  const first = magic.peers[0]!;
+  if (password === null && mode !== 'referee') {
+    password = lookupPassword(first.host, first.port, REPLICATION_USER);
+    if (!password)
+      throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${first.host}:${first.port}`, {
+        hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
+      });
+  }
+  if (password !== null) await checkPassword(first, password);
+
+  const created = !o.convertStandby && (await fsp.stat(pgdata).then(() => false, () => true));
+  const env = await resolvePgEnv(pgdata);
+  if (!o.convertStandby) await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  await chownToRunAs(env, pgdata);
+
+  const node: NodeInfo = { id: nodeId, host, port, bihaPort, mode, canBeLeader, canVote, priority };
+  if (o.convertStandby && password !== null) {
+    const want = await leaderSystemId(first, password);
+    const cd = await controldata(env, pgdata);
+    if (cd['Database system identifier'] !== want)
+      throw new BihaError('foreign_standby', `${pgdata} is not a copy of the leader's cluster (system identifier ${cd['Database system identifier']} vs ${want})`, {
+        hint: 'use bihactl add without --convert-standby to copy the data',
+      });
+  }
+  info(`registering node ${nodeId} with the cluster`);
+  const { leader, snapshot } = await register(magic, node);
+  info(`node ${nodeId} is registered; the leader is node ${leader.id} (${leader.host}:${leader.port})`);
+
+  try {
+    if (mode !== 'referee' && !o.convertStandby) {
+      const bar = progressBar('pg_basebackup');
+      await basebackup(env, {
+        host: leader.host,
+        port: leader.port,
+        user: REPLICATION_USER,
+        password: password!,
+        pgdata,
+        slot: slotName(nodeId),
+        onProgress: (p) => bar.update(p.pct, p.doneKb, p.totalKb),
+      });
+      bar.done();
+    }
+    // The copy carries the leader's pg_biha/ and conf: replace them with this node's own.
+    await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });
+    await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });
+    if (mode !== 'referee') {
+      await writeBihaConf(pgdata, { listenAddresses: '*', port, nodeId, host, bihaPort, syncStandbyNames: '', autorewind: false });
+      await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '', synchronous_standby_names: null });
+      await ensureStandbySignal(pgdata);
+      await writePassfile(pgdata, password!);
+    }
+    await writeNodeConf(pgdata, {
+      clusterId: magic.clusterId,
+      nodeId,
+      host,
+      port,
+      bihaPort,
+      httpPort,
+      mode,
+      secrets: [magic.secret],
+      seeds: magic.peers.filter((p) => p.id !== nodeId),
+      replicationUser: REPLICATION_USER,
+      tls: magic.tls,
+    });
+    const raft: PersistentState = snapshot
+      ? { hard: { term: 0, vote: 0, commit: snapshot.index }, log: { snapshot, entries: [] } }
+      : joiningState();
+    await writeNodeState(pgdata, { raft, nodeError: null });
+    await chownToRunAs(env, pgdata);
+  } catch (e) {
+    if (created) await fsp.rm(pgdata, { recursive: true, force: true }).catch(() => undefined);
+    throw new BihaError((e as BihaError).code ?? 'add_failed', `node ${nodeId} was registered in the cluster but its setup failed: ${(e as Error).message}`, {
+      cause: e,
+      hint: `fix the cause and run the same bihactl add again (the registration is reused), or remove it with select biha.remove_node(${nodeId})`,
+    });
+  }
+  info(`node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`);
+}

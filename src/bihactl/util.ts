@@ -1,0 +1,159 @@
+// Small helpers shared by bihactl commands: option parsing, passwords, port checks, progress.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BihaError } from '../controller/errors.js';
+
+export function intOpt(name: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new BihaError('bad_args', `--${name} must be an integer between ${min} and ${max}, not "${String(v)}"`);
+  return n;
+}
+
+export function requireOpt(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v.trim() === '') throw new BihaError('bad_args', `--${name} is required`);
+  return v.trim();
+}
+
+/** Fails when something already listens on host:port (TCP). */
+export async function assertPortFree(what: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE')
+        reject(new BihaError('port_in_use', `${what} ${port} is already in use on this machine`, { hint: `choose another --${what.replace(/ /g, '-')}` }));
+      else reject(new BihaError('port_check', `cannot check ${what} ${port}: ${e.message}`));
+    });
+    srv.listen({ port, host: '0.0.0.0', exclusive: true }, () => srv.close(() => resolve()));
+  });
+}
+
+/** Empty or missing directory: fine. Anything else: a clear error. */
+export async function assertEmptyDir(dir: string, hint: string): Promise<'missing' | 'empty'> {
+  try {
+    const entries = await fsp.readdir(dir);
+    if (entries.length > 0) throw new BihaError('pgdata_not_empty', `--pgdata ${dir} is not empty`, { hint });
+    return 'empty';
+  } catch (e) {
+    if (e instanceof BihaError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new BihaError('pgdata_not_dir', `--pgdata ${dir} is not a directory`);
+    throw e;
+  }
+}
+
+/** Reads a password from the terminal without echo. */
+async function promptHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  process.stderr.write(question);
+  return await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    stdin.setRawMode?.(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    const onData = (ch: string): void => {
+      for (const c of ch) {
+        if (c === '\r' || c === '\n') {
+          cleanup();
+          process.stderr.write('\n');
+          resolve(buf);
+          return;
+        }
+        if (c === '\u0003') {
+          cleanup();
+          reject(new BihaError('cancelled', 'cancelled'));
+          return;
+        }
+        if (c === '\u007f') buf = buf.slice(0, -1);
+        else buf += c;
+      }
+    };
+    const cleanup = (): void => {
+      stdin.setRawMode?.(false);
+      stdin.pause();
+      stdin.off('data', onData);
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** The replication password for init: asked on a terminal, else BIHA_REPLICATION_PASSWORD. */
+export async function initPassword(): Promise<string> {
+  const env = process.env['BIHA_REPLICATION_PASSWORD'];
+  if (env !== undefined && env !== '') return env;
+  if (!process.stdin.isTTY)
+    throw new BihaError('no_password', 'no password for biha_replication_user', {
+      hint: 'run on a terminal to type it, or set BIHA_REPLICATION_PASSWORD',
+    });
+  const a = await promptHidden('Password for biha_replication_user: ');
+  const b = await promptHidden('Repeat the password: ');
+  if (a !== b) throw new BihaError('password_mismatch', 'the two passwords differ; run bihactl init again');
+  if (a.length < 8) throw new BihaError('weak_password', 'the password must have at least 8 characters');
+  return a;
+}
+
+/** Looks the password up in PGPASSFILE / ~/.pgpass (libpq rules), else BIHA_REPLICATION_PASSWORD. */
+export function lookupPassword(host: string, port: number, user: string): string | null {
+  const env = process.env['BIHA_REPLICATION_PASSWORD'];
+  if (env) return env;
+  const file = process.env['PGPASSFILE'] ?? path.join(os.homedir(), '.pgpass');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const split = (line: string): string[] => {
+    const out: string[] = [];
+    let cur = '';
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i]!;
+      if (c === '\\' && i + 1 < line.length) cur += line[++i];
+      else if (c === ':' && out.length < 4) {
+        out.push(cur);
+        cur = '';
+      } else cur += c;
+    }
+    out.push(cur);
+    return out;
+  };
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const f = split(line);
+    if (f.length < 5) continue;
+    const [h, p, , u, pw] = f as [string, string, string, string, string];
+    const hostOk = h === '*' || h === host || (h === 'localhost' && (host === '127.0.0.1' || host === '::1'));
+    if (hostOk && (p === '*' || p === String(port)) && (u === '*' || u === user)) return pw;
+  }
+  return null;
+}
+
+/** A progress bar on a terminal, nothing otherwise. */
+export function progressBar(label: string): { update(pct: number, doneKb: number, totalKb: number): void; done(): void } {
+  const tty = process.stderr.isTTY;
+  let last = -1;
+  return {
+    update(pct, doneKb, totalKb) {
+      if (!tty) {
+        if (pct >= last + 25 || pct === 100) {
+          process.stderr.write(`${label}: ${pct}% (${doneKb}/${totalKb} kB)\n`);
+          last = pct;
+        }
+        return;
+      }
+      const width = 30;
+      const fill = Math.round((pct / 100) * width);
+      process.stderr.write(`\r${label} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${String(pct).padStart(3)}% ${doneKb}/${totalKb} kB`);
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+export function info(msg: string): void {
+  process.stderr.write(`bihactl: ${msg}\n`);
+}

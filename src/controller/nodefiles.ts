@@ -1,0 +1,77 @@
+// The node's own files under PGDATA/pg_biha: identity (biha.conf) and raft + error state (biha.state).
+// Both are versioned, atomic, fsynced and checksummed (statefile.ts); a corrupt one stops the node.
+import * as path from 'node:path';
+import type { NodeMode, PersistentState } from '../raft/index.js';
+import { readStateFile, writeStateFile } from './statefile.js';
+
+export const BIHA_DIR = 'pg_biha';
+export const CONF_VERSION = 1;
+export const STATE_VERSION = 1;
+
+/** pg_biha/biha.conf: who this node is and how it reaches the cluster. Written by init/add. */
+export interface NodeConf {
+  readonly clusterId: string;
+  readonly nodeId: number;
+  readonly host: string;
+  /** PostgreSQL port (0 for a referee). */
+  readonly port: number;
+  readonly bihaPort: number;
+  readonly httpPort: number;
+  readonly mode: NodeMode;
+  /** Accepted cluster secrets; [0] is current. */
+  readonly secrets: readonly string[];
+  /** Members to contact first (from the magic string), until the committed config lists them. */
+  readonly seeds: ReadonlyArray<{ id: number; host: string; port: number; bihaPort: number }>;
+  readonly replicationUser: string;
+  readonly tls: boolean;
+}
+
+export interface NodeErrorInfo {
+  readonly type: string;
+  readonly details: string;
+  readonly beginLsn: string | null;
+  readonly endLsn: string | null;
+  readonly currentTli: number | null;
+  readonly nextTli: number | null;
+  readonly replayLsn: string | null;
+  readonly since: string;
+}
+
+/** pg_biha/biha.state: raft hard state and config log, and a NODE_ERROR that survives restarts. */
+export interface NodeState {
+  readonly raft: PersistentState;
+  readonly nodeError: NodeErrorInfo | null;
+}
+
+export function bihaDir(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR);
+}
+export function confPath(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR, 'biha.conf');
+}
+export function statePath(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR, 'biha.state');
+}
+export function passfilePath(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR, 'pgpass');
+}
+export function logDir(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR, 'log');
+}
+
+export async function readNodeConf(pgdata: string): Promise<NodeConf> {
+  return (await readStateFile<NodeConf>(confPath(pgdata), 'biha.conf', CONF_VERSION)).data;
+}
+export async function writeNodeConf(pgdata: string, c: NodeConf): Promise<void> {
+  await writeStateFile(confPath(pgdata), 'biha.conf', CONF_VERSION, c, 0o600);
+}
+export async function readNodeState(pgdata: string): Promise<NodeState> {
+  return (await readStateFile<NodeState>(statePath(pgdata), 'biha.state', STATE_VERSION)).data;
+}
+export async function writeNodeState(pgdata: string, s: NodeState): Promise<void> {
+  await writeStateFile(statePath(pgdata), 'biha.state', STATE_VERSION, s, 0o600);
+}
+
+export function slotName(id: number): string {
+  return `biha_node_${id}`;
+}

@@ -1,0 +1,280 @@
+// The node controller's hands: every change it makes to the local PostgreSQL, built on the one
+// adapter module for PostgreSQL tools (pg/tools.ts) and SQL (pg/conn.ts).
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { ClusterConfig, NodeId, NodeInfo } from '../raft/index.js';
+import { ensureStandbySignal, setAutoConfOffline } from './autoconf.js';
+import { BihaError } from './errors.js';
+import type { PgActions, Observed } from './nc.js';
+import { formatLsn, parseLsn } from './pg/lsn.js';
+import type { LocalPg, LocalPgStatus } from './pg/conn.js';
+import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary } from './pg/conn.js';
+import type { PgEnv } from './pg/tools.js';
+import { pgCtlStart, pgCtlStop, postmasterPid, rewind } from './pg/tools.js';
+import { bihaDir, logDir, passfilePath, slotName } from './nodefiles.js';
+import type { NodeConf, NodeErrorInfo } from './nodefiles.js';
+
+/** A leader's timeline history, as served over the control channel ('tl_history'). */
+export interface TimelineInfo {
+  readonly tli: number;
+  /** One entry per ancestor timeline: the LSN where the next timeline forked off it. */
+  readonly history: ReadonlyArray<{ parentTli: number; switchLsn: string }>;
+}
+
+export interface PgActionsDeps {
+  readonly pgdata: string;
+  readonly conf: NodeConf;
+  readonly env: PgEnv;
+  readonly pg: LocalPg;
+  readonly log: Logger;
+  config(): ClusterConfig;
+  /** Fetch a peer's timeline history over the control channel. */
+  peerTimeline(id: NodeId): Promise<TimelineInfo>;
+  autorewind(): boolean;
+  /** Record a NODE_ERROR (persisted, survives restarts). */
+  enterNodeError(e: Omit<NodeErrorInfo, 'since'>): Promise<void>;
+  setObserved(o: Observed): void;
+  /** Local PostgreSQL status with the timeline as the controller knows it. */
+  status(): Promise<LocalPgStatus>;
+}
+
+export function isDataNode(n: NodeInfo): boolean {
+  return n.mode !== 'referee';
+}
+
+/** synchronous_standby_names for a leader: ANY k over the other data nodes, or '' when asynchronous. */
+export function syncStandbyNames(config: ClusterConfig, selfId: NodeId): string {
+  const k = config.params.syncStandbys;
+  if (k <= 0) return '';
+  const names = config.nodes.filter((n) => n.id !== selfId && isDataNode(n)).map((n) => slotName(n.id));
+  if (names.length === 0) return '';
+  return `ANY ${Math.min(k, names.length)} (${names.join(', ')})`;
+}
+
+/**
+ * Is a node on timeline `tli` with WAL up to `endLsn` able to follow a leader with this history?
+ * It can when it is on the leader's timeline, or on an ancestor and not past the fork point.
+ */
+export function divergence(
+  tli: number,
+  endLsn: number,
+  leader: TimelineInfo,
+): null | { switchLsn: number; nextTli: number } {
+  if (tli === leader.tli) return null;
+  if (tli > leader.tli) return { switchLsn: 0, nextTli: leader.tli };
+  const idx = leader.history.findIndex((h) => h.parentTli === tli);
+  if (idx < 0) return { switchLsn: 0, nextTli: leader.tli };
+  const h = leader.history[idx]!;
+  const sw = parseLsn(h.switchLsn);
+  const next = leader.history[idx + 1]?.parentTli ?? leader.tli;
+  return endLsn > sw ? { switchLsn: sw, nextTli: next } : null;
+}
+
+export class PostgresActions implements PgActions {
+  private dutiesKey = '';
+  private lastStatus: LocalPgStatus | null = null;
+
+  constructor(private readonly d: PgActionsDeps) {}
+
+  private get pgLog(): string {
+    return path.join(logDir(this.d.pgdata), 'postgresql.log');
+  }
+
+  noteStatus(s: LocalPgStatus | null): void {
+    this.lastStatus = s;
+  }
+
+  conninfoFor(upstream: NodeInfo): string {
+    return replicationConninfo({
+      host: upstream.host,
+      port: upstream.port,
+      user: this.d.conf.replicationUser,
+      passfile: passfilePath(this.d.pgdata),
+      applicationName: slotName(this.d.conf.nodeId),
+    });
+  }
+
+  async startStandby(): Promise<void> {
+    if ((await postmasterPid(this.d.pgdata)) !== null) {
+      // Running already (started by someone else); just look at it again.
+      const s = await localStatus(this.d.pg);
+      this.d.setObserved({ role: s.inRecovery ? 'STANDBY' : 'PRIMARY', upstream: 0 });
+      return;
+    }
+    await fs.mkdir(logDir(this.d.pgdata), { recursive: true });
+    await ensureStandbySignal(this.d.pgdata);
+    // Detached first: the upstream is chosen by a retarget, after the divergence check.
+    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
+    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
+  }
+
+  async promote(): Promise<void> {
+    await promote(this.d.pg, 60_000);
+    this.dutiesKey = '';
+    this.d.setObserved({ role: 'PRIMARY', upstream: 0 });
+    await this.ensurePrimaryDuties();
+  }
+
+  async fenceToStandby(mode: 'immediate' | 'fast'): Promise<void> {
+    await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
+    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
+    await ensureStandbySignal(this.d.pgdata);
+    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
+    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
+  }
+
+  /** Stop streaming from anyone at once (votes fence WAL). */
+  async detach(): Promise<void> {
+    await setPrimary(this.d.pg, '', '');
+    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
+  }
+
+  async retarget(upstream: NodeId): Promise<void> {
+    const node = this.d.config().nodes.find((n) => n.id === upstream);
+    if (!node || !isDataNode(node))
+      throw new BihaError('bad_upstream', `node ${upstream} is not a data node of the cluster; cannot stream from it`);
+    const s = await this.d.status();
+    this.lastStatus = s;
+    const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0);
+    const leader = await this.d.peerTimeline(upstream);
+    const div = divergence(s.tli, end, leader);
+    if (div) {
+      await this.handleDivergence(node, s, end, div, leader);
+      return;
+    }
+    await setPrimary(this.d.pg, this.conninfoFor(node), slotName(this.d.conf.nodeId));
+    this.d.setObserved({ role: 'STANDBY', upstream });
+  }
+
+  private async handleDivergence(
+    node: NodeInfo,
+    s: LocalPgStatus,
+    end: number,
+    div: { switchLsn: number; nextTli: number },
+    leader: TimelineInfo,
+  ): Promise<void> {
+    const details =
+      `this node's WAL (timeline ${s.tli}, up to ${formatLsn(end)}) went past the point where ` +
+      `timeline ${div.nextTli} of leader node ${node.id} forked off (${formatLsn(div.switchLsn)})`;
+    this.d.log.warn({ tli: s.tli, end: formatLsn(end), leaderTli: leader.tli }, `timelines diverged: ${details}`);
+    if (this.d.autorewind()) {
+      try {
+        await this.rewindFrom(node);
+        return;
+      } catch (e) {
+        await this.d.enterNodeError({
+          type: 'REWIND_FAILED',
+          details: `${details}; automatic pg_rewind failed: ${e instanceof Error ? e.message : String(e)}`,
+          beginLsn: formatLsn(div.switchLsn),
+          endLsn: formatLsn(end),
+          currentTli: s.tli,
+          nextTli: div.nextTli,
+          replayLsn: s.replayLsn === null ? null : formatLsn(s.replayLsn),
+        });
+        await fs.writeFile(path.join(this.d.pgdata, 'rewind.signal'), '', { mode: 0o600 }).catch(() => undefined);
+        return;
+      }
+    }
+    await this.d.enterNodeError({
+      type: 'TIMELINE_DIVERGED',
+      details: `${details}; set biha.autorewind = true or follow docs/runbooks/node-error.md`,
+      beginLsn: formatLsn(div.switchLsn),
+      endLsn: formatLsn(end),
+      currentTli: s.tli,
+      nextTli: div.nextTli,
+      replayLsn: s.replayLsn === null ? null : formatLsn(s.replayLsn),
+    });
+  }
+
+  /**
+   * pg_rewind from `node`, keeping this node's identity: pg_biha/, the biha conf files and
+   * postgresql.auto.conf are saved before and put back after (pg_rewind copies the source's).
+   * A dry run must succeed first. On failure the data directory is left stopped, never half
+   * rewound and silently following.
+   */
+  async rewindFrom(node: NodeInfo): Promise<void> {
+    const pgdata = this.d.pgdata;
+    await pgCtlStop(this.d.env, pgdata, 'fast', { timeoutMs: 60_000 });
+    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
+    const source =
+      `host=${node.host} port=${node.port} user=${this.d.conf.replicationUser} dbname=biha_db ` +
+      `passfile=${passfilePath(pgdata)} connect_timeout=5`;
+    const keep = ['postgresql.biha.conf', 'pg_hba.biha.conf', 'postgresql.auto.conf', 'postgresql.conf', 'pg_hba.conf'];
+    const saveDir = `${pgdata}.biha-rewind-save`;
+    await fs.rm(saveDir, { recursive: true, force: true });
+    await fs.mkdir(saveDir, { recursive: true, mode: 0o700 });
+    await fs.cp(bihaDir(pgdata), path.join(saveDir, 'pg_biha'), { recursive: true });
+    for (const f of keep) await fs.copyFile(path.join(pgdata, f), path.join(saveDir, f)).catch(() => undefined);
+    // Save the WAL files the rewind may overwrite (runbook step 1).
+    await fs.cp(path.join(pgdata, 'pg_wal'), path.join(saveDir, 'pg_wal'), {
+      recursive: true,
+      filter: (src) => !src.endsWith('archive_status'),
+    });
+    this.d.log.info({ source: `${node.host}:${node.port}` }, 'pg_rewind --dry-run');
+    await rewind(this.d.env, { pgdata, source, dryRun: true });
+    this.d.log.info('pg_rewind');
+    await rewind(this.d.env, { pgdata, source, dryRun: false });
+    await fs.rm(bihaDir(pgdata), { recursive: true, force: true });
+    await fs.cp(path.join(saveDir, 'pg_biha'), bihaDir(pgdata), { recursive: true });
+    for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
+    await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
+    await ensureStandbySignal(pgdata);
+    await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
+    await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+    this.d.setObserved({ role: 'STANDBY', upstream: node.id });
+    this.d.log.info({ saved: saveDir }, 'rewound; the WAL files from before the rewind are kept in the saved directory');
+  }
+
+  private dutiesWanted(): string {
+    const cfg = this.d.config();
+    const slots = cfg.nodes
+      .filter((n) => n.id !== this.d.conf.nodeId && isDataNode(n))
+      .map((n) => slotName(n.id))
+      .sort();
+    return JSON.stringify({ slots, sync: syncStandbyNames(cfg, this.d.conf.nodeId) });
+  }
+
+  primaryDutiesPending(): boolean {
+    return this.dutiesKey !== this.dutiesWanted();
+  }
+
+  async ensurePrimaryDuties(): Promise<void> {
+    const want = this.dutiesWanted();
+    const { slots, sync } = JSON.parse(want) as { slots: string[]; sync: string };
+    for (const s of slots) await ensureSlot(this.d.pg, s);
+    const existing = await this.d.pg.query<{ slot_name: string; active: boolean }>(
+      "select slot_name, active from pg_replication_slots where slot_type = 'physical' and slot_name like 'biha\\_node\\_%'",
+    );
+    for (const e of existing) if (!slots.includes(e.slot_name) && !e.active) await dropSlot(this.d.pg, e.slot_name);
+    const cur = await this.d.pg.query<{ v: string }>('select current_setting($1) as v', ['synchronous_standby_names']);
+    if ((cur[0]?.v ?? '') !== sync) await alterSystem(this.d.pg, { synchronous_standby_names: sync === '' ? null : sync });
+    this.dutiesKey = want;
+  }
+
+  async stop(): Promise<void> {
+    await pgCtlStop(this.d.env, this.d.pgdata, 'fast', { timeoutMs: 120_000 });
+    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
+  }
+
+  /** Ensure the replication slot for a newly added node exists here (leader side of `bihactl add`). */
+  async slotFor(id: NodeId): Promise<void> {
+    await ensureSlot(this.d.pg, slotName(id));
+  }
+
+  /** This node's timeline and its history (served to followers checking divergence). */
+  async timeline(): Promise<TimelineInfo> {
+    const s = this.lastStatus ?? (await this.d.status());
+    if (s.tli <= 1) return { tli: s.tli, history: [] };
+    const name = `pg_wal/${s.tli.toString(16).toUpperCase().padStart(8, '0')}.history`;
+    const rows = await this.d.pg.query<{ t: string | null }>('select pg_read_file($1, 0, 1048576, true) as t', [name]);
+    const history: Array<{ parentTli: number; switchLsn: string }> = [];
+    for (const line of (rows[0]?.t ?? '').split('\n')) {
+      const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(line);
+      if (m) history.push({ parentTli: Number(m[1]), switchLsn: m[2]! });
+    }
+    return { tli: s.tli, history };
+  }
+}

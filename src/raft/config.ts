@@ -1,0 +1,206 @@
+// The cluster configuration as data: defaults, the two initial states, validation and application
+// of config-log changes, and the quorum arithmetic every other part relies on.
+import { RaftError } from './errors.js';
+import { NODE_MODES } from './types.js';
+import type { ClusterConfig, ClusterParams, ConfigChange, NodeId, NodeInfo, PersistentState } from './types.js';
+
+/** Reference defaults (biha.nquorum, biha.minnodes, biha.heartbeat_send_period, ...). */
+export const DEFAULT_PARAMS: ClusterParams = Object.freeze({
+  nquorum: 1,
+  minnodes: 1,
+  heartbeatSendPeriod: 1000,
+  heartbeatMaxLost: 10,
+  noWalOnFollower: 20000,
+  syncStandbys: 0,
+  serviceMode: false,
+});
+
+/** Inclusive ranges of the numeric parameters; `null` = no upper bound. */
+export const PARAM_RANGES: Readonly<Record<Exclude<keyof ClusterParams, 'serviceMode'>, readonly [number, number | null]>> = {
+  nquorum: [1, null],
+  minnodes: [1, null],
+  heartbeatSendPeriod: [10, 60000],
+  heartbeatMaxLost: [2, 1000],
+  noWalOnFollower: [0, null],
+  syncStandbys: [0, null],
+};
+
+/** The state `bihactl init` writes for the first node: a committed one-node configuration. */
+export function bootstrapState(first: NodeInfo, params: ClusterParams): PersistentState {
+  return {
+    hard: { term: 1, vote: first.id, commit: 1 },
+    log: {
+      snapshot: { index: 1, term: 1, config: { nodes: [first], params }, meta: {} },
+      entries: [],
+    },
+  };
+}
+
+/** A node prepared by `bihactl add`: it knows nothing until the leader sends it a snapshot. */
+export function joiningState(): PersistentState {
+  return {
+    hard: { term: 0, vote: 0, commit: 0 },
+    log: {
+      snapshot: { index: 0, term: 0, config: { nodes: [], params: DEFAULT_PARAMS }, meta: {} },
+      entries: [],
+    },
+  };
+}
+
+export function findNode(config: ClusterConfig, id: NodeId): NodeInfo | undefined {
+  return config.nodes.find((n) => n.id === id);
+}
+
+export function isMember(config: ClusterConfig, id: NodeId): boolean {
+  return findNode(config, id) !== undefined;
+}
+
+/** Members that take part in elections (referees included). */
+export function voterIds(config: ClusterConfig): NodeId[] {
+  return config.nodes.filter((n) => n.canVote).map((n) => n.id);
+}
+
+/** A node that may ever become leader: not a referee and allowed to lead. */
+export function isLeaderCapable(node: NodeInfo): boolean {
+  return node.canBeLeader && node.mode !== 'referee';
+}
+
+/** Votes needed to win an election: nquorum, but never more than there are voters. */
+export function electionQuorum(config: ClusterConfig): number {
+  return Math.min(config.params.nquorum, voterIds(config).length);
+}
+
+/**
+ * Voters that must store a config entry before it commits. With E = electionQuorum and V voters,
+ * C = V - E + 1 makes C + E > V, so every commit quorum shares a voter with every election quorum:
+ * a new leader always has every committed entry in its config log.
+ */
+export function commitQuorum(config: ClusterConfig): number {
+  return Math.max(1, voterIds(config).length - electionQuorum(config) + 1);
+}
+
+function checkInt(name: string, v: unknown, min: number, max: number | null): string | null {
+  if (typeof v !== 'number' || !Number.isInteger(v)) return `${name} must be an integer`;
+  if (v < min) return `${name} must be at least ${min} (got ${v})`;
+  if (max !== null && v > max) return `${name} must be at most ${max} (got ${v})`;
+  return null;
+}
+
+function checkParams(params: Record<string, unknown>, partial: boolean): string | null {
+  for (const key of Object.keys(params)) {
+    if (!(key in DEFAULT_PARAMS)) return `unknown parameter "${key}"`;
+  }
+  for (const [key, [min, max]] of Object.entries(PARAM_RANGES)) {
+    if (partial && params[key] === undefined) continue;
+    const err = checkInt(key, params[key], min, max);
+    if (err) return err;
+  }
+  if (!(partial && params.serviceMode === undefined) && typeof params.serviceMode !== 'boolean') {
+    return 'serviceMode must be true or false';
+  }
+  return null;
+}
+
+const NODE_PATCH_KEYS = ['canBeLeader', 'canVote', 'priority', 'host', 'port', 'bihaPort'] as const;
+
+function checkNodeFields(n: Record<string, unknown>, partial: boolean): string | null {
+  const has = (k: string): boolean => !partial || n[k] !== undefined;
+  if (has('host') && (typeof n.host !== 'string' || n.host.length === 0)) return 'host must be a non-empty string';
+  if (has('port')) {
+    const err = checkInt('port', n.port, 0, 65535);
+    if (err) return err;
+  }
+  if (has('bihaPort')) {
+    const err = checkInt('bihaPort', n.bihaPort, 1, 65535);
+    if (err) return err;
+  }
+  if (has('canBeLeader') && typeof n.canBeLeader !== 'boolean') return 'canBeLeader must be true or false';
+  if (has('canVote') && typeof n.canVote !== 'boolean') return 'canVote must be true or false';
+  if (has('priority') && (typeof n.priority !== 'number' || !Number.isFinite(n.priority))) return 'priority must be a number';
+  return null;
+}
+
+/** Why `change` cannot be applied to `config`, or null when it can. */
+export function validateChange(config: ClusterConfig, change: ConfigChange): string | null {
+  switch (change.type) {
+    case 'add_node': {
+      const n = change.node;
+      if (typeof n.id !== 'number' || !Number.isInteger(n.id) || n.id <= 0) return `node id must be a positive integer (got ${String(n.id)})`;
+      if (isMember(config, n.id)) return `node ${n.id} is already a member of the cluster`;
+      if (!(NODE_MODES as readonly string[]).includes(n.mode)) return `unknown node mode "${String(n.mode)}"`;
+      return checkNodeFields(n as unknown as Record<string, unknown>, false);
+    }
+    case 'remove_node': {
+      if (!isMember(config, change.id)) return `node ${change.id} is not a member of the cluster`;
+      const after = config.nodes.filter((n) => n.id !== change.id);
+      if (!after.some((n) => n.canVote)) return `removing node ${change.id} would leave the cluster without a voting node`;
+      return null;
+    }
+    case 'set_params':
+      return checkParams(change.params as Record<string, unknown>, true);
+    case 'set_node': {
+      const node = findNode(config, change.id);
+      if (!node) return `node ${change.id} is not a member of the cluster`;
+      for (const key of Object.keys(change.patch)) {
+        if (!(NODE_PATCH_KEYS as readonly string[]).includes(key)) return `node field "${key}" cannot be changed`;
+      }
+      const err = checkNodeFields(change.patch as Record<string, unknown>, true);
+      if (err) return err;
+      if (change.patch.canVote === false && !config.nodes.some((n) => n.id !== change.id && n.canVote)) {
+        return `node ${change.id} is the last voting node and must keep its vote`;
+      }
+      return null;
+    }
+    case 'set_meta':
+      if (typeof change.key !== 'string' || change.key.length === 0) return 'meta key must be a non-empty string';
+      if (typeof change.value !== 'string') return 'meta value must be a string';
+      return null;
+    default:
+      return `unknown change type "${(change as { type: unknown }).type as string}"`;
+  }
+}
+
+/** True when the change names a node the config does not have (ProposeErrorCode 'unknown_node'). */
+export function changeNamesUnknownNode(config: ClusterConfig, change: ConfigChange): boolean {
+  return (change.type === 'remove_node' || change.type === 'set_node') && !isMember(config, change.id);
+}
+
+/**
+ * The configuration after `change`. Pure; throws RaftError('invalid_change') when validateChange
+ * refuses it. `set_meta` leaves the configuration unchanged (meta lives beside it in the snapshot).
+ */
+export function applyChange(config: ClusterConfig, change: ConfigChange): ClusterConfig {
+  const reason = validateChange(config, change);
+  if (reason !== null) throw new RaftError('invalid_change', `invalid config change (${change.type}): ${reason}`);
+  switch (change.type) {
+    case 'add_node':
+      return { nodes: [...config.nodes, { ...change.node }].sort((a, b) => a.id - b.id), params: config.params };
+    case 'remove_node':
+      return { nodes: config.nodes.filter((n) => n.id !== change.id), params: config.params };
+    case 'set_params':
+      return { nodes: config.nodes, params: { ...config.params, ...change.params } };
+    case 'set_node':
+      return { nodes: config.nodes.map((n) => (n.id === change.id ? { ...n, ...change.patch } : n)), params: config.params };
+    case 'set_meta':
+      return config;
+  }
+}
+
+/**
+ * A warning when the parameters allow two leaders at once, or null. Two disjoint groups can each
+ * elect a leader when 2 * nquorum <= voters; an old leader can stay writable (it needs minnodes
+ * live nodes, itself included) while nquorum others elect a new one when nquorum + minnodes <= voters.
+ */
+export function splitBrainWarning(config: ClusterConfig): string | null {
+  const voters = voterIds(config).length;
+  const { nquorum, minnodes } = config.params;
+  const problems: string[] = [];
+  if (nquorum * 2 <= voters) {
+    problems.push(`nquorum ${nquorum} lets two separate groups of the ${voters} voting nodes elect a leader each`);
+  }
+  if (nquorum + minnodes <= voters) {
+    problems.push(`nquorum ${nquorum} + minnodes ${minnodes} <= ${voters} voting nodes lets an old leader stay writable while the others elect a new one`);
+  }
+  if (problems.length === 0) return null;
+  return `split brain possible: ${problems.join('; ')}; raise nquorum above half the voting nodes and minnodes to at least voting nodes - nquorum + 1`;
+}

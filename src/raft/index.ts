@@ -1,0 +1,30 @@
+// Public API of the pure raft core (see docs/raft.md).
+export * from './types.js';
+export {
+  DEFAULT_PARAMS,
+  PARAM_RANGES,
+  bootstrapState,
+  joiningState,
+  applyChange,
+  validateChange,
+  splitBrainWarning,
+  electionQuorum,
+  commitQuorum,
+  voterIds,
+  isLeaderCapable,
+  findNode,
+  isMember,
+} from './config.js';
+export {
+  DEFAULT_MAX_DRIFT,
+  compareWal,
+  electionTimeoutMs,
+  leaseMs,
+  leaseMarginMs,
+  electionRank,
+  rankBetter,
+} from './timing.js';
+export type { RankEntry } from './timing.js';
+export { RaftError } from './errors.js';
+export type { RaftErrorCode } from './errors.js';
+export { RaftNode, TRANSFER_APP_INTERVAL_MS } from './node.js';

@@ -1,0 +1,1081 @@
+// RaftNode: the pure consensus state machine of one controller. Inputs are ticks (with the
+// caller's monotonic time), messages and a few local facts (WAL position, NODE_ERROR, fencing);
+// outputs are Ready batches the driver executes in the order documented on `Ready`.
+//
+// Terms, votes, PreVote, CheckQuorum and the config log follow Raft (with etcd's structure);
+// the election restriction adds the WAL position, elections are timed by heartbeats and ranked by
+// WAL, and the leader's writability is a lease counted from heartbeat send times (docs/raft.md).
+import {
+  changeNamesUnknownNode,
+  commitQuorum,
+  electionQuorum,
+  findNode,
+  isLeaderCapable,
+  applyChange,
+  validateChange,
+  voterIds,
+} from './config.js';
+import { RaftError } from './errors.js';
+import { compareWal, electionRank, electionTimeoutMs, leaseMs, rankBetter, DEFAULT_MAX_DRIFT } from './timing.js';
+import type {
+  AppendMsg,
+  AppendRespMsg,
+  BihaState,
+  ClusterConfig,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  NodeInfo,
+  PeerView,
+  PersistentLog,
+  PersistentState,
+  ProposeResult,
+  RaftOptions,
+  Ready,
+  Role,
+  Snapshot,
+  SoftState,
+  TimeoutNowMsg,
+  VoteMsg,
+  VoteRespMsg,
+  WalPos,
+  ConfigChange,
+} from './types.js';
+
+/** Minimum spacing of the extra `app` messages sent to a transfer target (fast WAL reports). */
+export const TRANSFER_APP_INTERVAL_MS = 20;
+
+const NO_WAL: WalPos = Object.freeze({ tli: 0, lsn: 0 });
+
+/** What a leader tracks per peer. */
+interface Progress {
+  /** Highest config-log index known to be stored on the peer. */
+  match: number;
+  /** Next index to send. */
+  next: number;
+  /** Local time the peer was last heard (null: not since this node became leader). */
+  heardAt: number | null;
+  /** Send time of the newest heartbeat the peer acknowledged (lease accounting). */
+  ackSendTime: number;
+  wal: WalPos;
+  state: BihaState;
+}
+
+interface Transfer {
+  readonly target: NodeId;
+  readonly startedAt: number;
+  lastAppAt: number;
+  timeoutNowSent: boolean;
+}
+
+function sameSoft(a: SoftState, b: SoftState): boolean {
+  return (
+    a.role === b.role &&
+    a.term === b.term &&
+    a.leaderId === b.leaderId &&
+    a.writable === b.writable &&
+    a.state === b.state &&
+    a.transferTarget === b.transferTarget
+  );
+}
+
+function lastOfLog(log: PersistentLog): { index: number; term: number } {
+  const last = log.entries[log.entries.length - 1];
+  return last ? { index: last.index, term: last.term } : { index: log.snapshot.index, term: log.snapshot.term };
+}
+
+/** Raft's "at least as up to date": higher last term, or the same last term and at least as long. */
+function logAtLeast(a: { index: number; term: number }, b: { index: number; term: number }): boolean {
+  return a.term > b.term || (a.term === b.term && a.index >= b.index);
+}
+
+function checkLog(log: PersistentLog): void {
+  let expect = log.snapshot.index + 1;
+  let term = log.snapshot.term;
+  for (const e of log.entries) {
+    if (e.index !== expect) throw new RaftError('invalid_state', `config log is not contiguous: entry ${e.index} where ${expect} was expected`);
+    if (e.term < term) throw new RaftError('invalid_state', `config log terms go backwards at entry ${e.index}`);
+    term = e.term;
+    expect++;
+  }
+}
+
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly rand: () => number;
+  private readonly maxDrift: number;
+
+  // Persistent state.
+  private term: number;
+  private vote: NodeId;
+  private commit: number;
+  private snap: Snapshot;
+  private entries: Entry[];
+
+  // Volatile state.
+  private role: Role = 'follower';
+  private leaderId: NodeId = 0;
+  private started = false;
+  private nodeError = false;
+  private localFenced = false;
+  private wal: WalPos = NO_WAL;
+  private now: number;
+
+  // Follower timing.
+  private lastLeaderContact: number;
+  private electionAt: number | null = null;
+  private lastPrevoteGrantAt = Number.NEGATIVE_INFINITY;
+  /** Term of the leader this node last followed or was (0 = unknown, e.g. after a restart). */
+  private followedTerm = 0;
+  /** A leader of the current term has been known (FOLLOWER_VOTING is only for elections in progress). */
+  private leaderSeenThisTerm = false;
+
+  // (Pre)candidate.
+  private campaignDeadline = 0;
+  private votes = new Map<NodeId, boolean>();
+
+  // Leader.
+  private progress = new Map<NodeId, Progress>();
+  private seq = 0;
+  private seqSent = new Map<number, number>();
+  private lastHbAt = Number.NEGATIVE_INFINITY;
+  private lastBroadcast = '';
+  private leaderSince = 0;
+  private noopIndex = 0;
+  private transfer: Transfer | null = null;
+  private writable = false;
+
+  // The leader's last peer view (followers) or the view frozen when leadership ended.
+  private view: readonly PeerView[] = [];
+  private viewFrom: NodeId = 0;
+  private viewAt = 0;
+
+  // Pending Ready.
+  private msgs: Message[] = [];
+  private lastHard: HardState;
+  private logDirty = false;
+  private fence: { term: number } | null = null;
+  private committedOut: Entry[] = [];
+  private configDirty = false;
+  private lastSoft: SoftState;
+
+  constructor(opts: RaftOptions) {
+    if (!Number.isInteger(opts.id) || opts.id <= 0) throw new RaftError('invalid_state', `node id must be a positive integer (got ${opts.id})`);
+    this.id = opts.id;
+    this.rand = opts.rand;
+    this.maxDrift = opts.maxDrift ?? DEFAULT_MAX_DRIFT;
+    this.now = opts.now;
+    const { hard, log } = opts.state;
+    checkLog(log);
+    this.term = hard.term;
+    this.vote = hard.vote;
+    this.snap = log.snapshot;
+    this.entries = [...log.entries];
+    this.commit = log.snapshot.index;
+    this.lastHard = { term: hard.term, vote: hard.vote, commit: hard.commit };
+    if (hard.commit > this.lastIndex()) {
+      throw new RaftError('invalid_state', `persisted commit index ${hard.commit} is beyond the last config-log entry ${this.lastIndex()}`);
+    }
+    if (hard.commit > this.commit) this.commitTo(hard.commit);
+    // A restarted voter may have acknowledged a heartbeat just before it stopped: it must not vote
+    // or campaign for T from now, or the old leader's lease would not protect it.
+    this.lastLeaderContact = opts.now;
+    this.lastSoft = this.soft();
+  }
+
+  // ---------------------------------------------------------------- small accessors
+
+  private cfg(): ClusterConfig {
+    return this.snap.config;
+  }
+
+  private T(): number {
+    return electionTimeoutMs(this.cfg().params);
+  }
+
+  private hb(): number {
+    return this.cfg().params.heartbeatSendPeriod;
+  }
+
+  private lastIndex(): number {
+    const last = this.entries[this.entries.length - 1];
+    return last ? last.index : this.snap.index;
+  }
+
+  private lastTerm(): number {
+    const last = this.entries[this.entries.length - 1];
+    return last ? last.term : this.snap.term;
+  }
+
+  /** Term of the entry at `index`; undefined when compacted away (index < snapshot) or beyond the log. */
+  private termAt(index: number): number | undefined {
+    if (index === this.snap.index) return this.snap.term;
+    if (index < this.snap.index) return undefined;
+    return this.entries[index - this.snap.index - 1]?.term;
+  }
+
+  private self(): NodeInfo | undefined {
+    return findNode(this.cfg(), this.id);
+  }
+
+  private canVoteHere(): boolean {
+    return this.self()?.canVote === true;
+  }
+
+  /** Whether this node may start a campaign (transfer = after TimeoutNow: service mode does not stop it). */
+  private mayCampaign(transfer: boolean): boolean {
+    const me = this.self();
+    if (!me || !isLeaderCapable(me) || this.nodeError) return false;
+    if (voterIds(this.cfg()).length === 0) return false;
+    return transfer || !this.cfg().params.serviceMode;
+  }
+
+  private heardLeaderRecently(now: number): boolean {
+    return this.role === 'leader' || now - this.lastLeaderContact < this.T();
+  }
+
+  private jitter(): number {
+    return (this.rand() * this.hb()) / 4;
+  }
+
+  private rank(): number {
+    const me = this.self();
+    return electionRank({ id: this.id, wal: this.wal, priority: me?.priority ?? 0 }, this.cfg(), this.view, this.viewFrom);
+  }
+
+  /** Delay before retrying a failed (pre)campaign. */
+  private retryDelay(): number {
+    return this.hb() * (this.rank() + 1) + this.jitter();
+  }
+
+  // ---------------------------------------------------------------- public inputs
+
+  tick(now: number): void {
+    this.now = now;
+    this.started = true;
+    switch (this.role) {
+      case 'leader':
+        this.tickLeader(now);
+        break;
+      case 'precandidate':
+      case 'candidate':
+        this.tickCandidate(now);
+        break;
+      case 'follower':
+        this.tickFollower(now);
+        break;
+    }
+    this.updateWritable(now);
+  }
+
+  step(msg: Message, now: number): void {
+    this.now = now;
+    if (msg.to !== this.id || msg.from === this.id) return;
+    // A vote response may carry a more up-to-date config log: adopt it whatever the terms say.
+    if ((msg.type === 'prevote_resp' || msg.type === 'vote_resp') && msg.catchUp && (this.role === 'precandidate' || this.role === 'candidate')) {
+      this.adoptCatchUp(msg.catchUp, now);
+    }
+    if (msg.term > this.term) {
+      switch (msg.type) {
+        case 'prevote':
+          break; // never changes our term
+        case 'prevote_resp':
+          // Granted: the term is our future term. Rejected: the voter is in a newer term; follow it
+          // there, or our next prevotes would keep asking for a term the others already passed.
+          if (msg.reject) {
+            this.becomeFollower(msg.term, 0, now);
+            this.updateWritable(now);
+            return;
+          }
+          break;
+        case 'vote':
+          if (!msg.transfer && this.heardLeaderRecently(now)) {
+            this.respondVote(msg, true, 'leader_alive');
+            return;
+          }
+          this.becomeFollower(msg.term, 0, now);
+          break;
+        case 'app':
+        case 'timeout_now':
+          this.becomeFollower(msg.term, msg.from, now);
+          break;
+        case 'vote_resp':
+        case 'app_resp':
+          this.becomeFollower(msg.term, 0, now);
+          break;
+      }
+    } else if (msg.term < this.term) {
+      if (msg.type === 'app') {
+        // Tell a stale leader about the newer term so it steps down.
+        this.send<AppendRespMsg>({
+          type: 'app_resp', from: this.id, to: msg.from, term: this.term, reject: true,
+          matchIndex: this.commit, seq: msg.seq, wal: this.wal, state: this.computeState(now),
+        });
+      } else if (msg.type === 'prevote' || msg.type === 'vote') {
+        this.respondVote(msg, true, 'stale_term');
+      }
+      return;
+    }
+    switch (msg.type) {
+      case 'app':
+        this.handleApp(msg, now);
+        break;
+      case 'app_resp':
+        if (this.role === 'leader') this.handleAppResp(msg, now);
+        break;
+      case 'prevote':
+      case 'vote':
+        this.handleVoteRequest(msg, now);
+        break;
+      case 'prevote_resp':
+      case 'vote_resp':
+        this.handleVoteResp(msg, now);
+        break;
+      case 'timeout_now':
+        this.handleTimeoutNow(msg, now);
+        break;
+    }
+    this.updateWritable(now);
+  }
+
+  setWal(wal: WalPos): void {
+    this.wal = { tli: wal.tli, lsn: wal.lsn };
+  }
+
+  setNodeError(on: boolean): void {
+    if (this.nodeError === on) return;
+    this.nodeError = on;
+    if (on && this.role === 'leader') this.stepDown(this.now);
+    else if (on && this.role !== 'follower') this.becomeFollower(this.term, 0, this.now);
+  }
+
+  setLocalFenced(fenced: boolean): void {
+    this.localFenced = fenced;
+  }
+
+  propose(change: ConfigChange, now: number): ProposeResult {
+    this.now = now;
+    if (this.role !== 'leader') {
+      const hint = this.leaderId !== 0 ? ` (the leader is node ${this.leaderId})` : ' (no leader is known)';
+      return { ok: false, code: 'not_leader', message: `node ${this.id} is not the leader${hint}; send the change to the leader` };
+    }
+    if (this.transfer) {
+      return { ok: false, code: 'transfer_in_progress', message: `a leadership transfer to node ${this.transfer.target} is in progress; retry when it ends` };
+    }
+    if (this.commit < this.noopIndex) {
+      return { ok: false, code: 'change_in_progress', message: 'the new leader has not committed its first entry yet; retry shortly' };
+    }
+    if (this.lastIndex() > this.commit) {
+      return { ok: false, code: 'change_in_progress', message: `config change ${this.lastIndex()} is not committed yet; retry when it is` };
+    }
+    if (changeNamesUnknownNode(this.cfg(), change)) {
+      const id = (change as { id: NodeId }).id;
+      return { ok: false, code: 'unknown_node', message: `node ${id} is not a member of the cluster` };
+    }
+    const reason = validateChange(this.cfg(), change);
+    if (reason !== null) return { ok: false, code: 'invalid', message: reason };
+    const entry: Entry = { index: this.lastIndex() + 1, term: this.term, change };
+    this.entries.push(entry);
+    this.logDirty = true;
+    this.maybeCommitLeader(now);
+    this.broadcastIfChanged(now);
+    this.updateWritable(now);
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  transferLeadership(target: NodeId, now: number): ProposeResult {
+    this.now = now;
+    if (this.role !== 'leader') {
+      return { ok: false, code: 'not_leader', message: `node ${this.id} is not the leader; ask the leader to transfer leadership` };
+    }
+    if (this.transfer) {
+      return { ok: false, code: 'transfer_in_progress', message: `a leadership transfer to node ${this.transfer.target} is already in progress` };
+    }
+    if (target === this.id) return { ok: false, code: 'invalid', message: `node ${target} is already the leader` };
+    const node = findNode(this.cfg(), target);
+    if (!node) return { ok: false, code: 'unknown_node', message: `node ${target} is not a member of the cluster` };
+    if (!isLeaderCapable(node)) {
+      return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode === 'referee' ? 'it is a referee' : 'can_be_leader is false'})` };
+    }
+    const p = this.progress.get(target);
+    if (!p || p.heardAt === null || now - p.heardAt >= this.T()) {
+      return { ok: false, code: 'invalid', message: `node ${target} is not reachable from the leader; check that it is running` };
+    }
+    if (p.state === 'NODE_ERROR' || p.state === 'NODE_ERROR_VOTING') {
+      return { ok: false, code: 'invalid', message: `node ${target} is in NODE_ERROR and cannot become leader` };
+    }
+    this.transfer = { target, startedAt: now, lastAppAt: now, timeoutNowSent: false };
+    this.localFenced = false;
+    this.sendApp(target, now);
+    this.updateWritable(now);
+    return { ok: true, index: 0, term: this.term };
+  }
+
+  campaign(now: number): void {
+    this.now = now;
+    this.started = true;
+    if (this.role === 'leader' || !this.mayCampaign(false)) return;
+    this.startPreCampaign(now);
+    this.updateWritable(now);
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  hasReady(): boolean {
+    return (
+      this.msgs.length > 0 ||
+      this.hardChanged() ||
+      this.logDirty ||
+      this.fence !== null ||
+      this.committedOut.length > 0 ||
+      this.configDirty ||
+      !sameSoft(this.soft(), this.lastSoft)
+    );
+  }
+
+  ready(): Ready {
+    const out: {
+      hardState?: HardState;
+      log?: PersistentLog;
+      fenceWal?: { readonly term: number };
+      messages: Message[];
+      committed: Entry[];
+      config?: ClusterConfig;
+      soft?: SoftState;
+    } = { messages: this.msgs, committed: this.committedOut };
+    if (this.hardChanged()) {
+      this.lastHard = this.hardState();
+      out.hardState = this.lastHard;
+    }
+    if (this.logDirty) out.log = this.persistentLog();
+    if (this.fence) out.fenceWal = this.fence;
+    if (this.configDirty) out.config = this.cfg();
+    const soft = this.soft();
+    if (!sameSoft(soft, this.lastSoft)) {
+      out.soft = soft;
+      this.lastSoft = soft;
+    }
+    this.msgs = [];
+    this.committedOut = [];
+    this.logDirty = false;
+    this.fence = null;
+    this.configDirty = false;
+    return out;
+  }
+
+  soft(): SoftState {
+    return {
+      role: this.role,
+      term: this.term,
+      leaderId: this.leaderId,
+      writable: this.role === 'leader' && this.writable,
+      state: this.computeState(this.now),
+      transferTarget: this.transfer?.target ?? 0,
+    };
+  }
+
+  config(): ClusterConfig {
+    return this.cfg();
+  }
+
+  meta(): Readonly<Record<string, string>> {
+    return this.snap.meta;
+  }
+
+  peers(): readonly PeerView[] {
+    const now = this.now;
+    if (this.role === 'leader') return this.leaderView(now);
+    const T = this.T();
+    const selfView: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true };
+    if (this.view.length === 0) {
+      return this.cfg().nodes.map((n) =>
+        n.id === this.id ? selfView : { id: n.id, wal: NO_WAL, state: 'UNKNOWN', lastKnownState: 'UNKNOWN', sinceLastHbMs: -1, online: false },
+      );
+    }
+    const elapsed = Math.max(0, now - this.viewAt);
+    return this.view.map((p) => {
+      if (p.id === this.id) return selfView;
+      const since = p.sinceLastHbMs >= 0 ? p.sinceLastHbMs + elapsed : -1;
+      const online = p.online && since >= 0 && since < T;
+      const known = p.state === 'UNKNOWN' ? p.lastKnownState : p.state;
+      return { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online };
+    });
+  }
+
+  persistent(): PersistentState {
+    return { hard: this.hardState(), log: this.persistentLog() };
+  }
+
+  private hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.commit };
+  }
+
+  private hardChanged(): boolean {
+    return this.lastHard.term !== this.term || this.lastHard.vote !== this.vote || this.lastHard.commit !== this.commit;
+  }
+
+  private persistentLog(): PersistentLog {
+    return { snapshot: this.snap, entries: [...this.entries] };
+  }
+
+  private send<M extends Message>(msg: M): void {
+    this.msgs.push(msg);
+  }
+
+  // ---------------------------------------------------------------- BihaState
+
+  private computeState(now: number): BihaState {
+    if (!this.started) return 'STARTUP';
+    if (!this.self()) return 'CSTATE_FORMING';
+    const noLeader = this.leaderId === 0;
+    const electing = noLeader && !this.leaderSeenThisTerm;
+    if (this.nodeError) return this.vote !== 0 && electing && this.role === 'follower' ? 'NODE_ERROR_VOTING' : 'NODE_ERROR';
+    switch (this.role) {
+      case 'leader':
+        return this.writable ? 'LEADER_RW' : 'LEADER_RO';
+      case 'precandidate':
+      case 'candidate':
+        return 'CANDIDATE';
+      case 'follower':
+        if (!noLeader) return 'FOLLOWER';
+        if (this.vote !== 0 && electing) return 'FOLLOWER_VOTING';
+        if (now - this.lastPrevoteGrantAt < this.T() && electing) return 'FOLLOWER_OFFERED';
+        return 'FOLLOWER';
+    }
+  }
+
+  // ---------------------------------------------------------------- role transitions
+
+  private becomeFollower(term: number, leader: NodeId, now: number): void {
+    if (term < this.term) throw new RaftError('invalid_transition', `node ${this.id} cannot follow term ${term} from term ${this.term}`);
+    if (term > this.term) {
+      this.term = term;
+      this.vote = 0;
+      this.leaderSeenThisTerm = false;
+    }
+    if (leader !== 0) this.leaderSeenThisTerm = true;
+    if (this.role === 'leader') {
+      this.view = this.leaderView(now);
+      this.viewFrom = this.id;
+      this.viewAt = now;
+      // It heard a leader (itself) until now: wait T before voting or campaigning without transfer.
+      this.lastLeaderContact = now;
+    }
+    this.role = 'follower';
+    this.leaderId = leader;
+    this.transfer = null;
+    this.progress.clear();
+    this.seqSent.clear();
+    this.writable = false;
+    this.votes.clear();
+    this.electionAt = null;
+  }
+
+  /** A leader gives up (CheckQuorum, NODE_ERROR, removal). */
+  private stepDown(now: number): void {
+    this.becomeFollower(this.term, 0, now);
+  }
+
+  private startPreCampaign(now: number): void {
+    if (this.role === 'leader') throw new RaftError('invalid_transition', 'a leader cannot start a pre-campaign');
+    this.role = 'precandidate';
+    this.leaderId = 0;
+    this.electionAt = null;
+    this.votes = new Map();
+    this.campaignDeadline = now + this.retryDelay();
+    if (this.canVoteHere()) this.votes.set(this.id, true);
+    this.sendVoteRequests('prevote', this.term + 1, false);
+    if (this.grantedVotes() >= electionQuorum(this.cfg())) this.becomeCandidate(now, false);
+  }
+
+  private becomeCandidate(now: number, transfer: boolean): void {
+    if (this.role === 'leader') throw new RaftError('invalid_transition', 'a leader cannot become candidate');
+    this.term += 1;
+    this.leaderSeenThisTerm = false;
+    this.vote = this.canVoteHere() ? this.id : 0;
+    this.role = 'candidate';
+    this.leaderId = 0;
+    this.electionAt = null;
+    this.votes = new Map();
+    this.campaignDeadline = now + 2 * this.hb();
+    // A candidate must not keep acknowledging WAL of a leader of an older term.
+    this.fence = { term: this.term };
+    if (this.vote === this.id) this.votes.set(this.id, true);
+    this.sendVoteRequests('vote', this.term, transfer);
+    if (this.grantedVotes() >= electionQuorum(this.cfg())) this.becomeLeader(now);
+  }
+
+  private becomeLeader(now: number): void {
+    if (this.role !== 'candidate') throw new RaftError('invalid_transition', `node ${this.id} cannot become leader from ${this.role}`);
+    this.role = 'leader';
+    this.leaderId = this.id;
+    this.leaderSeenThisTerm = true;
+    this.followedTerm = this.term;
+    this.transfer = null;
+    this.localFenced = false;
+    this.leaderSince = now;
+    this.lastHbAt = Number.NEGATIVE_INFINITY;
+    this.seqSent.clear();
+    this.progress.clear();
+    this.votes.clear();
+    for (const n of this.cfg().nodes) {
+      if (n.id !== this.id) this.progress.set(n.id, this.newProgress(this.lastIndex() + 1));
+    }
+    // The no-op of this term: once it commits, every earlier entry is committed too (Raft §5.4.2).
+    const noop: Entry = { index: this.lastIndex() + 1, term: this.term, change: null };
+    this.entries.push(noop);
+    this.noopIndex = noop.index;
+    this.logDirty = true;
+    this.maybeCommitLeader(now);
+    this.broadcastIfChanged(now);
+  }
+
+  private newProgress(next: number): Progress {
+    return { match: 0, next, heardAt: null, ackSendTime: Number.NEGATIVE_INFINITY, wal: NO_WAL, state: 'UNKNOWN' };
+  }
+
+  private sendVoteRequests(type: 'prevote' | 'vote', term: number, transfer: boolean): void {
+    const me = this.self();
+    for (const v of voterIds(this.cfg())) {
+      if (v === this.id) continue;
+      this.send<VoteMsg>({
+        type, from: this.id, to: v, term, lastIndex: this.lastIndex(), lastTerm: this.lastTerm(),
+        wal: this.wal, priority: me?.priority ?? 0, transfer,
+      });
+    }
+  }
+
+  private grantedVotes(): number {
+    let n = 0;
+    for (const granted of this.votes.values()) if (granted) n++;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  private tickFollower(now: number): void {
+    if (this.leaderId !== 0 && now - this.lastLeaderContact >= this.T()) this.leaderId = 0;
+    if (!this.mayCampaign(false)) {
+      this.electionAt = null;
+      return;
+    }
+    const voters = voterIds(this.cfg());
+    if (voters.length === 1 && voters[0] === this.id) {
+      // Sole voter: nobody else can elect a leader, so there is nothing to wait for.
+      this.startPreCampaign(now);
+      return;
+    }
+    if (this.electionAt === null) {
+      const base = this.lastLeaderContact + this.T();
+      if (now < base) return;
+      this.electionAt = base + this.rank() * this.hb() + this.jitter();
+    }
+    if (now >= this.electionAt) this.startPreCampaign(now);
+  }
+
+  private tickCandidate(now: number): void {
+    if (now < this.campaignDeadline) return;
+    if (this.role === 'precandidate' && this.mayCampaign(false)) {
+      this.startPreCampaign(now);
+      return;
+    }
+    // A real candidacy that did not win within 2 heartbeats (or a pre-campaign that may no longer
+    // run): back to follower, retry later.
+    this.becomeFollower(this.term, 0, now);
+    this.electionAt = now + this.retryDelay();
+  }
+
+  private tickLeader(now: number): void {
+    const cfg = this.cfg();
+    const T = this.T();
+    // CheckQuorum: step down when the voters we have not heard from within T could elect a leader alone.
+    let unheard = 0;
+    for (const v of voterIds(cfg)) {
+      if (v === this.id) continue;
+      const p = this.progress.get(v);
+      const heard = p?.heardAt ?? this.leaderSince;
+      if (now - heard >= T) unheard++;
+    }
+    const eq = electionQuorum(cfg);
+    if (unheard > 0 && unheard >= eq) {
+      this.stepDown(now);
+      return;
+    }
+    if (this.transfer) {
+      const tr = this.transfer;
+      if (now - tr.startedAt >= T) {
+        // The target did not take over within T: resume leading.
+        this.transfer = null;
+        this.localFenced = false;
+      } else {
+        if (now - tr.lastAppAt >= TRANSFER_APP_INTERVAL_MS) this.sendApp(tr.target, now);
+        this.maybeSendTimeoutNow();
+      }
+    }
+    if (now - this.lastHbAt >= this.hb()) this.broadcastApp(now);
+    const oldest = now - leaseMs(cfg.params, this.maxDrift);
+    for (const [seq, at] of this.seqSent) {
+      if (at >= oldest) break;
+      this.seqSent.delete(seq);
+    }
+  }
+
+  private updateWritable(now: number): void {
+    if (this.role !== 'leader' || this.transfer) {
+      this.writable = false;
+      return;
+    }
+    const cfg = this.cfg();
+    const lease = leaseMs(cfg.params, this.maxDrift);
+    let live = 1; // the leader itself
+    for (const [id, p] of this.progress) {
+      if (findNode(cfg, id)?.canVote && now - p.ackSendTime < lease) live++;
+    }
+    this.writable = live >= cfg.params.minnodes;
+  }
+
+  // ---------------------------------------------------------------- leader: replication
+
+  private leaderView(now: number): PeerView[] {
+    const T = this.T();
+    return this.cfg().nodes.map((n): PeerView => {
+      if (n.id === this.id) {
+        const st = this.computeState(now);
+        return { id: n.id, wal: this.wal, state: st, lastKnownState: st, sinceLastHbMs: 0, online: true };
+      }
+      const p = this.progress.get(n.id);
+      if (!p || p.heardAt === null) {
+        return { id: n.id, wal: p?.wal ?? NO_WAL, state: 'UNKNOWN', lastKnownState: p?.state ?? 'UNKNOWN', sinceLastHbMs: -1, online: false };
+      }
+      const since = now - p.heardAt;
+      const online = since < T;
+      return { id: n.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: p.state, sinceLastHbMs: since, online };
+    });
+  }
+
+  /** Broadcast unless an identical broadcast (same time, log and commit) already went out. */
+  private broadcastIfChanged(now: number): void {
+    if (this.role !== 'leader') return;
+    if (this.lastBroadcast === `${now}:${this.lastIndex()}:${this.commit}`) return;
+    this.broadcastApp(now);
+  }
+
+  private broadcastApp(now: number): void {
+    this.lastHbAt = now;
+    this.lastBroadcast = `${now}:${this.lastIndex()}:${this.commit}`;
+    const seq = this.nextSeq(now);
+    const peers = this.leaderView(now);
+    for (const id of this.progress.keys()) this.send(this.buildApp(id, seq, peers));
+  }
+
+  private sendApp(to: NodeId, now: number): void {
+    if (this.transfer?.target === to) this.transfer.lastAppAt = now;
+    this.send(this.buildApp(to, this.nextSeq(now), this.leaderView(now)));
+  }
+
+  private nextSeq(now: number): number {
+    this.seq += 1;
+    this.seqSent.set(this.seq, now);
+    return this.seq;
+  }
+
+  private buildApp(to: NodeId, seq: number, peers: readonly PeerView[]): AppendMsg {
+    const p = this.progress.get(to);
+    const next = Math.min(p?.next ?? this.lastIndex() + 1, this.lastIndex() + 1);
+    let prevIndex = next - 1;
+    let snapshot: Snapshot | undefined;
+    if (prevIndex < this.snap.index) {
+      snapshot = this.snap;
+      prevIndex = this.snap.index;
+    }
+    const entries = this.entries.filter((e) => e.index > prevIndex);
+    const msg: AppendMsg = {
+      type: 'app', from: this.id, to, term: this.term,
+      prevIndex, prevTerm: this.termAt(prevIndex) ?? 0,
+      entries, commit: this.commit, seq, peers, wal: this.wal,
+    };
+    // Optimistic replication: assume the peer will store what we sent. If it does not (lost
+    // message, diverging log), its reject carries a hint and we go back from there.
+    if (p) p.next = prevIndex + entries.length + 1;
+    return snapshot ? { ...msg, snapshot } : msg;
+  }
+
+  private handleAppResp(msg: AppendRespMsg, now: number): void {
+    const p = this.progress.get(msg.from);
+    if (!p) return;
+    p.heardAt = now;
+    p.wal = msg.wal;
+    p.state = msg.state;
+    const sentAt = this.seqSent.get(msg.seq);
+    if (sentAt !== undefined && sentAt > p.ackSendTime) p.ackSendTime = sentAt;
+    if (msg.reject) {
+      const next = Math.max(1, p.match + 1, Math.min(msg.matchIndex + 1, this.lastIndex() + 1));
+      if (next < p.next) {
+        p.next = next;
+        this.sendApp(msg.from, now);
+      }
+    } else {
+      if (msg.matchIndex > p.match) p.match = Math.min(msg.matchIndex, this.lastIndex());
+      if (p.next < p.match + 1) p.next = p.match + 1;
+      this.maybeCommitLeader(now);
+    }
+    if (this.role === 'leader' && this.transfer?.target === msg.from) this.maybeSendTimeoutNow();
+  }
+
+  private maybeSendTimeoutNow(): void {
+    const tr = this.transfer;
+    if (!tr || tr.timeoutNowSent || !this.localFenced) return;
+    const p = this.progress.get(tr.target);
+    if (!p || p.heardAt === null || compareWal(p.wal, this.wal) < 0) return;
+    tr.timeoutNowSent = true;
+    this.send<TimeoutNowMsg>({ type: 'timeout_now', from: this.id, to: tr.target, term: this.term });
+  }
+
+  private maybeCommitLeader(now: number): void {
+    const cfg = this.cfg();
+    const q = commitQuorum(cfg);
+    const voters = voterIds(cfg);
+    for (let idx = this.lastIndex(); idx > this.commit; idx--) {
+      // Only entries of the current term commit by counting (Raft §5.4.2).
+      if (this.termAt(idx) !== this.term) break;
+      let n = 0;
+      for (const v of voters) {
+        if (v === this.id || (this.progress.get(v)?.match ?? 0) >= idx) n++;
+      }
+      if (n >= q) {
+        this.commitTo(idx);
+        this.afterApply(now);
+        break;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- follower: replication
+
+  private handleApp(msg: AppendMsg, now: number): void {
+    if (this.role === 'leader') {
+      // Two leaders of one term can only exist when nquorum allows split brain; the better
+      // placed one keeps leading so that the pair converges.
+      const theirs = { id: msg.from, wal: msg.wal, priority: findNode(this.cfg(), msg.from)?.priority ?? 0 };
+      const mine = { id: this.id, wal: this.wal, priority: this.self()?.priority ?? 0 };
+      if (!rankBetter(theirs, mine)) return;
+      this.becomeFollower(msg.term, msg.from, now);
+    } else if (this.role !== 'follower') {
+      this.becomeFollower(msg.term, msg.from, now);
+    }
+    this.leaderId = msg.from;
+    this.leaderSeenThisTerm = true;
+    this.lastLeaderContact = now;
+    this.electionAt = null;
+    this.followedTerm = msg.term;
+    this.view = msg.peers;
+    this.viewFrom = msg.from;
+    this.viewAt = now;
+
+    const reply = (reject: boolean, matchIndex: number): void => {
+      this.send<AppendRespMsg>({
+        type: 'app_resp', from: this.id, to: msg.from, term: this.term, reject, matchIndex,
+        seq: msg.seq, wal: this.wal, state: this.computeState(now),
+      });
+    };
+
+    if (msg.snapshot && msg.snapshot.index > this.commit) this.installSnapshot(msg.snapshot, now);
+
+    const prevIndex = msg.prevIndex;
+    if (prevIndex > this.lastIndex()) {
+      reply(true, this.lastIndex());
+      return;
+    }
+    if (prevIndex > this.snap.index && this.termAt(prevIndex) !== msg.prevTerm) {
+      reply(true, this.commit);
+      return;
+    }
+    for (const e of msg.entries) {
+      if (e.index <= this.snap.index) continue;
+      const have = this.termAt(e.index);
+      if (have === e.term) continue;
+      if (have !== undefined) {
+        if (e.index <= this.commit) throw new RaftError('invalid_state', `leader ${msg.from} conflicts with committed entry ${e.index}`);
+        this.entries = this.entries.filter((x) => x.index < e.index);
+      }
+      if (e.index !== this.lastIndex() + 1) break; // not contiguous: wait for a resend
+      this.entries.push(e);
+      this.logDirty = true;
+    }
+    const lastNew = Math.min(prevIndex + msg.entries.length, this.lastIndex());
+    const newCommit = Math.min(msg.commit, lastNew);
+    if (newCommit > this.commit) {
+      this.commitTo(newCommit);
+      this.afterApply(now);
+    }
+    reply(false, lastNew);
+  }
+
+  private installSnapshot(s: Snapshot, now: number): void {
+    const before = JSON.stringify(this.cfg());
+    this.entries = this.termAt(s.index) === s.term ? this.entries.filter((e) => e.index > s.index) : [];
+    this.snap = s;
+    this.commit = s.index;
+    this.logDirty = true;
+    if (JSON.stringify(s.config) !== before) this.configDirty = true;
+    this.afterApply(now);
+  }
+
+  /** Fold the entries up to `index` into the snapshot: apply them in order, keep the log small. */
+  private commitTo(index: number): void {
+    const applied = this.entries.filter((e) => e.index <= index);
+    let config = this.snap.config;
+    let meta = this.snap.meta;
+    for (const e of applied) {
+      const c = e.change;
+      if (c === null) continue;
+      if (c.type === 'set_meta') {
+        meta = { ...meta, [c.key]: c.value };
+        continue;
+      }
+      // Every node applies the same entries to the same config, so a change that does not apply
+      // is skipped identically everywhere; it was validated against this config when proposed.
+      if (validateChange(config, c) !== null) continue;
+      config = applyChange(config, c);
+      this.configDirty = true;
+    }
+    const last = applied[applied.length - 1];
+    this.snap = { index, term: last ? last.term : this.snap.term, config, meta };
+    this.entries = this.entries.filter((e) => e.index > index);
+    this.commit = index;
+    this.logDirty = true;
+    this.committedOut.push(...applied);
+  }
+
+  /** Effects of a newly committed configuration. */
+  private afterApply(now: number): void {
+    const cfg = this.cfg();
+    if (this.role !== 'leader') {
+      if (!this.self() && this.role !== 'follower') this.becomeFollower(this.term, 0, now);
+      return;
+    }
+    // Let followers learn the new commit index at once (removed nodes included: that is how they
+    // learn they were removed), then start replicating to added nodes (from the snapshot).
+    this.broadcastApp(now);
+    for (const id of [...this.progress.keys()]) {
+      if (!findNode(cfg, id)) this.progress.delete(id);
+    }
+    for (const n of cfg.nodes) {
+      if (n.id !== this.id && !this.progress.has(n.id)) {
+        this.progress.set(n.id, this.newProgress(1));
+        this.sendApp(n.id, now);
+      }
+    }
+    if (this.transfer && !findNode(cfg, this.transfer.target)) {
+      this.transfer = null;
+      this.localFenced = false;
+    }
+    if (!this.self()) this.stepDown(now);
+  }
+
+  // ---------------------------------------------------------------- elections: voter side
+
+  private respondVote(msg: VoteMsg, reject: boolean, reason: string | undefined): void {
+    const type = msg.type === 'prevote' ? 'prevote_resp' : 'vote_resp';
+    // A granted prevote answers in the term asked for; everything else in our own term.
+    const term = !reject && msg.type === 'prevote' ? msg.term : this.term;
+    const out: VoteRespMsg = { type, from: this.id, to: msg.from, term, reject };
+    let full: VoteRespMsg = reason === undefined ? out : { ...out, reason };
+    if (reject && !logAtLeast({ index: msg.lastIndex, term: msg.lastTerm }, { index: this.lastIndex(), term: this.lastTerm() })) {
+      full = { ...full, catchUp: this.persistentLog() };
+    }
+    this.send(full);
+  }
+
+  private handleVoteRequest(msg: VoteMsg, now: number): void {
+    const cfg = this.cfg();
+    const reject = (reason: string): void => this.respondVote(msg, true, reason);
+    if (msg.type === 'prevote' && msg.term <= this.term) return reject('stale_term');
+    const me = this.self();
+    if (!me || !me.canVote) return reject('not_a_voter');
+    const cand = findNode(cfg, msg.from);
+    if (!cand || !isLeaderCapable(cand)) return reject('candidate_not_eligible');
+    if (!msg.transfer && this.heardLeaderRecently(now)) return reject('leader_alive');
+    if (!logAtLeast({ index: msg.lastIndex, term: msg.lastTerm }, { index: this.lastIndex(), term: this.lastTerm() })) {
+      return reject('config_log_behind');
+    }
+    if (me.mode !== 'referee' && compareWal(msg.wal, this.wal) < 0) return reject('wal_behind');
+    if (msg.type === 'vote' && this.vote !== 0 && this.vote !== msg.from) return reject('already_voted');
+
+    if (msg.type === 'prevote') {
+      this.lastPrevoteGrantAt = now;
+      this.respondVote(msg, false, undefined);
+      return;
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, 0, now);
+    this.vote = msg.from;
+    // Votes fence WAL: stop acknowledging the old leader's WAL before this vote leaves.
+    if (msg.term > this.followedTerm) this.fence = { term: msg.term };
+    // Give the candidate time to win before campaigning ourselves.
+    if (this.mayCampaign(false)) this.electionAt = now + 2 * this.hb() + this.rank() * this.hb() + this.jitter();
+    this.respondVote(msg, false, undefined);
+  }
+
+  // ---------------------------------------------------------------- elections: candidate side
+
+  private handleVoteResp(msg: VoteRespMsg, now: number): void {
+    const cfg = this.cfg();
+    if (!findNode(cfg, msg.from)?.canVote) return;
+    const eq = electionQuorum(cfg);
+    if (msg.type === 'prevote_resp') {
+      if (this.role !== 'precandidate' || msg.term !== this.term + 1) return;
+      this.votes.set(msg.from, !msg.reject);
+      if (this.grantedVotes() >= eq) this.becomeCandidate(now, false);
+      return;
+    }
+    if (this.role !== 'candidate' || msg.term !== this.term) return;
+    this.votes.set(msg.from, !msg.reject);
+    if (this.grantedVotes() >= eq) {
+      this.becomeLeader(now);
+      return;
+    }
+    let rejected = 0;
+    for (const g of this.votes.values()) if (!g) rejected++;
+    if (rejected > voterIds(cfg).length - eq) {
+      this.becomeFollower(this.term, 0, now);
+      this.electionAt = now + this.retryDelay();
+    }
+  }
+
+  /**
+   * A voter whose config log is ahead of ours sent it. A log that is more up to date contains every
+   * committed entry of a less up-to-date one, so replacing ours loses nothing and lets a candidate
+   * that is ahead in WAL satisfy voters that are ahead in config log.
+   */
+  private adoptCatchUp(log: PersistentLog, now: number): void {
+    const theirs = lastOfLog(log);
+    const mine = { index: this.lastIndex(), term: this.lastTerm() };
+    if (!logAtLeast(theirs, mine) || (theirs.index === mine.index && theirs.term === mine.term)) return;
+    try {
+      checkLog(log);
+    } catch {
+      return;
+    }
+    const oldCommit = this.commit;
+    const before = JSON.stringify(this.cfg());
+    this.snap = log.snapshot;
+    this.entries = [...log.entries];
+    this.commit = log.snapshot.index;
+    this.logDirty = true;
+    if (oldCommit > this.commit) {
+      this.commitTo(Math.min(oldCommit, this.lastIndex()));
+      // Entries up to oldCommit were applied before; do not hand them to the driver twice.
+      this.committedOut = this.committedOut.filter((e) => e.index > oldCommit);
+    }
+    if (JSON.stringify(this.cfg()) !== before) this.configDirty = true;
+    this.afterApply(now);
+  }
+
+  private handleTimeoutNow(msg: TimeoutNowMsg, now: number): void {
+    if (this.role !== 'follower' || (this.leaderId !== 0 && this.leaderId !== msg.from)) return;
+    if (!this.mayCampaign(true)) return;
+    this.becomeCandidate(now, true);
+  }
+}
+

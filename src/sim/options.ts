@@ -1,0 +1,83 @@
+// Options of one simulated run. Everything that is not given is derived from the seed, so a seed
+// number alone replays a run.
+import { mixSeed } from './prng.js';
+
+export type SyncMode = 'sync' | 'async';
+export const SYNC_MODES: readonly SyncMode[] = ['sync', 'async'];
+
+/**
+ * `random`: faults picked at random for the whole fault phase. `wal-vs-config`: the fault phase
+ * opens with a scripted failover in which one group of survivors is ahead in WAL and the other
+ * ahead in the config log, so the two vote checks must not deadlock a live majority.
+ */
+export type Scenario = 'random' | 'wal-vs-config';
+export const SCENARIOS: readonly Scenario[] = ['random', 'wal-vs-config'];
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Cluster size K (3-7). */
+  readonly nodes: number;
+  readonly mode: SyncMode;
+  readonly scenario: Scenario;
+  /** Length of the fault phase in simulated ms. */
+  readonly faultMs: number;
+  /** Controller tick period on each node's own clock (ms). */
+  readonly tickMs: number;
+  /** Time PostgreSQL needs to stop accepting writes once fencing starts (pg_ctl stop -m immediate). */
+  readonly fenceDelayMs: number;
+  /** Time from the decision to promote until the new primary accepts writes. */
+  readonly promoteDelayMs: number;
+  readonly heartbeatSendPeriod: number;
+  readonly heartbeatMaxLost: number;
+  readonly nquorum: number;
+  readonly minnodes: number;
+  /** After healing, a writable leader must exist within electBoundT × T. */
+  readonly electBoundT: number;
+  /** After healing, the cluster must have converged within convergeBoundT × T. */
+  readonly convergeBoundT: number;
+}
+
+export const MIN_NODES = 3;
+export const MAX_NODES = 7;
+
+export function majority(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/** Mode used when none is given: even seeds run synchronous, odd seeds asynchronous. */
+export function defaultMode(seed: number): SyncMode {
+  return seed % 2 === 0 ? 'sync' : 'async';
+}
+
+/** Scenario used when none is given: one seed in four runs the scripted WAL-vs-config failover. */
+export function defaultScenario(seed: number): Scenario {
+  return mixSeed(seed >>> 0, 0xc0f1) % 4 === 0 ? 'wal-vs-config' : 'random';
+}
+
+export function simOptions(o: { readonly seed: number; readonly nodes: number } & Partial<SimOptions>): SimOptions {
+  if (!Number.isInteger(o.nodes) || o.nodes < MIN_NODES || o.nodes > MAX_NODES) {
+    throw new RangeError(`nodes must be an integer from ${MIN_NODES} to ${MAX_NODES} (got ${o.nodes})`);
+  }
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a non-negative integer (got ${o.seed})`);
+  return {
+    seed: o.seed,
+    nodes: o.nodes,
+    mode: o.mode ?? defaultMode(o.seed),
+    scenario: o.scenario ?? defaultScenario(o.seed),
+    faultMs: o.faultMs ?? 20_000,
+    tickMs: o.tickMs ?? 10,
+    fenceDelayMs: o.fenceDelayMs ?? 13,
+    promoteDelayMs: o.promoteDelayMs ?? 20,
+    heartbeatSendPeriod: o.heartbeatSendPeriod ?? 200,
+    heartbeatMaxLost: o.heartbeatMaxLost ?? 5,
+    nquorum: o.nquorum ?? majority(o.nodes),
+    minnodes: o.minnodes ?? majority(o.nodes),
+    electBoundT: o.electBoundT ?? 10,
+    convergeBoundT: o.convergeBoundT ?? 20,
+  };
+}
+
+/** Synchronous standbys k for a cluster of n with quorum q: the least k with k + 1 + q > n. */
+export function syncStandbysFor(n: number, nquorum: number): number {
+  return Math.max(1, n - nquorum);
+}

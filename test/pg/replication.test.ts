@@ -1,0 +1,247 @@
+// Two real PostgreSQL 15 nodes: basebackup a standby through a slot, stream, detach and
+// reattach with ALTER SYSTEM, promote, and rewind the crashed, diverged old primary.
+
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBihaGucs, setAutoConfOffline, writeBihaConf } from '../../src/controller/pg/conf.js';
+import type { BihaConfVars } from '../../src/controller/pg/conf.js';
+import {
+  LocalPg,
+  conninfoValue,
+  ensureSlot,
+  localStatus,
+  pgpassLine,
+  promote,
+  replicationConninfo,
+  setPrimary,
+} from '../../src/controller/pg/conn.js';
+import { formatLsn, parseLsn } from '../../src/controller/pg/lsn.js';
+import {
+  basebackup,
+  chownToRunAs,
+  controldata,
+  ensureCleanShutdown,
+  initdb,
+  parseTimelineHistory,
+  pgCtlStart,
+  pgCtlStop,
+  postmasterPid,
+  readPostmasterPidFile,
+  resolvePgEnv,
+  rewind,
+  walEnd,
+  writeStandbySignal,
+} from '../../src/controller/pg/tools.js';
+import type { BasebackupProgress, PgEnv } from '../../src/controller/pg/tools.js';
+import { cleanup, freePort, scratchDir, waitFor } from './helpers.js';
+
+const REPL_USER = 'biha_replication_user';
+const REPL_PASSWORD = "s3cret:pa'ss";
+
+let base = '';
+let n1 = '';
+let n2 = '';
+let p1 = 0;
+let p2 = 0;
+let env: PgEnv;
+let passfile = '';
+let db1: LocalPg;
+let db2: LocalPg;
+
+const confVars = (id: number, port: number): BihaConfVars => ({
+  listenAddresses: '127.0.0.1',
+  port,
+  nodeId: id,
+  host: '127.0.0.1',
+  bihaPort: port + 1000,
+  syncStandbyNames: '',
+  autorewind: true,
+});
+
+const upstream = (port: number, app: string): string =>
+  replicationConninfo({ host: '127.0.0.1', port, user: REPL_USER, passfile, applicationName: app });
+
+beforeAll(async () => {
+  base = await scratchDir('repl');
+  n1 = path.join(base, 'n1');
+  n2 = path.join(base, 'n2');
+  p1 = await freePort();
+  p2 = await freePort();
+  env = await resolvePgEnv(n1);
+  await initdb(env, n1, { noSync: true });
+  await writeBihaConf(n1, confVars(1, p1));
+  await pgCtlStart(env, n1, { logFile: path.join(base, 'n1.log') });
+  db1 = new LocalPg({ socketDir: '/tmp', port: p1, user: env.user });
+  db2 = new LocalPg({ socketDir: '/tmp', port: p2, user: env.user });
+  await db1.query(`CREATE ROLE ${REPL_USER} LOGIN REPLICATION PASSWORD '${REPL_PASSWORD.replace(/'/g, "''")}'`);
+  for (const fn of [
+    'pg_ls_dir(text, boolean, boolean)',
+    'pg_stat_file(text, boolean)',
+    'pg_read_binary_file(text)',
+    'pg_read_binary_file(text, bigint, bigint, boolean)',
+  ]) {
+    await db1.query(`GRANT EXECUTE ON FUNCTION pg_catalog.${fn} TO ${REPL_USER}`);
+  }
+  passfile = path.join(base, 'pgpass');
+  await fsp.writeFile(passfile, pgpassLine({ host: '127.0.0.1', port: '*', database: '*', user: REPL_USER, password: REPL_PASSWORD }) + '\n', { mode: 0o600 });
+  await chownToRunAs(env, passfile);
+});
+
+afterAll(async () => {
+  await db1?.close();
+  await db2?.close();
+  for (const d of [n1, n2]) if (env && d) await pgCtlStop(env, d, 'immediate').catch(() => undefined);
+  if (base) await cleanup(base, [n1, n2]);
+});
+
+async function caughtUp(): Promise<boolean> {
+  const cur = (await localStatus(db1)).currentLsn ?? Infinity;
+  const st = await localStatus(db2);
+  return (st.replayLsn ?? 0) >= cur;
+}
+
+describe('standby from a basebackup', () => {
+  it('refuses a missing slot with a clear error', async () => {
+    const err = await basebackup(env, {
+      host: '127.0.0.1', port: p1, user: REPL_USER, passfile, pgdata: path.join(base, 'bad'), slot: 'no_such_slot',
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'basebackup_no_slot' });
+    expect(String((err as Error).message)).toContain('no_such_slot');
+  });
+
+  it('copies the primary through an existing slot and reports progress', async () => {
+    await ensureSlot(db1, 'n2');
+    const progress: BasebackupProgress[] = [];
+    await basebackup(env, {
+      host: '127.0.0.1', port: p1, user: REPL_USER, password: REPL_PASSWORD, pgdata: n2, slot: 'n2',
+      onProgress: (p) => progress.push(p),
+    });
+    expect(progress.length).toBeGreaterThan(0);
+    const last = progress[progress.length - 1];
+    expect(last?.pct).toBe(100);
+    expect(last?.doneKb).toBe(last?.totalKb);
+    expect(last?.totalKb).toBeGreaterThan(1000);
+    // The copy carries the primary's identity (POSTGRES-NOTES D3): restore this node's own.
+    expect((await readBihaGucs(n2))['biha.id']).toBe('1');
+    await writeBihaConf(n2, confVars(2, p2));
+    expect((await readBihaGucs(n2))['biha.id']).toBe('2');
+  });
+
+  it('streams once primary_conninfo and the slot are set', async () => {
+    await setAutoConfOffline(n2, { primary_conninfo: upstream(p1, 'n2'), primary_slot_name: 'n2' });
+    await writeStandbySignal(env, n2);
+    await pgCtlStart(env, n2, { logFile: path.join(base, 'n2.log') });
+    expect((await readPostmasterPidFile(n2))?.status).toBe('standby');
+    const st = await waitFor('n2 streaming', async () => {
+      const s = await localStatus(db2);
+      return s.walReceiver?.status === 'streaming' ? s : null;
+    });
+    expect(st.inRecovery).toBe(true);
+    expect(st.tli).toBe(1);
+    expect(st.currentLsn).toBeNull();
+    expect(st.replayPauseState).toBe('not paused');
+    expect(st.walReceiver).toMatchObject({ senderHost: '127.0.0.1', senderPort: p1, receivedTli: 1 });
+    expect(st.receiveLsn).toBeGreaterThan(0);
+
+    const prim = await waitFor('n2 in pg_stat_replication', async () => {
+      const s = await localStatus(db1);
+      return s.replication.find((r) => r.applicationName === 'n2' && r.state === 'streaming') ?? null;
+    });
+    expect(prim.syncState).toBe('async');
+    expect(prim.sentLsn).toBeGreaterThan(0);
+
+    await db1.query('CREATE TABLE kept (x int); INSERT INTO kept SELECT generate_series(1, 100)');
+    await waitFor('n2 to replay', caughtUp);
+    const rows = await db2.query<{ n: number }>('SELECT count(*)::int AS n FROM kept');
+    expect(rows[0]?.n).toBe(100);
+  });
+
+  it("setPrimary('', '') detaches the standby and setPrimary(conninfo, slot) reattaches it", async () => {
+    await setPrimary(db2, '', '');
+    await waitFor('walreceiver gone', async () => (await localStatus(db2)).walReceiver === null);
+    await waitFor('n2 gone from the primary', async () => (await localStatus(db1)).replication.length === 0);
+    await db1.query('INSERT INTO kept VALUES (101)');
+    await setPrimary(db2, upstream(p1, 'n2'), 'n2');
+    await waitFor('n2 streaming again', async () => (await localStatus(db2)).walReceiver?.status === 'streaming');
+    await waitFor('n2 to replay', caughtUp);
+    expect((await db2.query<{ n: number }>('SELECT count(*)::int AS n FROM kept'))[0]?.n).toBe(101);
+  });
+});
+
+describe('failover and rewind of the diverged old primary', () => {
+  let switchLsn = 0;
+
+  it('promotes the detached standby onto a new timeline', async () => {
+    await waitFor('n2 to replay', caughtUp);
+    await setPrimary(db2, '', '');
+    await waitFor('walreceiver gone', async () => (await localStatus(db2)).walReceiver === null);
+    // The old primary goes on writing what the new one will never see, then crashes.
+    await db1.query('CREATE TABLE lost (x int); INSERT INTO lost SELECT generate_series(1, 1000)');
+    const pid = (await postmasterPid(n1)) as number;
+    process.kill(pid, 'SIGKILL');
+
+    await promote(db2, 10_000);
+    const st = await localStatus(db2);
+    expect(st.inRecovery).toBe(false);
+    expect(st.tli).toBe(2);
+    const hist = await db2.query<{ h: string }>("SELECT pg_read_file('pg_wal/00000002.history') AS h");
+    const entries = parseTimelineHistory(hist[0]?.h ?? '');
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.parentTli).toBe(1);
+    switchLsn = entries[0]?.switchLsn ?? 0;
+    expect(switchLsn).toBeGreaterThan(0);
+    await db2.query('INSERT INTO kept VALUES (102)');
+  });
+
+  it('walEnd of the crashed old primary lies past the switch point', async () => {
+    await waitFor('old postmaster dead', async () => (await postmasterPid(n1)) === null);
+    const end = await walEnd(env, n1);
+    expect(end.tli).toBe(1);
+    expect(end.lsn).toBeGreaterThan(switchLsn);
+  });
+
+  it('pg_rewind: a dry run reports the divergence and changes nothing, the real run rewinds', async () => {
+    expect(await ensureCleanShutdown(env, n1)).toBe(true);
+    expect((await controldata(env, n1))['Database cluster state']).toBe('shut down');
+    expect(await ensureCleanShutdown(env, n1)).toBe(false);
+
+    const source = `host=127.0.0.1 port=${p2} user=${REPL_USER} dbname=postgres passfile=${conninfoValue(passfile)}`;
+    const lines: string[] = [];
+    const dry = await rewind(env, { pgdata: n1, source, dryRun: true, onLine: (l) => lines.push(l) });
+    expect(dry.divergedAt).toBe(formatLsn(switchLsn));
+    expect(dry.divergedTli).toBe(1);
+    expect(dry.noRewindRequired).toBe(false);
+    expect(lines.some((l) => l.includes('servers diverged'))).toBe(true);
+    expect((await readBihaGucs(n1))['biha.id']).toBe('1');
+    expect((await controldata(env, n1))["Latest checkpoint's TimeLineID"]).toBe('1');
+
+    const real = await rewind(env, { pgdata: n1, source, dryRun: false });
+    expect(real.divergedAt).toBe(formatLsn(switchLsn));
+    expect(real.output).toMatch(/Done!/);
+    // pg_rewind copied the source's files, identity included (POSTGRES-NOTES D3).
+    expect((await readBihaGucs(n1))['biha.id']).toBe('2');
+  });
+
+  it('the rewound node follows the new primary on the new timeline without the lost writes', async () => {
+    await writeBihaConf(n1, confVars(1, p1));
+    await ensureSlot(db2, 'n1');
+    await setAutoConfOffline(n1, { primary_conninfo: upstream(p2, 'n1'), primary_slot_name: 'n1' });
+    await writeStandbySignal(env, n1);
+    await pgCtlStart(env, n1, { logFile: path.join(base, 'n1.log') });
+    const st = await waitFor('n1 streaming from n2', async () => {
+      const s = await localStatus(db1);
+      return s.walReceiver?.status === 'streaming' && s.walReceiver.receivedTli === 2 ? s : null;
+    });
+    expect(st.inRecovery).toBe(true);
+    expect(st.tli).toBe(2);
+    expect(st.walReceiver?.senderPort).toBe(p2);
+    await waitFor('n1 replays 102', async () => (await db1.query<{ n: number }>('SELECT count(*)::int AS n FROM kept'))[0]?.n === 102);
+    const lost = await db1.query<{ r: string | null }>("SELECT to_regclass('lost')::text AS r");
+    expect(lost[0]?.r).toBeNull();
+    const prim = await waitFor('n1 in pg_stat_replication of n2', async () =>
+      (await localStatus(db2)).replication.find((r) => r.applicationName === 'n1') ?? null);
+    expect(prim.state).toBe('streaming');
+    expect(parseLsn(formatLsn(prim.sentLsn ?? 0))).toBe(prim.sentLsn);
+  });
+});

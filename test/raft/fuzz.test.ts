@@ -1,0 +1,20 @@
+// Seeded random runs of small clusters with crashes, restarts, partitions and WAL movement,
+// checking on every step: at most one leader per term, never two writable leaders at once, a
+// persisted vote never changes within its term, and after healing a leader is elected in bounded
+// time. A failing seed is reported by number and replays exactly (FUZZ_SEED=<n>).
+import { describe, expect, it } from 'vitest';
+import { runSeed } from './fuzz.js';
+
+describe('raft core under random faults', () => {
+  const only = process.env.FUZZ_SEED;
+  const seeds = only ? [Number(only)] : Array.from({ length: 12 }, (_, i) => i + 1);
+  for (const seed of seeds) {
+    it(`seed ${seed}`, () => {
+      const out = runSeed(seed);
+      expect(out.violations).toEqual([]);
+      // T = 1000 ms; restarted nodes wait T, then the ranked election with retries.
+      expect(out.electedAfterHealMs).toBeGreaterThanOrEqual(0);
+      expect(out.electedAfterHealMs).toBeLessThanOrEqual(5000);
+    });
+  }
+});

@@ -1,0 +1,233 @@
+// Direct unit tests of the safety rules of the raft core (votes, eligibility, fencing, lease).
+import { describe, expect, it } from 'vitest';
+import { RaftNode, DEFAULT_PARAMS, leaseMs } from '../../src/raft/index.js';
+import type { Message, PersistentState, VoteMsg, VoteRespMsg } from '../../src/raft/index.js';
+import { TestCluster, nodeInfo } from './cluster.js';
+import { seededRand } from './scenario.js';
+
+const three = (): TestCluster => new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3)]);
+
+function voteReq(from: number, to: number, term: number, over: Partial<VoteMsg> = {}): VoteMsg {
+  return { type: 'vote', from, to, term, lastIndex: 1, lastTerm: 1, wal: { tli: 1, lsn: 0 }, priority: 0, transfer: false, ...over };
+}
+
+function responses(msgs: readonly Message[]): VoteRespMsg[] {
+  return msgs.filter((m): m is VoteRespMsg => m.type === 'vote_resp' || m.type === 'prevote_resp');
+}
+
+describe('votes', () => {
+  it('never votes twice in a term, across a restart (Raft §5.2, vote in hard state)', () => {
+    const c = three();
+    const n2 = c.node(2);
+    n2.tick(c.time);
+    n2.step(voteReq(1, 2, 2), c.time);
+    const rd = n2.ready();
+    expect(rd.hardState).toEqual({ term: 2, vote: 1, commit: 1 });
+    expect(responses(rd.messages)).toMatchObject([{ to: 1, term: 2, reject: false }]);
+    const persisted: PersistentState = { hard: rd.hardState!, log: rd.log ?? n2.persistent().log };
+
+    // Restart long after (no leader stickiness) and ask again for the same term.
+    const later = c.time + 60_000;
+    const again = new RaftNode({ id: 2, state: persisted, rand: seededRand(2), now: later - 10_000 });
+    again.tick(later);
+    again.ready();
+    again.step(voteReq(3, 2, 2), later);
+    again.step(voteReq(1, 2, 2), later);
+    const rs = responses(again.ready().messages);
+    expect(rs).toMatchObject([
+      { to: 3, reject: true, reason: 'already_voted' },
+      { to: 1, reject: false },
+    ]);
+    expect(again.persistent().hard.vote).toBe(1);
+  });
+
+  it('refuses candidates behind in WAL, behind in config log, or not allowed to lead', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { canBeLeader: false })]);
+    c.setWal(2, { tli: 1, lsn: 5000 });
+    const n2 = c.node(2);
+    n2.tick(c.time);
+    n2.step(voteReq(1, 2, 2, { wal: { tli: 1, lsn: 4999 } }), c.time);
+    n2.step(voteReq(1, 2, 2, { wal: { tli: 1, lsn: 6000 }, lastIndex: 0, lastTerm: 0 }), c.time);
+    n2.step(voteReq(3, 2, 2, { wal: { tli: 1, lsn: 9000 } }), c.time);
+    n2.step(voteReq(9, 2, 2, { wal: { tli: 1, lsn: 9000 } }), c.time);
+    const rs = responses(n2.ready().messages);
+    expect(rs.map((r) => r.reason)).toEqual(['wal_behind', 'config_log_behind', 'candidate_not_eligible', 'candidate_not_eligible']);
+    expect(rs[1]?.catchUp?.snapshot.index).toBe(1);
+    expect(n2.persistent().hard.vote).toBe(0);
+  });
+
+  it('keeps voting for the current leader out of reach for T after hearing it, except for transfers', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    expect(leader).toBeDefined();
+    const f = [1, 2, 3].find((id) => id !== leader)!;
+    const other = [1, 2, 3].find((id) => id !== leader && id !== f)!;
+    const term = c.node(f).soft().term;
+    const n = c.node(f);
+    n.step(voteReq(other, f, term + 1, { lastIndex: 99, lastTerm: 99, wal: { tli: 9, lsn: 0 } }), c.time);
+    expect(responses(n.ready().messages)).toMatchObject([{ reject: true, reason: 'leader_alive' }]);
+    expect(n.soft().term).toBe(term); // a refused disruptive vote does not raise the term
+    n.step(voteReq(other, f, term + 1, { lastIndex: 99, lastTerm: 99, wal: { tli: 9, lsn: 0 }, transfer: true }), c.time);
+    expect(responses(n.ready().messages)).toMatchObject([{ reject: false }]);
+  });
+
+  it('a restarted node waits T before voting (it may have acked the old leader just before)', () => {
+    const c = three();
+    c.time += 50_000;
+    c.crash(2);
+    c.start(2);
+    const n2 = c.node(2);
+    n2.tick(c.time + 100);
+    n2.step(voteReq(1, 2, 2), c.time + 100);
+    expect(responses(n2.ready().messages)).toMatchObject([{ reject: true, reason: 'leader_alive' }]);
+    n2.step(voteReq(1, 2, 2), c.time + 1000);
+    expect(responses(n2.ready().messages)).toMatchObject([{ reject: false }]);
+  });
+});
+
+describe('eligibility', () => {
+  it('referees vote without a WAL check and never lead', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: true })]);
+    c.setWal(3, { tli: 9, lsn: 9 }); // ignored: a referee has no WAL
+    c.crash(2);
+    c.run(10_000);
+    expect(c.leaders()).toEqual([1]);
+    expect(c.readies.get(3)!.some((r) => r.soft?.role === 'candidate' || r.soft?.role === 'precandidate')).toBe(false);
+    c.node(3).campaign(c.time);
+    expect(c.node(3).soft().role).toBe('follower');
+    expect(c.node(3).transferLeadership(3, c.time)).toMatchObject({ ok: false, code: 'not_leader' });
+    expect(c.node(1).transferLeadership(3, c.time)).toMatchObject({ ok: false, code: 'invalid' });
+  });
+
+  it('a node with canBeLeader=false never campaigns, even when it alone is left', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2, { canBeLeader: false })], { nquorum: 1, minnodes: 1 });
+    c.crash(1);
+    c.run(20_000);
+    expect(c.readies.get(2)!.some((r) => r.soft && r.soft.role !== 'follower')).toBe(false);
+    expect(c.node(2).soft().state).toBe('FOLLOWER');
+  });
+
+  it('NODE_ERROR votes (NODE_ERROR_VOTING) but never campaigns; a leader in NODE_ERROR steps down', () => {
+    const c = three();
+    c.crash(1);
+    c.node(2).setNodeError(true);
+    c.node(2).tick(c.time);
+    expect(c.node(2).soft().state).toBe('NODE_ERROR');
+    c.run(5000);
+    // Node 3 needs node 2's vote (nquorum 2): NODE_ERROR gives it.
+    expect(c.leaders()).toEqual([3]);
+    expect(c.readies.get(2)!.some((r) => r.soft?.role === 'precandidate' || r.soft?.role === 'candidate')).toBe(false);
+    expect(c.readies.get(2)!.some((r) => r.soft?.state === 'NODE_ERROR_VOTING')).toBe(true);
+    c.node(3).setNodeError(true);
+    expect(c.node(3).soft()).toMatchObject({ role: 'follower', state: 'NODE_ERROR', writable: false });
+  });
+
+  it('service mode stops automatic elections but not a transfer', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    expect(c.node(leader!).propose({ type: 'set_params', params: { serviceMode: true } }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+    const target = leader === 1 ? 2 : 1;
+    expect(c.node(leader!).transferLeadership(target, c.time)).toMatchObject({ ok: true, index: 0 });
+    c.node(leader!).setLocalFenced(true);
+    c.run(200);
+    expect(c.leaders()).toEqual([target]);
+    c.crash(target);
+    c.run(10_000);
+    expect(c.leaders()).toEqual([]);
+  });
+});
+
+describe('fencing and lease', () => {
+  it('a vote in a newer term carries fenceWal in the same Ready as the vote', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const voter = leader === 3 ? 2 : 3;
+    const cand = [1, 2, 3].find((id) => id !== leader && id !== voter)!;
+    const term = c.node(voter).soft().term;
+    c.time += 5000; // the leader is silent
+    const n = c.node(voter);
+    n.tick(c.time);
+    n.ready();
+    n.step(voteReq(cand, voter, term + 1, { lastIndex: 50, lastTerm: term }), c.time);
+    const rd = n.ready();
+    expect(rd.fenceWal).toEqual({ term: term + 1 });
+    expect(rd.hardState).toMatchObject({ term: term + 1, vote: cand });
+    expect(responses(rd.messages)).toMatchObject([{ reject: false }]);
+  });
+
+  it('a cut-off leader is read-only before any follower may vote or campaign', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const n = c.node(leader!);
+    expect(n.soft().writable).toBe(true);
+    const cutAt = c.time;
+    c.isolate(leader!);
+    let roAt = -1;
+    let campaignAt = -1;
+    for (let i = 0; i < 300 && campaignAt < 0; i++) {
+      c.run(10);
+      if (roAt < 0 && !n.soft().writable) roAt = c.time;
+      for (const [id, node] of c.nodes) {
+        if (id !== leader && node && node.soft().role !== 'follower') campaignAt = c.time;
+      }
+    }
+    const lease = leaseMs({ ...DEFAULT_PARAMS, heartbeatSendPeriod: 200, heartbeatMaxLost: 5 });
+    expect(roAt).toBeGreaterThan(0);
+    expect(roAt).toBeLessThanOrEqual(cutAt + lease + 10);
+    // Read-only at least the lease margin (hb/2 = 100 ms) minus one tick before the first campaign.
+    expect(campaignAt - roAt).toBeGreaterThanOrEqual(90);
+  });
+
+  it('minnodes 3 of 3: one lost follower makes the leader read-only, not a follower', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3)], { nquorum: 2, minnodes: 3 });
+    c.run(3000);
+    const [leader] = c.leaders();
+    const lost = leader === 3 ? 2 : 3;
+    c.crash(lost);
+    c.run(3000);
+    expect(c.node(leader!).soft()).toMatchObject({ role: 'leader', writable: false, state: 'LEADER_RO' });
+    const view = c.node(leader!).peers().find((p) => p.id === lost);
+    expect(view).toMatchObject({ online: false, state: 'UNKNOWN', lastKnownState: 'FOLLOWER' });
+  });
+});
+
+describe('proposals and transfers', () => {
+  it('refuses what it cannot do with a reason', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const follower = leader === 1 ? 2 : 1;
+    expect(c.node(follower).propose({ type: 'set_meta', key: 'k', value: 'v' }, c.time)).toMatchObject({ ok: false, code: 'not_leader' });
+    const l = c.node(leader!);
+    expect(l.transferLeadership(leader!, c.time)).toMatchObject({ ok: false, code: 'invalid' });
+    expect(l.transferLeadership(9, c.time)).toMatchObject({ ok: false, code: 'unknown_node' });
+    expect(l.propose({ type: 'set_params', params: { nquorum: 0 } }, c.time)).toMatchObject({ ok: false, code: 'invalid' });
+    expect(l.propose({ type: 'set_meta', key: 'k', value: 'v' }, c.time)).toMatchObject({ ok: true });
+    expect(l.propose({ type: 'set_meta', key: 'k', value: 'w' }, c.time)).toMatchObject({ ok: false, code: 'change_in_progress' });
+    c.settle();
+    expect(c.node(follower).meta()).toEqual({ k: 'v' });
+  });
+
+  it('followers keep the leader view, aged by their own clock', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const follower = leader === 1 ? 2 : 1;
+    c.crash(leader!);
+    c.time += 300;
+    c.node(follower).tick(c.time);
+    const view = c.node(follower).peers();
+    expect(view.map((p) => p.id)).toEqual([1, 2, 3]);
+    const lv = view.find((p) => p.id === leader)!;
+    expect(lv.online).toBe(true);
+    expect(lv.sinceLastHbMs).toBeGreaterThanOrEqual(300);
+    c.time += 1000;
+    c.node(follower).tick(c.time);
+    expect(c.node(follower).peers().find((p) => p.id === leader)).toMatchObject({ online: false, state: 'UNKNOWN', lastKnownState: 'LEADER_RW' });
+  });
+});
