@@ -230,17 +230,34 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
 
   try {
     if (mode !== 'referee' && !o.convertStandby) {
-      const bar = progressBar('pg_basebackup');
-      await basebackup(env, {
-        host: leader.host,
-        port: leader.port,
-        user: REPLICATION_USER,
-        password: password!,
-        pgdata,
-        slot: slotName(nodeId),
-        onProgress: (p) => bar.update(p.pct, p.doneKb, p.totalKb),
-      });
-      bar.done();
+      // The leader may restart or promote its PostgreSQL during the copy (it becomes writable as
+      // nodes join); such a copy is refused by PostgreSQL and is taken again.
+      for (let attempt = 1; ; attempt++) {
+        const bar = progressBar('pg_basebackup');
+        try {
+          await basebackup(env, {
+            host: leader.host,
+            port: leader.port,
+            user: REPLICATION_USER,
+            password: password!,
+            pgdata,
+            slot: slotName(nodeId),
+            onProgress: (p) => bar.update(p.pct, p.doneKb, p.totalKb),
+          });
+          bar.done();
+          break;
+        } catch (e) {
+          bar.done();
+          const msg = e instanceof Error ? e.message : String(e);
+          const transient = /promoted during online backup|could not connect|connection|terminating|shutting down|starting up/i.test(msg);
+          if (!transient || attempt >= 5) throw e;
+          info(`the copy was interrupted (${msg.split('|')[0]!.trim()}); taking it again (attempt ${attempt + 1} of 5)`);
+          await fsp.rm(pgdata, { recursive: true, force: true });
+          await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
+          await chownToRunAs(env, pgdata);
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     }
     // The copy carries the leader's pg_biha/ and conf: replace them with this node's own.
     await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });

@@ -32,6 +32,9 @@
 //
 // status.json and the replies are not fsynced: they describe the running controller only and are
 // rewritten after every start, so after a crash they are at worst stale, never half written.
+// stop() removes status.json, so that SQL says the controller is not running rather than showing
+// a state that goes stale. A data directory copied with pg_basebackup carries its source's
+// pg_biha/ files: the controller of the copy should writeStatus() as soon as it starts.
 
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -270,6 +273,8 @@ export class SqlBridge {
   private watcher: fs.FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** Set by stop() until the next start(): late writeStatus() calls must not bring the file back. */
+  private stopped = false;
   private scanning: Promise<void> | null = null;
   private rescan = false;
   private lastGc = 0;
@@ -289,6 +294,7 @@ export class SqlBridge {
   /** Creates pg_biha/cmd (mode 0700) and starts picking up requests. */
   async start(): Promise<void> {
     if (this.running) return;
+    this.stopped = false;
     await this.ensureDir(this.bihaDir);
     await this.ensureDir(this.cmdDir);
     this.running = true;
@@ -308,10 +314,14 @@ export class SqlBridge {
     this.log.info({ dir: this.cmdDir }, 'sql bridge started');
   }
 
-  /** Stops picking up requests; waits (boundedly) for handlers still running to write their replies. */
+  /**
+   * Stops picking up requests, waits (boundedly) for handlers still running to write their replies,
+   * and removes status.json: SQL then reports that the controller of this node is not running.
+   */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.stopped = true;
     this.watcher?.close();
     this.watcher = null;
     if (this.timer) clearInterval(this.timer);
@@ -325,13 +335,19 @@ export class SqlBridge {
       await Promise.race([Promise.allSettled([...this.inFlight.values()]), limit]);
       clearTimeout(t);
     }
+    await this.statusChain;
+    await this.unlinkQuiet(path.join(this.pgdata, STATUS_FILE));
     this.log.info('sql bridge stopped');
   }
 
-  /** Replaces pg_biha/status.json atomically; concurrent calls are applied in call order. */
+  /**
+   * Replaces pg_biha/status.json atomically; concurrent calls are applied in call order. Works
+   * before start(); ignored after stop().
+   */
   writeStatus(s: StatusFile): Promise<void> {
     const text = JSON.stringify(s);
     const next = this.statusChain.then(async () => {
+      if (this.stopped) return;
       await this.ensureDir(this.bihaDir);
       await this.atomicWrite(path.join(this.pgdata, STATUS_FILE), text);
     });

@@ -540,7 +540,7 @@ export class RaftNode {
       case 'follower':
         if (!noLeader) return 'FOLLOWER';
         if (this.vote !== 0 && electing) return 'FOLLOWER_VOTING';
-        if (now - this.lastPrevoteGrantAt < this.T() && electing) return 'FOLLOWER_OFFERED';
+        if (now - this.lastPrevoteGrantAt < this.T()) return 'FOLLOWER_OFFERED';
         return 'FOLLOWER';
     }
   }

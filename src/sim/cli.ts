@@ -33,6 +33,10 @@ interface CliOptions {
   mode?: SyncMode;
   scenario?: Scenario;
   faultMs?: number;
+  nquorum?: number;
+  minnodes?: number;
+  tickMs?: number;
+  fenceMs?: number;
   quiet?: boolean;
 }
 
@@ -46,13 +50,24 @@ const program = new Command('sim')
   .option('--mode <mode>', 'sync or async (default: even seeds sync, odd seeds async)', choice(SYNC_MODES))
   .option('--scenario <name>', `${SCENARIOS.join(' or ')} (default: derived from the seed)`, choice(SCENARIOS))
   .option('--fault-ms <ms>', 'length of the fault phase in simulated ms', intArg(0, 3_600_000))
+  .option('--nquorum <n>', 'votes needed to win (default: majority)', intArg(1, MAX_NODES))
+  .option('--minnodes <n>', 'live nodes a leader needs to stay writable (default: majority)', intArg(1, MAX_NODES))
+  .option('--tick-ms <ms>', 'controller tick period (default 10)', intArg(1, 1000))
+  .option('--fence-ms <ms>', 'time PostgreSQL needs to stop accepting writes (default 13)', intArg(0, 10_000))
   .option('--quiet', 'print only violations and the summary')
   .parse();
 
 const o = program.opts<CliOptions>();
 
 function replay(r: RunResult): string {
-  return `npm run sim -- --seed ${r.seed} --nodes ${r.nodes} --mode ${r.mode} --scenario ${r.scenario}${o.faultMs !== undefined ? ` --fault-ms ${o.faultMs}` : ''} --trace`;
+  const extra = [
+    o.faultMs !== undefined ? ` --fault-ms ${o.faultMs}` : '',
+    o.nquorum !== undefined ? ` --nquorum ${o.nquorum}` : '',
+    o.minnodes !== undefined ? ` --minnodes ${o.minnodes}` : '',
+    o.tickMs !== undefined ? ` --tick-ms ${o.tickMs}` : '',
+    o.fenceMs !== undefined ? ` --fence-ms ${o.fenceMs}` : '',
+  ].join('');
+  return `npm run sim -- --seed ${r.seed} --nodes ${r.nodes} --mode ${r.mode} --scenario ${r.scenario}${extra} --trace`;
 }
 
 function report(r: RunResult): void {
@@ -69,6 +84,10 @@ const base: Omit<RunOptions, 'seed'> = {
   ...(o.mode ? { mode: o.mode } : {}),
   ...(o.scenario ? { scenario: o.scenario } : {}),
   ...(o.faultMs !== undefined ? { faultMs: o.faultMs } : {}),
+  ...(o.nquorum !== undefined ? { nquorum: o.nquorum } : {}),
+  ...(o.minnodes !== undefined ? { minnodes: o.minnodes } : {}),
+  ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),
+  ...(o.fenceMs !== undefined ? { fenceDelayMs: o.fenceMs } : {}),
 };
 
 const started = Date.now();

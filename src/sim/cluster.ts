@@ -26,7 +26,7 @@ import type {
   Ready,
   SoftState,
 } from '../raft/index.js';
-import { fmtMsg, fmtReady, fmtSoft } from './format.js';
+import { fmtChange, fmtMsg, fmtReady, fmtSoft } from './format.js';
 import { EventQueue } from './heap.js';
 import { InvariantChecker } from './invariants.js';
 import type { LeaderWal, Violation } from './invariants.js';
@@ -85,6 +85,8 @@ class SimNode {
   soft: SoftState;
   config: ClusterConfig;
   crashAfterPersist = false;
+  /** The whole node (controller and PostgreSQL) is stopped (SIGSTOP, VM pause) until this time. */
+  pausedUntil = 0;
   // PostgreSQL model.
   mode: DbMode = 'down';
   rw = false;
@@ -124,6 +126,7 @@ type SimEvent =
   | { readonly k: 'rewound'; readonly conn: Conn }
   | { readonly k: 'db'; readonly node: SimNode; readonly inc: number; readonly token: number }
   | { readonly k: 'start'; readonly node: SimNode }
+  | { readonly k: 'resume'; readonly node: SimNode; readonly inc: number }
   | { readonly k: 'write' }
   | { readonly k: 'nemesis' }
   | { readonly k: 'heal-net'; readonly token: number }
@@ -160,6 +163,8 @@ export interface RunStats {
   healElectMs: number;
   /** From the start of healing to convergence (-1: none). */
   convergeMs: number;
+  /** wal-vs-config scenario: from the leader crash to the next writable leader (-1: not run). */
+  scenarioElectMs: number;
   steps: number;
   simMs: number;
 }
@@ -201,6 +206,8 @@ export class Simulation {
   private readonly byId = new Map<NodeId, SimNode>();
   private readonly params: ClusterParams;
   private readonly T: number;
+  /** Largest election timeout T the run ever configured (the liveness bounds are multiples of it). */
+  private tMax: number;
   private readonly k: number;
   private readonly sink: TraceSink | null;
   private readonly hash: TraceHash | null;
@@ -226,6 +233,8 @@ export class Simulation {
 
   // Nemesis.
   private netToken = 0;
+  /** Isolate the leader the moment it applies the next committed config change. */
+  private isolateOnCommit = false;
   private scriptActive = false;
   private watch: { since: number; bound: number; what: string; except: NodeId } | null = null;
 
@@ -244,7 +253,7 @@ export class Simulation {
   private readonly stats: RunStats = {
     elections: 0, failovers: 0, switchovers: 0, maxFailoverMs: 0, ackedWrites: 0, lostAsyncWrites: 0,
     refusedWrites: 0, indeterminateWrites: 0, rewinds: 0, rewoundRecords: 0, crashes: 0, partitions: 0,
-    messages: 0, dropped: 0, dbOverlapMs: 0, healElectMs: -1, convergeMs: -1, steps: 0, simMs: 0,
+    messages: 0, dropped: 0, dbOverlapMs: 0, healElectMs: -1, convergeMs: -1, scenarioElectMs: -1, steps: 0, simMs: 0,
   };
 
   constructor(opts: SimOptions, trace?: { sink?: TraceSink; hash?: boolean }) {
@@ -267,6 +276,7 @@ export class Simulation {
       syncStandbys: this.k,
     };
     this.T = electionTimeoutMs(this.params);
+    this.tMax = this.T;
     this.nextNodeId = opts.nodes + 1;
     this.nodeRng = nodeRng;
   }
@@ -276,9 +286,9 @@ export class Simulation {
   run(): RunResult {
     this.trace(`sim seed ${this.o.seed} nodes ${this.o.nodes} mode ${this.o.mode} k ${this.k} scenario ${this.o.scenario} T ${this.T}`);
     this.bootstrap();
-    const hardStop = FORM_BOUND_MS + this.o.faultMs + this.o.convergeBoundT * this.T + 1000;
     while (!this.finished && this.queue.size > 0) {
       const t = this.queue.peekTime();
+      const hardStop = FORM_BOUND_MS + this.o.faultMs + this.o.convergeBoundT * this.tMax + 1000;
       if (t > hardStop) {
         this.inv.at(this.step, t);
         this.inv.fail(6, `run did not finish by ${hardStop} ms`);
@@ -311,7 +321,32 @@ export class Simulation {
     };
   }
 
+  /** The node an event is processed on (null: no single node). */
+  private target(ev: SimEvent): SimNode | null {
+    switch (ev.k) {
+      case 'tick':
+      case 'db':
+        return ev.node;
+      case 'msg':
+        return this.byId.get(ev.msg.to) ?? null;
+      case 'chunk':
+      case 'connect':
+      case 'rewound':
+        return ev.conn.down;
+      case 'ack':
+        return ev.conn.up;
+      default:
+        return null;
+    }
+  }
+
   private handle(ev: SimEvent): void {
+    const t = this.target(ev);
+    if (t && t.pausedUntil > this.now) {
+      // A paused process handles nothing; its input waits (in order) until it resumes.
+      this.queue.push(t.pausedUntil, ev);
+      return;
+    }
     switch (ev.k) {
       case 'tick':
         return this.onTick(ev.node, ev.inc);
@@ -329,6 +364,8 @@ export class Simulation {
         return this.onDbDone(ev.node, ev.inc, ev.token);
       case 'start':
         return this.start(ev.node);
+      case 'resume':
+        return this.onResume(ev.node, ev.inc);
       case 'write':
         return this.onClientWrite();
       case 'nemesis':
@@ -425,6 +462,7 @@ export class Simulation {
     n.mode = 'down';
     n.transition = null;
     n.crashAfterPersist = false;
+    n.pausedUntil = 0;
     this.closeRecv(n);
     for (const c of n.senders.slice()) this.closeConn(c, 'upstream down');
     n.target = 0;
@@ -501,7 +539,13 @@ export class Simulation {
     // 3. send
     for (const m of rd.messages) this.send(m, extraDelay);
     // 4. apply committed config
-    if (rd.config) n.config = rd.config;
+    if (rd.config) {
+      n.config = rd.config;
+      if (this.isolateOnCommit && n.soft.role === 'leader' && this.phase === 'fault' && !this.scriptActive) {
+        this.isolateOnCommit = false;
+        this.isolate(n, 'right after it applied a config change');
+      }
+    }
     // 5. reconcile
     if (rd.soft) this.onSoft(n, rd.soft);
   }
@@ -636,7 +680,8 @@ export class Simulation {
     let writable: NodeId[] | null = null;
     let rwCount = 0;
     for (const n of this.nodes) {
-      if (!n.rw) continue;
+      // A paused database accepts nothing until it resumes.
+      if (!n.rw || n.pausedUntil > this.now) continue;
       rwCount++;
       if (n.up && n.soft.role === 'leader' && n.soft.writable) (writable ??= []).push(n.id);
     }
@@ -872,7 +917,7 @@ export class Simulation {
     let p: SimNode | null = only;
     if (!p) {
       for (const n of this.nodes) {
-        if (n.rw) {
+        if (n.rw && n.pausedUntil <= this.now) {
           p = n;
           break;
         }
@@ -904,7 +949,7 @@ export class Simulation {
     const raft = leader.raft;
     if (!raft) return null;
     const res = raft.propose(change, this.local(leader));
-    this.trace(`operator n${leader.id} propose ${change.type}${'id' in change ? ` ${change.id}` : ''}${change.type === 'add_node' ? ` ${change.node.id}` : ''}: ${res.ok ? `ok index ${res.index}` : res.code}`);
+    this.trace(`operator n${leader.id} propose ${fmtChange(change)}: ${res.ok ? `ok index ${res.index}` : res.code}`);
     this.drain(leader);
     return res;
   }
@@ -996,6 +1041,7 @@ export class Simulation {
       const l = this.findLeader();
       if (l && l.id !== w.except && l.rw && l.soft.writable) {
         this.trace(`watch ok: ${w.what} after ${Math.round(this.now - w.since)} ms`);
+        this.stats.scenarioElectMs = Math.round(this.now - w.since);
         this.watch = null;
         this.scriptActive = false;
       } else if (this.now - w.since > w.bound) {
@@ -1018,12 +1064,12 @@ export class Simulation {
       this.electedAt = this.now;
       this.stats.healElectMs = Math.round(since);
     }
-    if (this.electedAt < 0 && since > this.o.electBoundT * this.T) {
-      this.inv.fail(6, `no writable leader ${this.o.electBoundT} x T = ${this.o.electBoundT * this.T} ms after healing`);
+    if (this.electedAt < 0 && since > this.o.electBoundT * this.tMax) {
+      this.inv.fail(6, `no writable leader ${this.o.electBoundT} x T = ${this.o.electBoundT * this.tMax} ms after healing`);
       return;
     }
-    if (since > this.o.convergeBoundT * this.T) {
-      this.inv.fail(6, `not converged ${this.o.convergeBoundT} x T = ${this.o.convergeBoundT * this.T} ms after healing: ${this.why(leader)}`);
+    if (since > this.o.convergeBoundT * this.tMax) {
+      this.inv.fail(6, `not converged ${this.o.convergeBoundT} x T = ${this.o.convergeBoundT * this.tMax} ms after healing: ${this.why(leader)}`);
       return;
     }
     if (!leader || !writable) return;
@@ -1100,7 +1146,8 @@ export class Simulation {
       this.net.quality = r.pick(QUALITIES);
       this.trace(`net quality loss ${this.net.quality.loss} dup ${this.net.quality.dup} reorder ${this.net.quality.reorder} delay ${this.net.quality.minDelayMs}-${this.net.quality.maxDelayMs}`);
     } else if (x < 0.8) this.nemSwitchover();
-    else if (x < 0.92) this.nemConfig();
+    else if (x < 0.9) this.nemConfig();
+    else if (x < 0.96) this.nemPause();
     else this.nemRestartAll();
   }
 
@@ -1119,6 +1166,27 @@ export class Simulation {
     if (victim.rw) this.failoverClock = { from: victim.id, start: this.now, clean: true };
     this.crash(victim, 'nemesis');
     this.at(r.range(300, 6000), { k: 'start', node: victim });
+  }
+
+  /** SIGSTOP of a whole node (controller and PostgreSQL), e.g. a VM pause; its clock keeps running. */
+  private nemPause(): void {
+    const r = this.nemRng;
+    const up = this.members().filter((n) => n.up && n.pausedUntil <= this.now);
+    if (up.length === 0) return;
+    const leader = this.findLeader();
+    const victim = leader && r.chance(0.5) ? leader : r.pick(up);
+    const ms = r.range(100, 4000);
+    victim.pausedUntil = this.now + ms;
+    this.trace(`nemesis: pause n${victim.id} for ${ms.toFixed(0)} ms`);
+    this.at(ms, { k: 'resume', node: victim, inc: victim.inc });
+  }
+
+  private onResume(n: SimNode, inc: number): void {
+    if (!n.up || n.inc !== inc || !n.raft || n.pausedUntil > this.now) return;
+    this.trace(`n${n.id} resumed`);
+    // The controller's overdue timer fires first.
+    n.raft.tick(this.local(n));
+    this.drain(n);
   }
 
   private nemRestartAll(): void {
@@ -1196,6 +1264,16 @@ export class Simulation {
     this.at(r.range(300, 5000), { k: 'heal-net', token });
   }
 
+  private isolate(n: SimNode, why: string): void {
+    this.net.healAll();
+    const rest = this.members().filter((m) => m !== n).map((m) => m.id);
+    this.net.split([[n.id], rest], ['ctl', 'wal']);
+    this.stats.partitions++;
+    const token = ++this.netToken;
+    this.trace(`nemesis: isolate n${n.id} ${why}`);
+    this.at(this.nemRng.range(300, 5000), { k: 'heal-net', token });
+  }
+
   private nemSwitchover(): void {
     const leader = this.findLeader();
     if (!leader?.raft || !leader.soft.writable) return;
@@ -1212,9 +1290,20 @@ export class Simulation {
     const r = this.nemRng;
     const leader = this.findLeader();
     if (!leader || this.pendingAdd || this.pendingRemove) return;
+    this.isolateOnCommit = r.chance(0.3);
     const x = r.next();
-    if (x < 0.4) {
+    if (x < 0.3) {
       this.propose(leader, { type: 'set_meta', key: 'k', value: String(this.step) });
+    } else if (x < 0.4) {
+      // nquorum from a majority up to all nodes, minnodes so that nquorum + minnodes > K.
+      const K = this.o.nodes;
+      const nq = majority(K) + r.int(K - majority(K) + 1);
+      this.propose(leader, { type: 'set_params', params: { nquorum: nq, minnodes: K - nq + 1 } });
+    } else if (x < 0.5) {
+      const heartbeatSendPeriod = r.pick([150, 200, 250]);
+      const heartbeatMaxLost = r.pick([4, 5, 6]);
+      this.tMax = Math.max(this.tMax, heartbeatSendPeriod * heartbeatMaxLost);
+      this.propose(leader, { type: 'set_params', params: { heartbeatSendPeriod, heartbeatMaxLost } });
     } else if (x < 0.7) {
       const id = r.pick(leader.config.nodes).id;
       this.propose(leader, { type: 'set_node', id, patch: { priority: r.int(4) } });
@@ -1263,14 +1352,14 @@ export class Simulation {
         this.at(200, { k: 'script', stage: 1 });
         return;
       }
-      this.at(1000, { k: 'script', stage: 2 });
+      this.at(600, { k: 'script', stage: 2 });
     } else if (stage === 2) {
       if (!leader || !leader.rw) return this.abortScript('leader lost before the crash');
       this.failoverClock = { from: leader.id, start: this.now, clean: true };
       this.crash(leader, 'script');
       this.net.healAll();
-      this.watch = { since: this.now, bound: this.o.electBoundT * this.T, what: 'WAL-ahead and config-ahead survivors elect a leader', except: leader.id };
-      this.at(this.o.electBoundT * this.T + 500, { k: 'start', node: leader });
+      this.watch = { since: this.now, bound: this.o.electBoundT * this.tMax, what: 'WAL-ahead and config-ahead survivors elect a leader', except: leader.id };
+      this.at(this.o.electBoundT * this.tMax + 500, { k: 'start', node: leader });
     }
   }
 

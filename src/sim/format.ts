@@ -1,5 +1,5 @@
 // One-line renderings of raft messages, Ready batches and soft states for the trace.
-import type { Message, Ready, SoftState } from '../raft/index.js';
+import type { ConfigChange, Message, Ready, SoftState } from '../raft/index.js';
 
 export function fmtMsg(m: Message): string {
   const head = `${m.type} t${m.term}`;
@@ -33,4 +33,19 @@ export function fmtReady(rd: Ready): string {
   if (rd.config) parts.push(`config{${rd.config.nodes.map((n) => n.id).join(',')} q${rd.config.params.nquorum} m${rd.config.params.minnodes}}`);
   if (rd.soft) parts.push(`soft{${fmtSoft(rd.soft)}}`);
   return parts.join(' ');
+}
+
+export function fmtChange(c: ConfigChange): string {
+  switch (c.type) {
+    case 'add_node':
+      return `add_node ${c.node.id}`;
+    case 'remove_node':
+      return `remove_node ${c.id}`;
+    case 'set_params':
+      return `set_params ${Object.entries(c.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`;
+    case 'set_node':
+      return `set_node ${c.id} ${Object.entries(c.patch).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`;
+    case 'set_meta':
+      return `set_meta ${c.key}=${c.value}`;
+  }
 }

@@ -28,13 +28,15 @@ export interface BatchSummary {
   rewinds: number;
   maxHealElectMs: number;
   maxConvergeMs: number;
+  /** Longest total time in one run during which two databases accepted writes (fencing windows). */
+  maxDbOverlapMs: number;
   simMs: number;
 }
 
 export function emptySummary(): BatchSummary {
   return {
     runs: 0, violations: 0, failedSeeds: [], elections: 0, failovers: 0, switchovers: 0, maxFailoverMs: 0,
-    ackedWrites: 0, lostAsyncWrites: 0, rewinds: 0, maxHealElectMs: 0, maxConvergeMs: 0, simMs: 0,
+    ackedWrites: 0, lostAsyncWrites: 0, rewinds: 0, maxHealElectMs: 0, maxConvergeMs: 0, maxDbOverlapMs: 0, simMs: 0,
   };
 }
 
@@ -52,6 +54,7 @@ export function addRun(s: BatchSummary, r: RunResult): void {
   s.rewinds += st.rewinds;
   s.maxHealElectMs = Math.max(s.maxHealElectMs, st.healElectMs);
   s.maxConvergeMs = Math.max(s.maxConvergeMs, st.convergeMs);
+  s.maxDbOverlapMs = Math.max(s.maxDbOverlapMs, st.dbOverlapMs);
   s.simMs += st.simMs;
 }
 
@@ -76,6 +79,6 @@ export function summaryLine(s: BatchSummary, elapsedMs: number): string {
     `sim: ${s.runs} runs, ${s.violations} violations, ${s.elections} elections, ${s.failovers} failovers, ` +
     `${s.switchovers} switchovers, max failover ${s.maxFailoverMs} ms, max heal election ${s.maxHealElectMs} ms, ` +
     `max converge ${s.maxConvergeMs} ms, ${s.ackedWrites} acked writes, ${s.lostAsyncWrites} lost async writes, ` +
-    `${s.rewinds} rewinds, ${(s.simMs / 1000).toFixed(0)} simulated s, elapsed ${(elapsedMs / 1000).toFixed(1)} s`
+    `${s.rewinds} rewinds, max db overlap ${Math.round(s.maxDbOverlapMs)} ms, ${(s.simMs / 1000).toFixed(0)} simulated s, elapsed ${(elapsedMs / 1000).toFixed(1)} s`
   );
 }

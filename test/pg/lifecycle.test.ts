@@ -22,6 +22,8 @@ import {
   singleUserRecovery,
   waitPidGone,
   walEnd,
+  writeStandbySignal,
+  removeStandbySignal,
 } from '../../src/controller/pg/tools.js';
 import type { PgEnv } from '../../src/controller/pg/tools.js';
 import { cleanup, freePort, isRoot, scratchDir, waitFor } from './helpers.js';
@@ -75,6 +77,19 @@ describe('environment', () => {
   it('refuses a root-owned data directory when running as root', async () => {
     if (!isRoot) return;
     await expect(resolvePgEnv('/root/nonexistent-pgdata')).rejects.toMatchObject({ code: 'root_owner' });
+  });
+
+  it('finds the binaries through BIHA_PG_BINDIR and says clearly when it is wrong', async () => {
+    const saved = process.env.BIHA_PG_BINDIR;
+    try {
+      process.env.BIHA_PG_BINDIR = env.bindir;
+      expect((await resolvePgEnv(pgdata)).bindir).toBe(env.bindir);
+      process.env.BIHA_PG_BINDIR = path.join(base, 'no-bin');
+      await expect(resolvePgEnv(pgdata)).rejects.toMatchObject({ code: 'pg_not_found' });
+    } finally {
+      if (saved === undefined) delete process.env.BIHA_PG_BINDIR;
+      else process.env.BIHA_PG_BINDIR = saved;
+    }
   });
 
   it('reports a failing tool with its command and stderr', async () => {
@@ -212,8 +227,12 @@ describe('start and stop', () => {
     expect(crashed.lsn).toBeGreaterThanOrEqual(parseLsn(pos?.w ?? ''));
     expect(crashed.lsn).toBeLessThanOrEqual(parseLsn(pos?.i ?? ''));
     // Possibly while the postmaster is still a zombie: singleUserRecovery waits for it to be reaped.
+    // Single-user mode refuses standby mode, so a standby.signal is moved aside and put back.
+    await writeStandbySignal(env, pgdata);
     await singleUserRecovery(env, pgdata);
     expect((await controldata(env, pgdata))['Database cluster state']).toBe('shut down');
+    expect(await fsp.readdir(pgdata)).toContain('standby.signal');
+    await removeStandbySignal(pgdata);
     const clean = await walEnd(env, pgdata);
     expect(clean.lsn).toBeGreaterThan(crashed.lsn); // the shutdown checkpoint record
     await pgCtlStart(env, pgdata, { logFile });

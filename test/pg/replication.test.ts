@@ -8,6 +8,7 @@ import { readBihaGucs, setAutoConfOffline, writeBihaConf } from '../../src/contr
 import type { BihaConfVars } from '../../src/controller/pg/conf.js';
 import {
   LocalPg,
+  checkpoint,
   conninfoValue,
   ensureSlot,
   localStatus,
@@ -132,7 +133,7 @@ describe('standby from a basebackup', () => {
     await setAutoConfOffline(n2, { primary_conninfo: upstream(p1, 'n2'), primary_slot_name: 'n2' });
     await writeStandbySignal(env, n2);
     await pgCtlStart(env, n2, { logFile: path.join(base, 'n2.log') });
-    expect((await readPostmasterPidFile(n2))?.status).toBe('standby');
+    expect((await readPostmasterPidFile(n2))?.status).toBe('ready'); // 'standby' would mean hot_standby = off
     const st = await waitFor('n2 streaming', async () => {
       const s = await localStatus(db2);
       return s.walReceiver?.status === 'streaming' ? s : null;
@@ -206,6 +207,9 @@ describe('failover and rewind of the diverged old primary', () => {
     expect((await controldata(env, n1))['Database cluster state']).toBe('shut down');
     expect(await ensureCleanShutdown(env, n1)).toBe(false);
 
+    // Right after promotion the source's control file may still name timeline 1 (the
+    // post-promotion checkpoint runs in the background); pg_rewind would then see "same timeline".
+    await checkpoint(db2);
     const source = `host=127.0.0.1 port=${p2} user=${REPL_USER} dbname=postgres passfile=${conninfoValue(passfile)}`;
     const lines: string[] = [];
     const dry = await rewind(env, { pgdata: n1, source, dryRun: true, onLine: (l) => lines.push(l) });
@@ -243,5 +247,18 @@ describe('failover and rewind of the diverged old primary', () => {
       (await localStatus(db2)).replication.find((r) => r.applicationName === 'n1') ?? null);
     expect(prim.state).toBe('streaming');
     expect(parseLsn(formatLsn(prim.sentLsn ?? 0))).toBe(prim.sentLsn);
+  });
+
+  it('walEnd of the stopped follower is on the new timeline, at or past what it replayed', async () => {
+    await waitFor('n1 to replay', async () => {
+      const cur = (await localStatus(db2)).currentLsn ?? Infinity;
+      return ((await localStatus(db1)).replayLsn ?? 0) >= cur;
+    });
+    const replayed = (await localStatus(db1)).replayLsn ?? 0;
+    await pgCtlStop(env, n1, 'fast');
+    expect((await controldata(env, n1))['Database cluster state']).toBe('shut down in recovery');
+    const end = await walEnd(env, n1);
+    expect(end.tli).toBe(2);
+    expect(end.lsn).toBeGreaterThanOrEqual(replayed);
   });
 });

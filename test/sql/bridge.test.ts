@@ -225,3 +225,20 @@ describe('request file format', () => {
     expect(parseRequestFile('7b22\n', id)).toMatchObject({ kind: 'bad', error: 'malformed request: not JSON' });
   });
 });
+
+describe('SqlBridge stop', () => {
+  it('removes status.json, so that SQL reports the controller as not running', async () => {
+    await bridge?.writeStatus(fixture('healthy', 2, Date.now(), Date.now()));
+    await fs.access(path.join(pgdata, STATUS_FILE));
+    await bridge?.stop();
+    await expect(fs.access(path.join(pgdata, STATUS_FILE))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('SqlBridge after stop', () => {
+  it('ignores a late writeStatus()', async () => {
+    await bridge?.stop();
+    await bridge?.writeStatus(fixture('healthy', 2, Date.now(), Date.now()));
+    await expect(fs.access(path.join(pgdata, STATUS_FILE))).rejects.toThrow(/ENOENT/);
+  });
+});

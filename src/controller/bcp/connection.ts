@@ -192,17 +192,19 @@ export class Conn {
     }
     const id = this.allocRequestId();
     return new Promise<unknown>((resolve, reject) => {
-      try {
-        this.write(kind, id, false, body);
-      } catch (err) {
-        reject(new BcpError('protocol', `cannot send '${kind}' to ${this.who}: ${(err as Error).message}`, { cause: err }));
-        return;
-      }
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new BcpError('timeout', `request '${kind}' to ${this.who} got no answer within ${timeoutMs} ms`));
       }, timeoutMs);
+      // Registered before writing: a write that closes the connection (peer not reading) rejects it.
       this.pending.set(id, { kind, resolve, reject, timer });
+      try {
+        this.write(kind, id, false, body);
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new BcpError('protocol', `cannot send '${kind}' to ${this.who}: ${(err as Error).message}`, { cause: err }));
+      }
     });
   }
 

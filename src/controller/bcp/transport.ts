@@ -144,20 +144,36 @@ export class Transport {
     if (this.server) throw new Error('transport already started');
     if (this.closed) throw new BcpError('closed', 'transport is closed');
     const t = this.o.tls;
-    const server = t
-      ? tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false })
-      : net.createServer();
+    let server: net.Server;
+    try {
+      server = t
+        ? tls.createServer({
+            key: t.key,
+            cert: t.cert,
+            ca: t.ca,
+            requestCert: true,
+            rejectUnauthorized: false,
+            handshakeTimeout: this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+          })
+        : net.createServer();
+    } catch (err) {
+      throw new BcpError('listen', `cannot use the TLS key and certificates: ${errorMessage(err)}`, { cause: err });
+    }
     this.server = server;
+    // Every raw socket, TLS ones still in their handshake included, so close() can end them all.
+    server.on('connection', (s: net.Socket) => this.track(s));
     if (t) {
       server.on('secureConnection', (s: tls.TLSSocket) => this.accept(s, true));
       server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
         this.statsData.authFailures++;
-        this.log.warn({ peer: `${s.remoteAddress}:${s.remotePort}`, reason: err.message }, 'TLS handshake failed; closing the connection');
+        const fresh = this.firstInAWhile(s.remoteAddress ?? '?', err.message);
+        this.log[fresh ? 'warn' : 'debug']({ peer: `${s.remoteAddress}:${s.remotePort}`, reason: err.message }, 'TLS handshake failed; closing the connection');
         s.destroy();
       });
     } else {
       server.on('connection', (s: net.Socket) => this.accept(s, false));
     }
+    server.maxConnections = 1024;
     const where = `${this.o.listenHost}:${this.o.listenPort}`;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
@@ -346,6 +362,7 @@ export class Transport {
   }
 
   private track(socket: net.Socket): void {
+    if (this.sockets.has(socket)) return;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
   }
@@ -368,7 +385,9 @@ export class Transport {
       const presented = Boolean(cert) && Object.keys(cert).length > 0;
       if (presented && !ts.authorized) {
         this.statsData.authFailures++;
-        this.log.warn({ peer: label, reason: String(ts.authorizationError) }, 'client certificate is not signed by the cluster CA; closing the connection');
+        const reason = String(ts.authorizationError);
+        const fresh = this.firstInAWhile(socket.remoteAddress ?? '?', reason);
+        this.log[fresh ? 'warn' : 'debug']({ peer: label, reason }, 'client certificate is not signed by the cluster CA; closing the connection');
         socket.destroy();
         return;
       }
@@ -445,7 +464,8 @@ export class Transport {
     const fields = { peer: c.label, nodeId: c.remoteId >= 0 ? c.remoteId : undefined, reason: err.message };
     if (!wasOpen) {
       // A peer that stays down or misconfigured is retried every second: say so once, not every time.
-      const fresh = e ? e.lastError !== err.message : this.firstInAWhile(c, err);
+      const host = c.label.slice(0, c.label.lastIndexOf(':'));
+      const fresh = e ? e.lastError !== err.message : this.firstInAWhile(host, err.message.split(c.label).join(host));
       this.log[fresh ? 'warn' : 'debug'](fields, 'BCP handshake failed; connection closed');
     } else {
       const bad = err.code === 'protocol' || err.code === 'auth';
@@ -465,8 +485,8 @@ export class Transport {
   }
 
   /** Rate limit for refusals of inbound connections: one warning per source and reason a minute. */
-  private firstInAWhile(c: Conn, err: BcpError): boolean {
-    const key = `${c.label.slice(0, c.label.lastIndexOf(':'))}|${err.message.split(c.label).join('')}`;
+  private firstInAWhile(host: string, reason: string): boolean {
+    const key = `${host}|${reason}`;
     const t = performance.now();
     const last = this.refusalLog.get(key);
     if (last !== undefined && t - last < REFUSAL_LOG_INTERVAL_MS) return false;

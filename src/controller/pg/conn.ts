@@ -307,6 +307,15 @@ export async function promote(pg: LocalPg, timeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * CHECKPOINT and wait for it. Run it on a newly promoted primary before any node rewinds from
+ * it: until the post-promotion checkpoint, its control file still names the old timeline and
+ * pg_rewind reports "source and target cluster are on the same timeline; no rewind required".
+ */
+export async function checkpoint(pg: LocalPg): Promise<void> {
+  await pg.query('CHECKPOINT');
+}
+
 /** Create a physical slot reserving WAL now, if it does not exist. */
 export async function ensureSlot(pg: LocalPg, name: string): Promise<void> {
   checkSlotName(name);

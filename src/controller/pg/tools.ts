@@ -488,8 +488,9 @@ export interface StartOptions {
 }
 
 /**
- * pg_ctl start -W, then poll postmaster.pid every 5 ms. When the server already runs this only
- * waits for it to be ready. Needs hot_standby = on for a standby to become "ready".
+ * pg_ctl start -W, then poll postmaster.pid every 5 ms until it says "ready" (accepting
+ * connections; a hot standby too) or "standby" (up, but hot_standby = off). When the server
+ * already runs this only waits for it to be ready.
  */
 export async function pgCtlStart(env: PgEnv, pgdata: string, opts: StartOptions): Promise<void> {
   const dir = path.resolve(pgdata);
@@ -748,6 +749,8 @@ export async function singleUserRecovery(env: PgEnv, pgdata: string, opts: { tim
   const moved: Array<[string, string]> = [];
   for (const f of ['standby.signal', 'recovery.signal']) {
     const orig = path.join(dir, f);
+    // A run that died half-way left the file aside: put it back first.
+    if (!(await exists(orig)) && (await exists(`${orig}.biha-aside`))) await fsp.rename(`${orig}.biha-aside`, orig);
     const aside = await moveAside(orig);
     if (aside) moved.push([aside, orig]);
   }

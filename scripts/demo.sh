@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The main job: from a fresh machine, install what is missing, build biha, create a real 3-node
+# cluster of PostgreSQL 15 on loopback ports under a temporary directory, show it, kill the
+# leader with kill -9 (controller and postmaster), show the new leader and the write gap a client
+# saw, restart the old leader as a follower, and clean everything up (also on failure or Ctrl-C).
+#
+#   bash scripts/demo.sh            (as root: PostgreSQL runs as the postgres OS user)
+#   BIHA_DEMO_PORT=26000 bash scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/install-deps.sh
+fi
+if [ ! -d node_modules ] || [ ! -f dist/bihactl/main.js ]; then
+  npm ci --no-audit --no-fund
+fi
+[ -f dist/bihactl/main.js ] || npm run -s build
+
+BASE=${BIHA_DEMO_PORT:-25400}
+DEMO=$(mktemp -d /tmp/biha-demo.XXXXXX)
+chmod 755 "$DEMO"
+if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$DEMO"; fi
+export BIHA_REPLICATION_PASSWORD="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+BIHACTL="node $ROOT/bin/bihactl.js"
+PSQL=/usr/lib/postgresql/15/bin/psql
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+  set +e
+  say "cleaning up"
+  for n in 1 2 3; do
+    [ -f "$DEMO/n$n/pg_biha/biha.conf" ] && $BIHACTL stop --pgdata="$DEMO/n$n" >/dev/null 2>&1
+  done
+  for n in 1 2 3; do
+    if [ -f "$DEMO/n$n/postmaster.pid" ]; then
+      as_pg /usr/lib/postgresql/15/bin/pg_ctl stop -D "$DEMO/n$n" -m immediate >/dev/null 2>&1
+    fi
+  done
+  rm -rf "$DEMO"
+  echo "removed $DEMO"
+}
+trap cleanup EXIT INT TERM
+
+port() { echo $((BASE + ($1 - 1) * 10)); }
+leader_of() { # prints the leader id as node $1 sees it
+  $BIHACTL status --pgdata="$DEMO/n$1" --json 2>/dev/null |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const l=j.status.find(x=>x.state==="LEADER_RW");process.stdout.write(l?String(l.id):"0")})'
+}
+
+say "bihactl init: node 1 (PostgreSQL $(port 1), control channel $(($(port 1) + 1)))"
+$BIHACTL init --biha-node-id=1 --host=127.0.0.1 --port="$(port 1)" --nquorum=2 --minnodes=2 \
+  --heartbeat-send-period=200 --heartbeat-max-lost=5 --pgdata="$DEMO/n1" --magic-file="$DEMO/magic" >/dev/null
+echo "magic string: $(cut -c1-40 "$DEMO/magic")… (full string in $DEMO/magic, mode 0600)"
+$BIHACTL start --pgdata="$DEMO/n1"
+for n in 2 3; do
+  say "bihactl add: node $n"
+  $BIHACTL add --biha-node-id=$n --host=127.0.0.1 --port="$(port $n)" --magic-file="$DEMO/magic" --pgdata="$DEMO/n$n"
+  $BIHACTL start --pgdata="$DEMO/n$n"
+  for i in $(seq 1 200); do [ "$(leader_of 1)" != 0 ] && break; sleep 0.1; done
+done
+
+for i in $(seq 1 100); do [ "$(leader_of 1)" != 0 ] && break; sleep 0.1; done
+say "bihactl status"
+$BIHACTL status --pgdata="$DEMO/n1"
+
+say "writing through a multi-host read-write connection string"
+CONN="postgresql://biha_replication_user@127.0.0.1:$(port 1),127.0.0.1:$(port 2),127.0.0.1:$(port 3)/biha_db?target_session_attrs=read-write&connect_timeout=2"
+export PGPASSWORD=$BIHA_REPLICATION_PASSWORD
+$PSQL -X -q "$CONN" -c "create table if not exists demo(id serial primary key, at timestamptz default clock_timestamp(), node text default current_setting('port'))" \
+  -c "insert into demo default values" -c "select count(*) as rows, max(node) as written_on_port from demo"
+
+OLD=$(leader_of 1)
+say "kill -9 of the leader (node $OLD): its controller and its postmaster"
+node "$ROOT/scripts/write-gap.mjs" "$CONN" 6 > "$DEMO/gap.txt" &
+WRITER=$!
+sleep 1
+kill -9 "$(cat "$DEMO/n$OLD/pg_biha/controller.pid")" "$(head -1 "$DEMO/n$OLD/postmaster.pid")"
+echo "killed at $(date +%T.%3N)"
+SURV=$(( OLD % 3 + 1 ))
+for i in $(seq 1 300); do
+  L=$(leader_of $SURV); if [ "$L" != 0 ] && [ "$L" != "$OLD" ]; then break; fi; sleep 0.05
+done
+echo "new leader: node $L (seen $(date +%T.%3N))"
+wait $WRITER || true
+cat "$DEMO/gap.txt"
+$BIHACTL status --pgdata="$DEMO/n$SURV"
+
+say "restart the old leader (node $OLD): it rejoins as a follower"
+$BIHACTL start --pgdata="$DEMO/n$OLD"
+for i in $(seq 1 100); do
+  ST=$($BIHACTL status --pgdata="$DEMO/n$OLD" --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);process.stdout.write(j.status.find(x=>x.id===j.nodeId).state)})' || true)
+  [ "$ST" = FOLLOWER ] && break; sleep 0.1
+done
+$BIHACTL status --pgdata="$DEMO/n$OLD"
+$PSQL -X -q "$CONN" -c "select count(*) as rows_after_failover from demo"
+say "done"

@@ -1,0 +1,241 @@
+// A real biha cluster for integration tests: real PostgreSQL 15 processes on loopback ports,
+// driven through the bihactl command line exactly as a DBA would. Nothing is mocked.
+import { execFile, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { StatusFile } from '../../src/controller/sqlbridge.js';
+
+const pexec = promisify(execFile);
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+export const BIHACTL = path.join(ROOT, 'bin', 'bihactl.js');
+export const PASSWORD = 'test-password-1';
+
+/** Builds dist/ once per test process (bihactl runs the compiled code, as users do). */
+let built = false;
+export function ensureBuilt(): void {
+  if (built) return;
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  built = true;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function bihactl(args: string[], env: Record<string, string> = {}, timeoutMs = 180_000): Promise<CliResult> {
+  try {
+    const r = await pexec(process.execPath, [BIHACTL, ...args], {
+      env: { ...process.env, BIHA_REPLICATION_PASSWORD: PASSWORD, ...env },
+      timeout: timeoutMs,
+      maxBuffer: 16 << 20,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : 1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
+  }
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  basePort: number;
+  nquorum?: number;
+  minnodes?: number;
+  heartbeatSendPeriod?: number;
+  heartbeatMaxLost?: number;
+  syncStandbys?: number;
+}
+
+export class TestCluster {
+  readonly dir: string;
+  magic = '';
+
+  constructor(readonly o: ClusterOptions) {
+    ensureBuilt();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'biha-test-'));
+    fs.chmodSync(this.dir, 0o755);
+    if (process.getuid?.() === 0) spawnSync('chown', ['postgres:postgres', this.dir]);
+  }
+
+  pgdata(i: number): string {
+    return path.join(this.dir, `n${i}`);
+  }
+  port(i: number): number {
+    return this.o.basePort + (i - 1) * 10;
+  }
+
+  async init(extra: string[] = []): Promise<CliResult> {
+    const r = await bihactl([
+      'init', '--biha-node-id=1', '--host=127.0.0.1', `--port=${this.port(1)}`,
+      `--nquorum=${this.o.nquorum ?? 2}`, `--minnodes=${this.o.minnodes ?? 2}`,
+      `--heartbeat-send-period=${this.o.heartbeatSendPeriod ?? 200}`, `--heartbeat-max-lost=${this.o.heartbeatMaxLost ?? 5}`,
+      ...(this.o.syncStandbys ? [`--sync-standbys=${this.o.syncStandbys}`] : []),
+      `--pgdata=${this.pgdata(1)}`, ...extra,
+    ]);
+    if (r.code === 0) this.magic = r.stdout.trim();
+    return r;
+  }
+
+  async add(i: number, extra: string[] = []): Promise<CliResult> {
+    return await bihactl(['add', `--biha-node-id=${i}`, '--host=127.0.0.1', `--port=${this.port(i)}`, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`, ...extra]);
+  }
+
+  async start(i: number): Promise<CliResult> {
+    return await bihaOk(['start', `--pgdata=${this.pgdata(i)}`]);
+  }
+
+  async stop(i: number): Promise<CliResult> {
+    return await bihactl(['stop', `--pgdata=${this.pgdata(i)}`]);
+  }
+
+  /** init + start node 1, then add + start the others one by one, waiting for a writable leader. */
+  async create(): Promise<void> {
+    const r = await this.init();
+    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+    await this.start(1);
+    for (let i = 2; i <= this.o.nodes; i++) {
+      const a = await this.add(i);
+      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
+      await this.start(i);
+      if (i >= (this.o.minnodes ?? 2)) await this.waitLeader();
+    }
+  }
+
+  async status(i: number): Promise<StatusFile> {
+    const r = await bihactl(['status', `--pgdata=${this.pgdata(i)}`, '--json'], {}, 10_000);
+    if (r.code !== 0) throw new Error(`status ${i}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as StatusFile;
+  }
+
+  /** The node that is LEADER_RW as seen from `from` (any live node if omitted). */
+  async leader(from?: number): Promise<number | null> {
+    const ids = from ? [from] : this.ids();
+    for (const i of ids) {
+      try {
+        const s = await this.status(i);
+        const l = s.status.find((x) => x.state === 'LEADER_RW');
+        if (l) return l.id;
+      } catch {
+        // node down
+      }
+    }
+    return null;
+  }
+
+  async waitLeader(opts: { not?: number; from?: number; timeoutMs?: number } = {}): Promise<number> {
+    return await waitFor('a LEADER_RW', async () => {
+      const l = await this.leader(opts.from);
+      return l !== null && l !== opts.not ? l : null;
+    }, opts.timeoutMs ?? 60_000);
+  }
+
+  async waitState(i: number, state: string, timeoutMs = 60_000): Promise<StatusFile> {
+    return await waitFor(`node ${i} in ${state}`, async () => {
+      const s = await this.status(i);
+      return s.status.find((x) => x.id === i)?.state === state ? s : null;
+    }, timeoutMs);
+  }
+
+  ids(): number[] {
+    return Array.from({ length: this.o.nodes }, (_, k) => k + 1);
+  }
+
+  controllerPid(i: number): number | null {
+    try {
+      return Number(fs.readFileSync(path.join(this.pgdata(i), 'pg_biha', 'controller.pid'), 'utf8').trim()) || null;
+    } catch {
+      return null;
+    }
+  }
+  postmasterPid(i: number): number | null {
+    try {
+      return Number(fs.readFileSync(path.join(this.pgdata(i), 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Signals a PID only if that process belongs to this cluster (its command line names our directory). */
+  private signalOwn(pid: number | null, sig: NodeJS.Signals): void {
+    if (!pid) return;
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return;
+    }
+    if (!cmd.includes(this.dir)) return;
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** kill -9 of a node's controller and postmaster (a host crash, as far as the node goes). */
+  kill9(i: number, what: 'controller' | 'postmaster' | 'both' = 'both'): void {
+    if (what !== 'postmaster') this.signalOwn(this.controllerPid(i), 'SIGKILL');
+    if (what !== 'controller') this.signalOwn(this.postmasterPid(i), 'SIGKILL');
+  }
+
+  signalController(i: number, sig: NodeJS.Signals): void {
+    this.signalOwn(this.controllerPid(i), sig);
+  }
+
+  /** A superuser SQL session on node i over its unix socket. */
+  async sql<T extends pg.QueryResultRow = pg.QueryResultRow>(i: number, text: string, params: unknown[] = [], database = 'postgres'): Promise<T[]> {
+    const c = new pg.Client({ host: '127.0.0.1', port: this.port(i), user: 'biha_replication_user', password: PASSWORD, database: database === 'postgres' ? 'biha_db' : database, connectionTimeoutMillis: 3000 });
+    await c.connect();
+    try {
+      return (await c.query<T>(text, params)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+
+  connString(): string {
+    const hosts = this.ids().map((i) => `127.0.0.1:${this.port(i)}`).join(',');
+    return `postgresql://biha_replication_user:${PASSWORD}@${hosts}/biha_db?target_session_attrs=read-write&connect_timeout=2`;
+  }
+
+  /** Stops every controller and PostgreSQL this cluster started, then removes the directory. */
+  async destroy(): Promise<void> {
+    for (const i of this.ids()) {
+      if (fs.existsSync(path.join(this.pgdata(i), 'pg_biha', 'biha.conf'))) await bihactl(['stop', `--pgdata=${this.pgdata(i)}`], {}, 60_000);
+    }
+    for (const i of this.ids()) this.kill9(i);
+    await sleep(300);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function bihaOk(args: string[]): Promise<CliResult> {
+  const r = await bihactl(args);
+  if (r.code !== 0) throw new Error(`bihactl ${args[0]} failed (${r.code}): ${r.stderr}`);
+  return r;
+}
