@@ -1,6 +1,7 @@
 // bihactl: the command-line interface of biha. Names and options follow the biha reference.
 import { Command, CommanderError } from 'commander';
 import { runController } from '../controller/daemon.js';
+import { runWatchdog } from '../controller/watchdog.js';
 import { BihaError, EXIT, oneLine } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
 import { cmdInit } from './init.js';
@@ -84,6 +85,15 @@ export function buildProgram(): Command {
       if (!o.pgdata) throw new BihaError('bad_args', '--pgdata is required');
       const code = await runController({ pgdata: o.pgdata, ...(o.logFile ? { logFile: o.logFile } : {}) });
       process.exitCode = code;
+    });
+
+  program
+    .command('watchdog', { hidden: true })
+    .description('the lease watchdog (started by the controller)')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .action(async (o: { pgdata?: string }) => {
+      if (!o.pgdata) throw new BihaError('bad_args', '--pgdata is required');
+      process.exitCode = await runWatchdog(o.pgdata);
     });
 
   program

@@ -34,6 +34,8 @@ import type { PgEnv } from './pg/tools.js';
 import { PostgresActions, isDataNode } from './pgactions.js';
 import type { TimelineInfo } from './pgactions.js';
 import { SqlBridge } from './sqlbridge.js';
+import { WatchdogClient } from './watchdog.js';
+import { fileURLToPath } from 'node:url';
 import type { BridgeReply, BridgeRequest, StatusFile } from './sqlbridge.js';
 
 const MESSAGE_TYPES = new Set(['app', 'app_resp', 'prevote', 'vote', 'prevote_resp', 'vote_resp', 'timeout_now']);
@@ -102,6 +104,9 @@ export class Controller {
   private exitResolve!: (code: number) => void;
   readonly exited: Promise<number>;
   private startedAt = Date.now();
+  private watchdog: WatchdogClient | null = null;
+  private walProgressAt = performance.now();
+  private lastReceiveLsn = -1;
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -195,6 +200,12 @@ export class Controller {
         handler: (req) => this.onBridge(req),
       });
       await this.bridge.start();
+      this.watchdog = new WatchdogClient(
+        this.pgdata,
+        path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js'),
+        this.loggers.get('WD'),
+      );
+      this.watchdog.start();
     }
     this.raft = new RaftNode({ id: this.conf.nodeId, state: this.state.raft, rand: Math.random, now: this.now() });
     this.raft.setWal(wal);
@@ -208,6 +219,7 @@ export class Controller {
       setInterval(() => {
         if (!this.raft) return;
         this.raft.tick(this.now());
+        this.guardLease();
         this.schedulePump();
       }, tickMs),
     );
@@ -306,6 +318,7 @@ export class Controller {
       this.actions.noteStatus(s);
       if (s && this.raft) this.raft.setWal(this.walOf(s));
       if (busy || this.nc.busy()) return;
+      if (s) this.checkWalFlow(s);
       let role = this.observed.role;
       if (s) role = s.inRecovery ? 'STANDBY' : 'PRIMARY';
       else if ((await postmasterPid(this.pgdata)) === null) role = 'STOPPED';
@@ -318,6 +331,56 @@ export class Controller {
       this.schedulePump();
     } finally {
       this.polling = false;
+    }
+  }
+
+  /**
+   * Keep the watchdog's deadline at the end of the lease while this node is a writable leader, so
+   * PostgreSQL is fenced even if this process dies or is paused. Disarm only once PostgreSQL is no
+   * longer a primary.
+   */
+  private guardLease(): void {
+    const wd = this.watchdog;
+    const raft = this.raft;
+    if (!wd || !raft) return;
+    const now = this.now();
+    const soft = raft.soft();
+    if (soft.role === 'leader' && soft.writable) {
+      const until = raft.leaseExpiresAt(now);
+      if (until !== null) wd.arm(until, now);
+    } else if (this.observed.role !== 'PRIMARY') {
+      wd.disarm();
+    }
+  }
+
+  /**
+   * no_wal_on_follower: a follower that hears the leader but gets no WAL for that long
+   * re-establishes replication (a retarget from scratch) and says so.
+   */
+  private checkWalFlow(s: LocalPgStatus): void {
+    const raft = this.raft;
+    if (!raft || !s.inRecovery || this.observed.role !== 'STANDBY' || this.observed.upstream === 0) {
+      this.walProgressAt = this.now();
+      return;
+    }
+    const soft = raft.soft();
+    const limit = this.config().params.noWalOnFollower;
+    const leaderWal = raft.peers().find((p) => p.id === soft.leaderId)?.wal;
+    const recv = s.receiveLsn ?? 0;
+    const caughtUp = leaderWal !== undefined && (leaderWal.tli < s.tli || (leaderWal.tli === s.tli && leaderWal.lsn <= recv));
+    if (recv > this.lastReceiveLsn || caughtUp || soft.leaderId !== this.observed.upstream) {
+      this.lastReceiveLsn = Math.max(this.lastReceiveLsn, recv);
+      this.walProgressAt = this.now();
+      return;
+    }
+    if (limit > 0 && this.now() - this.walProgressAt > limit && !this.nc.busy()) {
+      this.ncLog.warn(
+        { leader: soft.leaderId, receiveLsn: formatLsn(recv), walReceiver: s.walReceiver?.status ?? null, ms: Math.round(this.now() - this.walProgressAt) },
+        `no WAL from leader node ${soft.leaderId} for more than no_wal_on_follower (${limit} ms) while heartbeats arrive: re-establishing replication`,
+      );
+      this.walProgressAt = this.now();
+      this.observed = { role: 'STANDBY', upstream: 0 };
+      this.nc.kick();
     }
   }
 
@@ -779,6 +842,11 @@ export class Controller {
       if (stopPostgres && this.hasData()) await this.nc.exclusive(() => this.actions.stop());
     } catch (e) {
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'could not stop PostgreSQL');
+    }
+    // Disarm only when PostgreSQL is no longer writable; otherwise the watchdog keeps guarding the lease.
+    if (this.watchdog) {
+      if (stopPostgres || this.observed.role !== 'PRIMARY') this.watchdog.stop();
+      else this.watchdog.detach();
     }
     await this.bridge?.stop().catch(() => undefined);
     await this.local?.close().catch(() => undefined);

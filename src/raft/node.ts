@@ -11,6 +11,7 @@ import {
   electionQuorum,
   findNode,
   isLeaderCapable,
+  isMember,
   applyChange,
   validateChange,
   voterIds,
@@ -219,8 +220,54 @@ export class RaftNode {
     return findNode(this.cfg(), this.id);
   }
 
+  /**
+   * The configurations every quorum decision must satisfy: the committed one and, while a config
+   * change is uncommitted, the latest one in the log (joint rule). Nodes the pending change adds do
+   * not count yet: they have not received any configuration. A later leader always holds the last
+   * committed change in its log (its voters refuse less up-to-date logs), so nodes that still run
+   * the previous parameters cannot elect a leader without meeting the new quorums.
+   */
+  private quorumConfigs(): ClusterConfig[] {
+    const committed = this.cfg();
+    let pending: ClusterConfig = committed;
+    for (const e of this.entries) {
+      const c = e.change;
+      if (c === null || c.type === 'set_meta' || validateChange(pending, c) !== null) continue;
+      pending = applyChange(pending, c);
+    }
+    if (pending === committed) return [committed];
+    const known = pending.nodes.filter((n) => isMember(committed, n.id));
+    return [committed, { nodes: known, params: pending.params }];
+  }
+
+  /** Voters of any quorum configuration. */
+  private allVoters(): NodeId[] {
+    const ids = new Set<NodeId>();
+    for (const c of this.quorumConfigs()) for (const v of voterIds(c)) ids.add(v);
+    return [...ids].sort((a, b) => a - b);
+  }
+
   private canVoteHere(): boolean {
-    return this.self()?.canVote === true;
+    return this.quorumConfigs().some((c) => findNode(c, this.id)?.canVote === true);
+  }
+
+  /** True when the granted votes reach the election quorum of every quorum configuration. */
+  private electionWon(): boolean {
+    return this.quorumConfigs().every((c) => {
+      let n = 0;
+      for (const v of voterIds(c)) if (this.votes.get(v) === true) n++;
+      return n >= electionQuorum(c);
+    });
+  }
+
+  /** True when the rejections already make the election quorum of some configuration unreachable. */
+  private electionLost(): boolean {
+    return this.quorumConfigs().some((c) => {
+      const voters = voterIds(c);
+      let rejected = 0;
+      for (const v of voters) if (this.votes.get(v) === false) rejected++;
+      return rejected > voters.length - electionQuorum(c);
+    });
   }
 
   /** Whether this node may start a campaign (transfer = after TimeoutNow: service mode does not stop it). */
@@ -586,7 +633,7 @@ export class RaftNode {
     this.campaignDeadline = now + this.retryDelay();
     if (this.canVoteHere()) this.votes.set(this.id, true);
     this.sendVoteRequests('prevote', this.term + 1, false);
-    if (this.grantedVotes() >= electionQuorum(this.cfg())) this.becomeCandidate(now, false);
+    if (this.electionWon()) this.becomeCandidate(now, false);
   }
 
   private becomeCandidate(now: number, transfer: boolean): void {
@@ -603,7 +650,7 @@ export class RaftNode {
     this.fence = { term: this.term };
     if (this.vote === this.id) this.votes.set(this.id, true);
     this.sendVoteRequests('vote', this.term, transfer);
-    if (this.grantedVotes() >= electionQuorum(this.cfg())) this.becomeLeader(now);
+    if (this.electionWon()) this.becomeLeader(now);
   }
 
   private becomeLeader(now: number): void {
@@ -637,7 +684,7 @@ export class RaftNode {
 
   private sendVoteRequests(type: 'prevote' | 'vote', term: number, transfer: boolean): void {
     const me = this.self();
-    for (const v of voterIds(this.cfg())) {
+    for (const v of this.allVoters()) {
       if (v === this.id) continue;
       this.send<VoteMsg>({
         type, from: this.id, to: v, term, lastIndex: this.lastIndex(), lastTerm: this.lastTerm(),
@@ -646,11 +693,6 @@ export class RaftNode {
     }
   }
 
-  private grantedVotes(): number {
-    let n = 0;
-    for (const granted of this.votes.values()) if (granted) n++;
-    return n;
-  }
 
   // ---------------------------------------------------------------- ticks
 
@@ -689,16 +731,18 @@ export class RaftNode {
   private tickLeader(now: number): void {
     const cfg = this.cfg();
     const T = this.T();
-    // CheckQuorum: step down when the voters we have not heard from within T could elect a leader alone.
-    let unheard = 0;
-    for (const v of voterIds(cfg)) {
-      if (v === this.id) continue;
-      const p = this.progress.get(v);
-      const heard = p?.heardAt ?? this.leaderSince;
-      if (now - heard >= T) unheard++;
-    }
-    const eq = electionQuorum(cfg);
-    if (unheard > 0 && unheard >= eq) {
+    // CheckQuorum: step down when the voters we have not heard from within T could elect a leader
+    // on their own (under any quorum configuration).
+    const couldElect = this.quorumConfigs().some((c) => {
+      let unheard = 0;
+      for (const v of voterIds(c)) {
+        if (v === this.id) continue;
+        const heard = this.progress.get(v)?.heardAt ?? this.leaderSince;
+        if (now - heard >= T) unheard++;
+      }
+      return unheard > 0 && unheard >= electionQuorum(c);
+    });
+    if (couldElect) {
       this.stepDown(now);
       return;
     }
@@ -726,13 +770,43 @@ export class RaftNode {
       this.writable = false;
       return;
     }
-    const cfg = this.cfg();
-    const lease = leaseMs(cfg.params, this.maxDrift);
-    let live = 1; // the leader itself
-    for (const [id, p] of this.progress) {
-      if (findNode(cfg, id)?.canVote && now - p.ackSendTime < lease) live++;
+    const lease = leaseMs(this.cfg().params, this.maxDrift);
+    this.writable = this.quorumConfigs().every((c) => {
+      let live = 1; // the leader itself
+      for (const v of voterIds(c)) {
+        const p = v === this.id ? undefined : this.progress.get(v);
+        if (p && now - p.ackSendTime < lease) live++;
+      }
+      return live >= c.params.minnodes;
+    });
+  }
+
+  /**
+   * When the leader's lease ends if no further acknowledgement arrives (same clock as `now`), or
+   * null when this node is not a writable leader. With minnodes <= 1 the lease never depends on
+   * acknowledgements: it is then renewed for one lease length from `now` at every call, so that a
+   * watchdog still fences PostgreSQL once nobody renews it.
+   */
+  leaseExpiresAt(now: number): number | null {
+    if (this.role !== 'leader' || !this.writable) return null;
+    const lease = leaseMs(this.cfg().params, this.maxDrift);
+    let until = Number.POSITIVE_INFINITY;
+    for (const c of this.quorumConfigs()) {
+      const need = c.params.minnodes - 1;
+      if (need <= 0) {
+        until = Math.min(until, now + lease);
+        continue;
+      }
+      const acks: number[] = [];
+      for (const v of voterIds(c)) {
+        const p = v === this.id ? undefined : this.progress.get(v);
+        if (p) acks.push(p.ackSendTime);
+      }
+      acks.sort((a, b) => b - a);
+      const kth = acks[need - 1];
+      until = Math.min(until, kth === undefined ? now : kth + lease);
     }
-    this.writable = live >= cfg.params.minnodes;
+    return Number.isFinite(until) ? until : null;
   }
 
   // ---------------------------------------------------------------- leader: replication
@@ -833,17 +907,18 @@ export class RaftNode {
   }
 
   private maybeCommitLeader(now: number): void {
-    const cfg = this.cfg();
-    const q = commitQuorum(cfg);
-    const voters = voterIds(cfg);
+    const configs = this.quorumConfigs();
     for (let idx = this.lastIndex(); idx > this.commit; idx--) {
       // Only entries of the current term commit by counting (Raft §5.4.2).
       if (this.termAt(idx) !== this.term) break;
-      let n = 0;
-      for (const v of voters) {
-        if (v === this.id || (this.progress.get(v)?.match ?? 0) >= idx) n++;
-      }
-      if (n >= q) {
+      const stored = configs.every((c) => {
+        let n = 0;
+        for (const v of voterIds(c)) {
+          if (v === this.id || (this.progress.get(v)?.match ?? 0) >= idx) n++;
+        }
+        return n >= commitQuorum(c);
+      });
+      if (stored) {
         this.commitTo(idx);
         this.afterApply(now);
         break;
@@ -993,7 +1068,7 @@ export class RaftNode {
     const reject = (reason: string): void => this.respondVote(msg, true, reason);
     if (msg.type === 'prevote' && msg.term <= this.term) return reject('stale_term');
     const me = this.self();
-    if (!me || !me.canVote) return reject('not_a_voter');
+    if (!me || !this.canVoteHere()) return reject('not_a_voter');
     const cand = findNode(cfg, msg.from);
     if (!cand || !isLeaderCapable(cand)) return reject('candidate_not_eligible');
     if (!msg.transfer && this.heardLeaderRecently(now)) return reject('leader_alive');
@@ -1020,24 +1095,20 @@ export class RaftNode {
   // ---------------------------------------------------------------- elections: candidate side
 
   private handleVoteResp(msg: VoteRespMsg, now: number): void {
-    const cfg = this.cfg();
-    if (!findNode(cfg, msg.from)?.canVote) return;
-    const eq = electionQuorum(cfg);
+    if (!this.allVoters().includes(msg.from)) return;
     if (msg.type === 'prevote_resp') {
       if (this.role !== 'precandidate' || msg.term !== this.term + 1) return;
       this.votes.set(msg.from, !msg.reject);
-      if (this.grantedVotes() >= eq) this.becomeCandidate(now, false);
+      if (this.electionWon()) this.becomeCandidate(now, false);
       return;
     }
     if (this.role !== 'candidate' || msg.term !== this.term) return;
     this.votes.set(msg.from, !msg.reject);
-    if (this.grantedVotes() >= eq) {
+    if (this.electionWon()) {
       this.becomeLeader(now);
       return;
     }
-    let rejected = 0;
-    for (const g of this.votes.values()) if (!g) rejected++;
-    if (rejected > voterIds(cfg).length - eq) {
+    if (this.electionLost()) {
       this.becomeFollower(this.term, 0, now);
       this.electionAt = now + this.retryDelay();
     }

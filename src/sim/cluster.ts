@@ -1018,6 +1018,7 @@ export class Simulation {
     if (p === 'fault') {
       this.at(this.o.faultMs, { k: 'phase', phase: 'heal' });
       if (this.o.scenario === 'wal-vs-config') this.at(200, { k: 'script', stage: 0 });
+      if (this.o.scenario === 'param-change') this.at(200, { k: 'script', stage: 10 });
       this.at(this.nemRng.range(NEMESIS_MIN_MS, NEMESIS_MAX_MS), { k: 'nemesis' });
     } else if (p === 'heal') {
       this.healStart = this.now;
@@ -1290,7 +1291,7 @@ export class Simulation {
     const r = this.nemRng;
     const leader = this.findLeader();
     if (!leader || this.pendingAdd || this.pendingRemove) return;
-    this.isolateOnCommit = r.chance(0.3);
+    if (!this.isolateOnCommit) this.isolateOnCommit = r.chance(0.3);
     const x = r.next();
     if (x < 0.3) {
       this.propose(leader, { type: 'set_meta', key: 'k', value: String(this.step) });
@@ -1328,6 +1329,23 @@ export class Simulation {
   private onScript(stage: number): void {
     if (this.phase !== 'fault') return;
     const leader = this.findLeader();
+    if (stage === 10) {
+      // param-change: a set_params change, the leader isolated the instant it applies it.
+      if (!leader || !leader.rw || !leader.soft.writable || this.pendingAdd || this.pendingRemove) {
+        this.at(200, { k: 'script', stage: 10 });
+        return;
+      }
+      const K = this.o.nodes;
+      const change: ConfigChange =
+        this.o.seed % 2 === 0
+          ? { type: 'set_params', params: { heartbeatSendPeriod: 250, heartbeatMaxLost: 6 } }
+          : { type: 'set_params', params: { nquorum: K, minnodes: 1 } };
+      if (change.type === 'set_params' && change.params.heartbeatSendPeriod) this.tMax = Math.max(this.tMax, 1500);
+      const res = this.propose(leader, change);
+      if (res?.ok) this.isolateOnCommit = true;
+      else this.at(200, { k: 'script', stage: 10 });
+      return;
+    }
     if (stage === 0) {
       const all = this.members();
       if (!leader || !leader.rw || !leader.soft.writable || all.some((n) => !n.up)) {
