@@ -138,6 +138,15 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('rewind')
+    .description('pg_rewind this node from the leader, keeping its biha identity; clears NODE_ERROR (pg_rewind --biha in the reference)')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .action(async (o: { pgdata?: string }) => {
+      const r = await nodeRequest(o.pgdata, 'rewind', {}, 600_000);
+      process.stderr.write(`bihactl: ${String(r)}\n`);
+    });
+
+  program
     .command('magic-string')
     .description('print a magic string for adding nodes (biha.get_magic_string)')
     .option('--pgdata <dir>', 'data directory of any node')

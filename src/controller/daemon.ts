@@ -35,6 +35,9 @@ import { PostgresActions, isDataNode } from './pgactions.js';
 import type { TimelineInfo } from './pgactions.js';
 import { SqlBridge } from './sqlbridge.js';
 import { WatchdogClient } from './watchdog.js';
+import { startHttpServer } from './http.js';
+import type { HttpServerHandle } from './http.js';
+import { HeartbeatRtt, Metrics } from './metrics.js';
 import { fileURLToPath } from 'node:url';
 import type { BridgeReply, BridgeRequest, StatusFile } from './sqlbridge.js';
 
@@ -105,6 +108,10 @@ export class Controller {
   readonly exited: Promise<number>;
   private startedAt = Date.now();
   private watchdog: WatchdogClient | null = null;
+  private metrics!: Metrics;
+  private rtt!: HeartbeatRtt;
+  private http: HttpServerHandle | null = null;
+  private lastTickAt = performance.now();
   private walProgressAt = performance.now();
   private lastReceiveLsn = -1;
 
@@ -138,6 +145,12 @@ export class Controller {
     this.log = this.loggers.get('BIHA');
     this.ncLog = this.loggers.get('NC');
     this.writePid();
+    this.metrics = new Metrics({
+      node_id: String(this.conf.nodeId),
+      node_name: process.env['BIHA_NODE_NAME'] ?? '',
+      region: process.env['BIHA_REGION'] ?? '',
+    });
+    this.rtt = new HeartbeatRtt(this.metrics);
     this.env = await resolvePgEnv(this.pgdata);
     this.pg = new LocalPg({ socketDir: '/tmp', port: this.conf.port, user: this.env.user, database: 'postgres' });
     this.actions = new PostgresActions({
@@ -188,6 +201,21 @@ export class Controller {
 
     this.local = new LocalServer(localSocketPath(this.conf.bihaPort), (req) => this.onLocal(req));
     await this.local.start();
+    try {
+      this.http = await startHttpServer({
+        host: process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+        port: this.conf.httpPort,
+        logger: this.loggers.get('HTTP'),
+        metrics: this.metrics,
+        source: {
+          nodeId: this.conf.nodeId,
+          status: () => this.statusSnapshot(),
+          loopAgeMs: () => (this.raft ? performance.now() - this.lastTickAt : null),
+        },
+      });
+    } catch (e) {
+      this.log.error({ err: e instanceof Error ? e.message : String(e), port: this.conf.httpPort }, 'the health/metrics HTTP server could not start; continuing without it');
+    }
 
     // PostgreSQL first: the node must know its WAL position before it may vote.
     let wal: WalPos = { tli: 0, lsn: 0 };
@@ -218,6 +246,7 @@ export class Controller {
     this.timers.push(
       setInterval(() => {
         if (!this.raft) return;
+        this.lastTickAt = performance.now();
         this.raft.tick(this.now());
         this.guardLease();
         this.schedulePump();
@@ -437,7 +466,13 @@ export class Controller {
           })
           .catch((e: unknown) => this.ncLog.error({ err: String(e) }, 'votes-fence-WAL detach failed'));
       }
-      for (const m of rd.messages) this.transport.send(m.to, 'raft', m);
+      for (const m of rd.messages) {
+        if (m.type === 'app') {
+          this.metrics.heartbeatSent();
+          this.rtt.sent(m.to, m.seq);
+        }
+        this.transport.send(m.to, 'raft', m);
+      }
       if (rd.committed.length > 0) this.onCommitted(rd.committed);
       if (rd.config) this.updatePeers(rd.config);
       if (rd.soft) this.onSoft(rd.soft);
@@ -449,6 +484,8 @@ export class Controller {
     this.lastSoft = s;
     if (!prev || prev.role !== s.role || prev.term !== s.term || prev.leaderId !== s.leaderId || prev.state !== s.state)
       this.log.info({ role: s.role, term: s.term, leader: s.leaderId, state: s.state }, `state ${s.state}, term ${s.term}, leader ${s.leaderId || 'unknown'}`);
+    if (s.role === 'candidate' && (prev?.role !== 'candidate' || prev.term !== s.term)) this.metrics.electionStarted();
+    if (s.role === 'leader' && prev?.role !== 'leader') this.metrics.electionWon();
     if (prev && prev.role === 'leader' && s.role !== 'leader') {
       for (const [, p] of this.pending) p.reject(new BihaError('not_leader', 'this node lost the leadership before the change was committed'));
       this.pending.clear();
@@ -489,7 +526,10 @@ export class Controller {
       this.loggers.get('BCP').warn({ from }, 'dropped a malformed raft message');
       return;
     }
-    this.raft.step(body as Message, this.now());
+    const msg = body as Message;
+    if (msg.type === 'app') this.metrics.heartbeatReceived();
+    else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
+    this.raft.step(msg, this.now());
     this.schedulePump();
   }
 
@@ -644,6 +684,8 @@ export class Controller {
       case 'reset_node_error':
         await this.resetNodeError();
         return true;
+      case 'rewind':
+        return await this.rewindNow();
       default:
         throw new BihaError('unknown_command', `unknown command "${fn}"`);
     }
@@ -720,6 +762,27 @@ export class Controller {
     this.ncLog.error({ type: info.type }, `NODE_ERROR: ${info.details}`);
     this.schedulePump();
     this.nc.kick();
+  }
+
+  /**
+   * `bihactl rewind`: pg_rewind this node from the current leader, keeping its identity and the WAL
+   * files the rewind replaces; on success the NODE_ERROR is cleared and the node follows again.
+   */
+  private async rewindNow(): Promise<string> {
+    if (!this.hasData()) throw new BihaError('no_data', 'a referee has no data to rewind');
+    const soft = this.soft();
+    const leader = this.leaderInfo();
+    if (!leader || leader.id === this.conf.nodeId || soft.role === 'leader')
+      throw new BihaError('no_leader', 'rewind needs another node to be the leader; none is known right now');
+    await this.nc.exclusive(async () => {
+      await this.actions.rewindFrom(leader);
+    });
+    this.state = { ...this.state, nodeError: null };
+    await writeNodeState(this.pgdata, this.state);
+    this.raft?.setNodeError(false);
+    this.schedulePump();
+    this.nc.kick();
+    return `rewound from node ${leader.id}; the WAL from before the rewind is kept in ${this.pgdata}.biha-rewind-save`;
   }
 
   private async resetNodeError(): Promise<void> {
@@ -805,8 +868,17 @@ export class Controller {
           };
         }),
       },
-      ...({ extra: { pg_role: this.observed.role, upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000) } } as object),
+      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.observed.role, upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000) } } as object),
     } as StatusFile;
+  }
+
+  /** This follower's lag behind the leader's last reported WAL position (one heartbeat old at most). */
+  private followerLag(soft: SoftState, peers: readonly { id: number; wal: WalPos }[], s: LocalPgStatus | null, curLsn: number | null): { leader_lsn: string | null; lag_bytes: number | null } {
+    const lw = soft.role !== 'leader' ? peers.find((p) => p.id === soft.leaderId)?.wal : undefined;
+    return {
+      leader_lsn: lw?.lsn ? formatLsn(lw.lsn) : null,
+      lag_bytes: lw?.lsn && s?.inRecovery ? Math.max(0, lw.lsn - (s.replayLsn ?? curLsn ?? 0)) : null,
+    };
   }
 
   private localState(soft: SoftState): string {
@@ -848,6 +920,7 @@ export class Controller {
       if (stopPostgres || this.observed.role !== 'PRIMARY') this.watchdog.stop();
       else this.watchdog.detach();
     }
+    await this.http?.close().catch(() => undefined);
     await this.bridge?.stop().catch(() => undefined);
     await this.local?.close().catch(() => undefined);
     await this.transport?.close().catch(() => undefined);

@@ -9,7 +9,7 @@ import { BihaError } from './errors.js';
 import type { PgActions, Observed } from './nc.js';
 import { formatLsn, parseLsn } from './pg/lsn.js';
 import type { LocalPg, LocalPgStatus } from './pg/conn.js';
-import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary } from './pg/conn.js';
+import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './pg/conn.js';
 import type { PgEnv } from './pg/tools.js';
 import { pgCtlStart, pgCtlStop, postmasterPid, rewind } from './pg/tools.js';
 import { bihaDir, logDir, passfilePath, slotName } from './nodefiles.js';
@@ -115,6 +115,12 @@ export class PostgresActions implements PgActions {
     this.dutiesKey = '';
     this.d.setObserved({ role: 'PRIMARY', upstream: 0 });
     await this.ensurePrimaryDuties();
+    // After a fast promotion the control file still names the old timeline until the next
+    // checkpoint, and pg_rewind from this node would wrongly find nothing to rewind. Checkpoint
+    // now, on a connection of its own so status polling is not held up.
+    void withConn(this.d.pg.opts, async (c) => {
+      await c.query('CHECKPOINT');
+    }).catch((e: unknown) => this.d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'checkpoint after promotion failed'));
   }
 
   async fenceToStandby(mode: 'immediate' | 'fast'): Promise<void> {

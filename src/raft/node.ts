@@ -57,8 +57,10 @@ interface Progress {
   next: number;
   /** Local time the peer was last heard (null: not since this node became leader). */
   heardAt: number | null;
-  /** Send time of the newest heartbeat the peer acknowledged (lease accounting). */
+  /** Send time of the newest heartbeat whose acknowledgement counts for the lease. */
   ackSendTime: number;
+  /** Lease end that acknowledgement allowed: send time + the lease in force when it was sent. */
+  ackLeaseEnd: number;
   wal: WalPos;
   state: BihaState;
 }
@@ -139,7 +141,8 @@ export class RaftNode {
   // Leader.
   private progress = new Map<NodeId, Progress>();
   private seq = 0;
-  private seqSent = new Map<number, number>();
+  /** Per heartbeat seq: send time, commit index sent, lease in force at sending. */
+  private seqSent = new Map<number, { at: number; commit: number; lease: number }>();
   private lastHbAt = Number.NEGATIVE_INFINITY;
   private lastBroadcast = '';
   private leaderSince = 0;
@@ -151,6 +154,8 @@ export class RaftNode {
   private view: readonly PeerView[] = [];
   private viewFrom: NodeId = 0;
   private viewAt = 0;
+
+  private qcCache: { snap: Snapshot; lastIndex: number; lastTerm: number; configs: ClusterConfig[] } | null = null;
 
   // Pending Ready.
   private msgs: Message[] = [];
@@ -228,6 +233,15 @@ export class RaftNode {
    * the previous parameters cannot elect a leader without meeting the new quorums.
    */
   private quorumConfigs(): ClusterConfig[] {
+    // Same snapshot and same last entry (index, term) mean the same log (log matching).
+    const c = this.qcCache;
+    if (c && c.snap === this.snap && c.lastIndex === this.lastIndex() && c.lastTerm === this.lastTerm()) return c.configs;
+    const configs = this.computeQuorumConfigs();
+    this.qcCache = { snap: this.snap, lastIndex: this.lastIndex(), lastTerm: this.lastTerm(), configs };
+    return configs;
+  }
+
+  private computeQuorumConfigs(): ClusterConfig[] {
     const committed = this.cfg();
     let pending: ClusterConfig = committed;
     for (const e of this.entries) {
@@ -278,8 +292,26 @@ export class RaftNode {
     return transfer || !this.cfg().params.serviceMode;
   }
 
+  /**
+   * How long a voter waits after hearing a leader before it votes or campaigns: the longest T of
+   * the quorum configurations, so that a pending change of the heartbeat settings never shortens it.
+   */
+  private electionT(): number {
+    return Math.max(...this.quorumConfigs().map((c) => electionTimeoutMs(c.params)));
+  }
+
+  /** The leader's lease: the shortest of the quorum configurations. */
+  private leaseNow(): number {
+    return Math.min(...this.quorumConfigs().map((c) => leaseMs(c.params, this.maxDrift)));
+  }
+
+  /** Until when a peer's acknowledgement keeps counting for the lease. */
+  private ackValidUntil(p: Progress): number {
+    return Math.min(p.ackLeaseEnd, p.ackSendTime + this.leaseNow());
+  }
+
   private heardLeaderRecently(now: number): boolean {
-    return this.role === 'leader' || now - this.lastLeaderContact < this.T();
+    return this.role === 'leader' || now - this.lastLeaderContact < this.electionT();
   }
 
   private jitter(): number {
@@ -679,7 +711,10 @@ export class RaftNode {
   }
 
   private newProgress(next: number): Progress {
-    return { match: 0, next, heardAt: null, ackSendTime: Number.NEGATIVE_INFINITY, wal: NO_WAL, state: 'UNKNOWN' };
+    return {
+      match: 0, next, heardAt: null, ackSendTime: Number.NEGATIVE_INFINITY, ackLeaseEnd: Number.NEGATIVE_INFINITY,
+      wal: NO_WAL, state: 'UNKNOWN',
+    };
   }
 
   private sendVoteRequests(type: 'prevote' | 'vote', term: number, transfer: boolean): void {
@@ -697,7 +732,7 @@ export class RaftNode {
   // ---------------------------------------------------------------- ticks
 
   private tickFollower(now: number): void {
-    if (this.leaderId !== 0 && now - this.lastLeaderContact >= this.T()) this.leaderId = 0;
+    if (this.leaderId !== 0 && now - this.lastLeaderContact >= this.electionT()) this.leaderId = 0;
     if (!this.mayCampaign(false)) {
       this.electionAt = null;
       return;
@@ -709,7 +744,7 @@ export class RaftNode {
       return;
     }
     if (this.electionAt === null) {
-      const base = this.lastLeaderContact + this.T();
+      const base = this.lastLeaderContact + this.electionT();
       if (now < base) return;
       this.electionAt = base + this.rank() * this.hb() + this.jitter();
     }
@@ -729,8 +764,7 @@ export class RaftNode {
   }
 
   private tickLeader(now: number): void {
-    const cfg = this.cfg();
-    const T = this.T();
+    const T = this.electionT();
     // CheckQuorum: step down when the voters we have not heard from within T could elect a leader
     // on their own (under any quorum configuration).
     const couldElect = this.quorumConfigs().some((c) => {
@@ -748,8 +782,16 @@ export class RaftNode {
     }
     if (this.transfer) {
       const tr = this.transfer;
-      if (now - tr.startedAt >= T) {
-        // The target did not take over within T: resume leading.
+      if (now - tr.startedAt >= this.T()) {
+        if (tr.timeoutNowSent) {
+          // The target may be campaigning (or its vote requests may still arrive): voters grant
+          // transfer votes without leader stickiness, so no acknowledgement can protect a resumed
+          // lease. Fall back to a normal election; this node, fenced and with the most WAL,
+          // usually wins it again.
+          this.stepDown(now);
+          return;
+        }
+        // timeout_now never left: nobody campaigns for this transfer, resume leading.
         this.transfer = null;
         this.localFenced = false;
       } else {
@@ -758,9 +800,8 @@ export class RaftNode {
       }
     }
     if (now - this.lastHbAt >= this.hb()) this.broadcastApp(now);
-    const oldest = now - leaseMs(cfg.params, this.maxDrift);
-    for (const [seq, at] of this.seqSent) {
-      if (at >= oldest) break;
+    for (const [seq, sent] of this.seqSent) {
+      if (sent.at + sent.lease >= now) break;
       this.seqSent.delete(seq);
     }
   }
@@ -770,12 +811,11 @@ export class RaftNode {
       this.writable = false;
       return;
     }
-    const lease = leaseMs(this.cfg().params, this.maxDrift);
     this.writable = this.quorumConfigs().every((c) => {
       let live = 1; // the leader itself
       for (const v of voterIds(c)) {
         const p = v === this.id ? undefined : this.progress.get(v);
-        if (p && now - p.ackSendTime < lease) live++;
+        if (p && now < this.ackValidUntil(p)) live++;
       }
       return live >= c.params.minnodes;
     });
@@ -789,7 +829,7 @@ export class RaftNode {
    */
   leaseExpiresAt(now: number): number | null {
     if (this.role !== 'leader' || !this.writable) return null;
-    const lease = leaseMs(this.cfg().params, this.maxDrift);
+    const lease = this.leaseNow();
     let until = Number.POSITIVE_INFINITY;
     for (const c of this.quorumConfigs()) {
       const need = c.params.minnodes - 1;
@@ -797,14 +837,14 @@ export class RaftNode {
         until = Math.min(until, now + lease);
         continue;
       }
-      const acks: number[] = [];
+      const ends: number[] = [];
       for (const v of voterIds(c)) {
         const p = v === this.id ? undefined : this.progress.get(v);
-        if (p) acks.push(p.ackSendTime);
+        if (p) ends.push(this.ackValidUntil(p));
       }
-      acks.sort((a, b) => b - a);
-      const kth = acks[need - 1];
-      until = Math.min(until, kth === undefined ? now : kth + lease);
+      ends.sort((a, b) => b - a);
+      const kth = ends[need - 1];
+      until = Math.min(until, kth === undefined ? now : kth);
     }
     return Number.isFinite(until) ? until : null;
   }
@@ -850,7 +890,7 @@ export class RaftNode {
 
   private nextSeq(now: number): number {
     this.seq += 1;
-    this.seqSent.set(this.seq, now);
+    this.seqSent.set(this.seq, { at: now, commit: this.commit, lease: this.leaseNow() });
     return this.seq;
   }
 
@@ -881,8 +921,14 @@ export class RaftNode {
     p.heardAt = now;
     p.wal = msg.wal;
     p.state = msg.state;
-    const sentAt = this.seqSent.get(msg.seq);
-    if (sentAt !== undefined && sentAt > p.ackSendTime) p.ackSendTime = sentAt;
+    // An acknowledgement counts for the lease only when the peer matched the log up to the commit
+    // index sent with it: it then runs (at least) the configuration the lease was computed from,
+    // so it waits at least that T before voting.
+    const sent = this.seqSent.get(msg.seq);
+    if (sent && !msg.reject && msg.matchIndex >= sent.commit && sent.at > p.ackSendTime) {
+      p.ackSendTime = sent.at;
+      p.ackLeaseEnd = sent.at + sent.lease;
+    }
     if (msg.reject) {
       const next = Math.max(1, p.match + 1, Math.min(msg.matchIndex + 1, this.lastIndex() + 1));
       if (next < p.next) {

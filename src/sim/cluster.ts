@@ -77,10 +77,16 @@ interface AckedAny {
 }
 
 class SimNode {
+  /** The controller runs. */
   up = false;
   removed = false;
-  /** Incarnation: bumped on crash and restart so stale timers and connections are ignored. */
+  /** Controller incarnation: bumped on every controller stop and start. */
   inc = 0;
+  /** PostgreSQL incarnation: bumped when PostgreSQL stops or starts, so stale timers and connections are ignored. */
+  pgInc = 0;
+  /** Watchdog deadline on this node's clock: PostgreSQL is fenced then unless the controller renews it. */
+  watchdogLocal = 0;
+  watchdogToken = 0;
   raft: RaftNode | null = null;
   soft: SoftState;
   config: ClusterConfig;
@@ -113,6 +119,11 @@ class SimNode {
   }
 }
 
+/** PostgreSQL of `n` runs in incarnation `inc`. */
+function pgRuns(n: SimNode, inc: number): boolean {
+  return n.mode !== 'down' && n.pgInc === inc;
+}
+
 function downSoft(term: number): SoftState {
   return { role: 'follower', term, leaderId: 0, writable: false, state: 'UNKNOWN', transferTarget: 0 };
 }
@@ -127,6 +138,7 @@ type SimEvent =
   | { readonly k: 'db'; readonly node: SimNode; readonly inc: number; readonly token: number }
   | { readonly k: 'start'; readonly node: SimNode }
   | { readonly k: 'resume'; readonly node: SimNode; readonly inc: number }
+  | { readonly k: 'watchdog'; readonly node: SimNode; readonly inc: number; readonly token: number }
   | { readonly k: 'write' }
   | { readonly k: 'nemesis' }
   | { readonly k: 'heal-net'; readonly token: number }
@@ -366,6 +378,8 @@ export class Simulation {
         return this.start(ev.node);
       case 'resume':
         return this.onResume(ev.node, ev.inc);
+      case 'watchdog':
+        return this.onWatchdog(ev.node, ev.inc, ev.token);
       case 'write':
         return this.onClientWrite();
       case 'nemesis':
@@ -431,7 +445,11 @@ export class Simulation {
     this.at(CHECK_PERIOD_MS, { k: 'check' });
   }
 
-  /** Starts (or restarts) a node from its persisted state; its WAL survived on disk. */
+  /**
+   * Starts (or restarts) a node's controller from its persisted state. If PostgreSQL is down it
+   * starts too, as a standby that follows nobody yet (its WAL survived on disk); if it kept
+   * running while the controller was dead, the new controller reconciles it.
+   */
   private start(n: SimNode): void {
     if (n.up || n.removed) return;
     n.up = true;
@@ -439,24 +457,61 @@ export class Simulation {
     const raft = new RaftNode({ id: n.id, state: n.persisted, rand: n.rand, now: this.local(n) });
     n.raft = raft;
     raft.setWal(n.wal.pos());
-    raft.setLocalFenced(true);
+    raft.setLocalFenced(!n.rw);
     n.soft = raft.soft();
     n.config = raft.config();
-    n.mode = 'standby';
-    n.rw = false;
-    n.target = 0;
-    this.trace(`n${n.id} start term ${n.persisted.hard.term} vote ${n.persisted.hard.vote} wal ${n.wal.tli}/${n.wal.lsn} rate ${n.rate.toFixed(4)}`);
-    this.at(this.rng.range(0, this.o.tickMs) / n.rate, { k: 'tick', node: n, inc: n.inc });
+    const pgStarts = n.mode === 'down';
+    if (pgStarts) {
+      n.pgInc++;
+      n.mode = 'standby';
+      n.rw = false;
+      n.target = 0;
+      this.at(this.rng.range(0, this.o.tickMs) / n.rate, { k: 'tick', node: n, inc: n.pgInc });
+    }
+    this.trace(`n${n.id} start${pgStarts ? '' : ' controller'} term ${n.persisted.hard.term} vote ${n.persisted.hard.vote} wal ${n.wal.tli}/${n.wal.lsn} rate ${n.rate.toFixed(4)}`);
+    this.reconcile(n);
     this.drain(n);
   }
 
-  private crash(n: SimNode, why: string): void {
+  /** kill -9 of the controller alone: PostgreSQL keeps running until the watchdog fences it. */
+  private killController(n: SimNode): void {
     if (!n.up) return;
+    this.trace(`n${n.id} CONTROLLER KILLED (db ${n.mode}${n.rw ? ' rw' : ''})`);
+    this.stats.crashes++;
+    n.up = false;
+    n.raft = null;
+    n.inc++;
+    n.crashAfterPersist = false;
+    n.soft = downSoft(n.persisted.hard.term);
+    this.armWatchdog(n);
+  }
+
+  /** With the controller dead, a primary is fenced at the last lease deadline the controller set. */
+  private armWatchdog(n: SimNode): void {
+    if (n.up || !n.rw || n.mode === 'down') return;
+    const at = Math.max(this.now, (n.watchdogLocal - n.offset) / n.rate);
+    const token = ++this.nextToken;
+    n.watchdogToken = token;
+    this.queue.push(at, { k: 'watchdog', node: n, inc: n.pgInc, token });
+  }
+
+  private onWatchdog(n: SimNode, inc: number, token: number): void {
+    if (n.up || n.pgInc !== inc || n.watchdogToken !== token || !n.rw || n.transition) return;
+    this.trace(`n${n.id} watchdog fences the database`);
+    const t = this.nextToken++;
+    n.transition = { to: 'fenced', token: t, term: n.soft.term };
+    this.at(this.o.fenceDelayMs, { k: 'db', node: n, inc: n.pgInc, token: t });
+  }
+
+  /** The whole node stops (controller and PostgreSQL); only persisted state and the WAL survive. */
+  private crash(n: SimNode, why: string): void {
+    if (!n.up && n.mode === 'down') return;
     this.trace(`n${n.id} CRASH (${why})`);
     this.stats.crashes++;
     n.up = false;
     n.raft = null;
     n.inc++;
+    n.pgInc++;
     this.dropPending(n);
     n.rw = false;
     n.mode = 'down';
@@ -484,14 +539,17 @@ export class Simulation {
 
   // ------------------------------------------------------------------ the driver (Ready execution)
 
+  /** One tick of the node: the controller's timer (when it runs) and PostgreSQL's replication work. */
   private onTick(n: SimNode, inc: number): void {
-    if (!n.up || n.inc !== inc || !n.raft) return;
-    n.raft.setLocalFenced(!n.rw);
-    n.raft.tick(this.local(n));
-    this.drain(n);
-    if (!n.up) return;
+    if (!pgRuns(n, inc)) return;
+    if (n.raft) {
+      n.raft.setLocalFenced(!n.rw);
+      n.raft.tick(this.local(n));
+      this.drain(n);
+      if (!pgRuns(n, inc)) return;
+    }
     this.walTick(n);
-    this.at(this.o.tickMs / n.rate, { k: 'tick', node: n, inc: n.inc });
+    this.at(this.o.tickMs / n.rate, { k: 'tick', node: n, inc });
   }
 
   private onMsg(m: Message): void {
@@ -517,6 +575,11 @@ export class Simulation {
     while (raft && n.raft === raft && raft.hasReady()) {
       if (++guard > 50) throw new Error(`node ${n.id}: Ready did not settle`);
       this.execReady(n, raft.ready());
+    }
+    if (raft && n.raft === raft) {
+      // Pet the watchdog with the lease deadline (none: fence at once if the controller dies).
+      const local = this.local(n);
+      n.watchdogLocal = n.soft.role === 'leader' ? (raft.leaseExpiresAt(local) ?? local) : local;
     }
   }
 
@@ -624,7 +687,7 @@ export class Simulation {
     const token = this.nextToken++;
     n.transition = { to: 'primary', token, term: n.soft.term };
     this.trace(`n${n.id} db promote`);
-    this.at(this.o.promoteDelayMs, { k: 'db', node: n, inc: n.inc, token });
+    this.at(this.o.promoteDelayMs, { k: 'db', node: n, inc: n.pgInc, token });
   }
 
   private wantReadOnly(n: SimNode, mode: 'fenced' | 'standby'): void {
@@ -633,7 +696,7 @@ export class Simulation {
       const token = this.nextToken++;
       n.transition = { to: mode, token, term: n.soft.term };
       this.trace(`n${n.id} db fence -> ${mode}`);
-      this.at(this.o.fenceDelayMs, { k: 'db', node: n, inc: n.inc, token });
+      this.at(this.o.fenceDelayMs, { k: 'db', node: n, inc: n.pgInc, token });
     } else if (n.mode !== mode) {
       n.mode = mode;
       if (mode === 'fenced') this.closeRecv(n);
@@ -641,7 +704,7 @@ export class Simulation {
   }
 
   private onDbDone(n: SimNode, inc: number, token: number): void {
-    if (!n.up || n.inc !== inc || n.transition?.token !== token) return;
+    if (n.mode === 'down' || n.pgInc !== inc || n.transition?.token !== token) return;
     const tr = n.transition;
     n.transition = null;
     if (tr.to === 'primary') {
@@ -654,6 +717,7 @@ export class Simulation {
       n.raft?.setWal(n.wal.pos());
       this.trace(`n${n.id} db PRIMARY tli ${tli} at ${n.wal.lsn} (term ${tr.term})`);
       this.onWritable(n);
+      this.armWatchdog(n);
     } else {
       n.rw = false;
       n.mode = tr.to;
@@ -683,7 +747,9 @@ export class Simulation {
       // A paused database accepts nothing until it resumes.
       if (!n.rw || n.pausedUntil > this.now) continue;
       rwCount++;
-      if (n.up && n.soft.role === 'leader' && n.soft.writable) (writable ??= []).push(n.id);
+      // With its controller dead, a primary counts as a writable leader until the watchdog fences it.
+      const leads = n.up ? n.soft.role === 'leader' && n.soft.writable : n.transition === null;
+      if (leads) (writable ??= []).push(n.id);
     }
     if (writable && writable.length > 1) this.inv.writable(writable);
     if (rwCount > 1) {
@@ -733,10 +799,10 @@ export class Simulation {
       return;
     }
     const up = this.byId.get(n.target);
-    if (!up || !up.up || up.removed || up.mode === 'down') return;
+    if (!up || up.removed || up.mode === 'down') return;
     if (!this.net.linked('wal', n.id, up.id)) return;
     const c: Conn = {
-      id: this.nextConnId++, down: n, up, downInc: n.inc, upInc: up.inc, state: 'connecting',
+      id: this.nextConnId++, down: n, up, downInc: n.pgInc, upInc: up.pgInc, state: 'connecting',
       sent: 0, flushed: 0, closed: false, downFifo: 0, upFifo: 0,
     };
     n.recv = c;
@@ -745,7 +811,9 @@ export class Simulation {
   }
 
   private valid(c: Conn): boolean {
-    return !c.closed && c.down.up && c.down.inc === c.downInc && c.up.up && c.up.inc === c.upInc && c.down.recv === c;
+    return (
+      !c.closed && c.down.mode !== 'down' && c.down.pgInc === c.downInc && c.up.mode !== 'down' && c.up.pgInc === c.upInc && c.down.recv === c
+    );
   }
 
   private closeConn(c: Conn, why: string): void {
@@ -1147,8 +1215,9 @@ export class Simulation {
       this.net.quality = r.pick(QUALITIES);
       this.trace(`net quality loss ${this.net.quality.loss} dup ${this.net.quality.dup} reorder ${this.net.quality.reorder} delay ${this.net.quality.minDelayMs}-${this.net.quality.maxDelayMs}`);
     } else if (x < 0.8) this.nemSwitchover();
-    else if (x < 0.9) this.nemConfig();
-    else if (x < 0.96) this.nemPause();
+    else if (x < 0.88) this.nemConfig();
+    else if (x < 0.93) this.nemPause();
+    else if (x < 0.97) this.nemKillController();
     else this.nemRestartAll();
   }
 
@@ -1190,9 +1259,20 @@ export class Simulation {
     this.drain(n);
   }
 
+  private nemKillController(): void {
+    const r = this.nemRng;
+    const up = this.members().filter((n) => n.up);
+    if (up.length === 0) return;
+    const leader = this.findLeader();
+    const victim = leader && r.chance(0.7) ? leader : r.pick(up);
+    if (victim.rw) this.failoverClock = { from: victim.id, start: this.now, clean: true };
+    this.killController(victim);
+    this.at(r.range(300, 6000), { k: 'start', node: victim });
+  }
+
   private nemRestartAll(): void {
     for (const n of this.members()) {
-      if (!n.up && n.raft === null) this.at(this.nemRng.range(0, 200), { k: 'start', node: n });
+      if (!n.up) this.at(this.nemRng.range(0, 200), { k: 'start', node: n });
     }
   }
 
@@ -1337,7 +1417,7 @@ export class Simulation {
       }
       const K = this.o.nodes;
       const change: ConfigChange =
-        this.o.seed % 2 === 0
+        Math.floor(this.o.seed / 2) % 2 === 0
           ? { type: 'set_params', params: { heartbeatSendPeriod: 250, heartbeatMaxLost: 6 } }
           : { type: 'set_params', params: { nquorum: K, minnodes: 1 } };
       if (change.type === 'set_params' && change.params.heartbeatSendPeriod) this.tMax = Math.max(this.tMax, 1500);

@@ -9,8 +9,8 @@ export const SYNC_MODES: readonly SyncMode[] = ['sync', 'async'];
  * `random`: faults picked at random for the whole fault phase. `wal-vs-config`: the fault phase
  * opens with a scripted failover in which one group of survivors is ahead in WAL and the other
  * ahead in the config log, so the two vote checks must not deadlock a live majority.
- * `param-change`: the fault phase opens with a set_params change (even seeds: a longer election
- * timeout; odd seeds: nquorum raised to K and minnodes lowered to 1) and the leader is isolated
+ * `param-change`: the fault phase opens with a set_params change (seeds 0, 1, 4, 5, ...: a longer
+ * election timeout; seeds 2, 3, 6, 7, ...: nquorum raised to K and minnodes lowered to 1) and the leader is isolated
  * the instant it applies it. Not in the default mix; run it with --scenario.
  */
 export type Scenario = 'random' | 'wal-vs-config' | 'param-change';

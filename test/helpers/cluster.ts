@@ -16,7 +16,7 @@ export const PASSWORD = 'test-password-1';
 /** Builds dist/ once per test process (bihactl runs the compiled code, as users do). */
 let built = false;
 export function ensureBuilt(): void {
-  if (built) return;
+  if (built || process.env['BIHA_TEST_NO_BUILD'] === '1') return;
   const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
   built = true;

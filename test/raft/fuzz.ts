@@ -65,15 +65,25 @@ export function runSeed(seed: number, lossy = false): Outcome {
     else if (r < 0.5) c.isolate(id);
     else if (r < 0.6) c.cuts.clear();
     else if (r < 0.75) c.setWal(id, { tli: 1, lsn: (c.wal.get(id)?.lsn ?? 0) + Math.floor(rnd() * 1000) });
-    else {
+    else if (r < 0.85) {
+      // Config changes, including the heartbeat settings (T between 800 and 1400 ms).
       for (const l of c.leaders()) {
+        const k = rnd();
         const ok = c.node(l).propose(
-          rnd() < 0.5
+          k < 0.4
             ? { type: 'set_meta', key: `k${step % 3}`, value: `v${step}` }
-            : { type: 'set_params', params: { noWalOnFollower: step * 100 } },
+            : k < 0.7
+              ? { type: 'set_params', params: { noWalOnFollower: step * 100 } }
+              : { type: 'set_params', params: { heartbeatMaxLost: 4 + Math.floor(rnd() * 4) } },
           c.time,
         );
         if (ok.ok) proposals++;
+      }
+    } else {
+      // Leadership transfer; the controller fences PostgreSQL at once.
+      for (const l of c.leaders()) {
+        const target = 1 + Math.floor(rnd() * n);
+        if (c.node(l).transferLeadership(target, c.time).ok) c.node(l).setLocalFenced(true);
       }
     }
     const span = 100 + Math.floor(rnd() * 1500);

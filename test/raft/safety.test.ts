@@ -196,6 +196,35 @@ describe('fencing and lease', () => {
   });
 });
 
+describe('leaseExpiresAt (for the controller watchdog)', () => {
+  it('is the moment the leader turns read-only if no acknowledgement arrives', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const l = c.node(leader!);
+    const until = l.leaseExpiresAt(c.time);
+    expect(until).not.toBeNull();
+    const lease = leaseMs({ ...DEFAULT_PARAMS, heartbeatSendPeriod: 200, heartbeatMaxLost: 5 });
+    expect(until!).toBeGreaterThan(c.time);
+    expect(until!).toBeLessThanOrEqual(c.time + lease);
+    c.isolate(leader!);
+    c.run(Math.ceil(until! - c.time) - 10, 1);
+    expect(l.soft().writable).toBe(true);
+    c.run(10, 1);
+    expect(l.soft().writable).toBe(false);
+    expect(l.leaseExpiresAt(c.time)).toBeNull();
+    const follower = leader === 1 ? 2 : 1;
+    expect(c.node(follower).leaseExpiresAt(c.time)).toBeNull();
+  });
+
+  it('with minnodes 1 is renewed from now at every call', () => {
+    const c = new TestCluster([nodeInfo(1)], { nquorum: 1, minnodes: 1 });
+    c.run(100);
+    const lease = leaseMs({ ...DEFAULT_PARAMS, heartbeatSendPeriod: 200, heartbeatMaxLost: 5 });
+    expect(c.node(1).leaseExpiresAt(c.time)).toBe(c.time + lease);
+  });
+});
+
 describe('proposals and transfers', () => {
   it('refuses what it cannot do with a reason', () => {
     const c = three();

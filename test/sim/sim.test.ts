@@ -56,6 +56,17 @@ describe('seeded cluster runs', () => {
     }
   });
 
+  it('a parameter change applied just before the leader is isolated breaks nothing', () => {
+    // Longer election timeout and nquorum raised with minnodes lowered, each on half of the seeds.
+    for (const nodes of [3, 5]) {
+      const failed: RunResult[] = [];
+      runBatch({ nodes, scenario: 'param-change', seedBase: 1, count: 40 }, (r) => {
+        if (r.violations.length > 0) failed.push(r);
+      });
+      expect(describeViolations(failed)).toBe('');
+    }
+  });
+
   it('loses no acknowledged write in sync mode and counts lost async writes', () => {
     const sync = runBatch({ nodes: 3, mode: 'sync', seedBase: 500, count: 30 });
     expect(sync.violations).toBe(0);

@@ -1,0 +1,481 @@
+// Benchmarks on a real 3-node biha cluster (real PostgreSQL 15, controllers started by bihactl).
+//
+//   npx vite-node bench/cluster.ts [name ...]        names: failover, failover-fast, switchover,
+//                                                    sql, resources, all (default)
+//   BENCH_RUNS=N (default 5, at least 5)   BENCH_RESOURCE_SECONDS=S (default 30)
+//
+// failover       write-unavailability gap seen by a client inserting every 20 ms through a
+//                multi-host target_session_attrs=read-write URI (measureWriteGap), after kill -9 of
+//                the leader's controller and postmaster; heartbeat 1000 ms x 10 (the defaults)
+// failover-fast  the same with heartbeat 200 ms x 5
+// switchover     the same client's gap during `bihactl set-leader`
+// sql            latency of `select * from biha.status_v` (leader and follower), and
+//                `select biha.set_leader(n)` until node n accepts a write
+// resources      controller RSS (VmRSS) and idle CPU (utime+stime) per node over 30 s windows
+//
+// One cluster per heartbeat setting is reused across repetitions: a killed leader is restarted
+// with `bihactl start` and the next repetition waits until it is a streaming FOLLOWER again.
+// Every figure is printed as the median over the runs with min and max, and each failover or
+// switchover run with the durations read from the controller logs (state changes, NC actions).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
+import { PASSWORD, TestCluster, bihactl, sleep, waitFor } from '../test/helpers/cluster.js';
+
+const RUNS = Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
+const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'] ?? 30) || 30);
+const CLK_TCK = 100; // Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat
+
+// ---- statistics and printing ----
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function summary(xs: readonly number[]): Summary {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+}
+
+function fmtMs(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 10) return `${ms.toFixed(0)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+function line(what: string, xs: readonly number[], fmt: (x: number) => string, target?: { max: number; text: string }): void {
+  if (xs.length === 0) {
+    console.log(`  ${what}: no successful run`);
+    return;
+  }
+  const s = summary(xs);
+  const verdict = target ? `   target ${target.text}: ${s.median <= target.max ? 'met' : 'MISSED'}` : '';
+  console.log(`  ${what}: median ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, ${s.n} runs)${verdict}`);
+}
+
+// ---- cluster helpers ----
+
+/** A session as biha_replication_user (a biha_cluster_management_role member) on node i. */
+async function connect(c: TestCluster, i: number): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port: c.port(i), user: 'biha_replication_user', password: PASSWORD, database: 'biha_db', connectionTimeoutMillis: 3000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+async function one<T>(c: TestCluster, i: number, sql: string): Promise<T | undefined> {
+  const client = await connect(c, i);
+  try {
+    return (await client.query(sql)).rows[0] as T | undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * True when node i sees `leader` lead a healthy 3-node cluster: every node online in the right
+ * state, all control connections ACTIVE, PostgreSQL in the matching role and, on the leader,
+ * both followers streaming.
+ */
+async function healthyFrom(c: TestCluster, i: number, leader: number): Promise<boolean> {
+  const r = await one<{ ok: boolean }>(c, i, `
+    SELECT (SELECT count(*) = 3 AND bool_and(leader_id = ${leader} AND online
+                  AND state = CASE WHEN id = ${leader} THEN 'LEADER_RW' ELSE 'FOLLOWER' END)
+              FROM biha.status_v)
+       AND (SELECT count(*) = 2 AND bool_and(state = 'ACTIVE') FROM biha.nodes_v)
+       AND pg_is_in_recovery() = (${i} <> ${leader})
+       AND (${i} <> ${leader} OR (SELECT count(*) = 2 AND bool_and(follower_state = 'streaming')
+                                   FROM biha.monitoring())) AS ok`);
+  return r?.ok === true;
+}
+
+async function waitHealthy(c: TestCluster, leader: number, timeoutMs = 180_000): Promise<void> {
+  for (const i of c.ids()) {
+    await waitFor(`node ${i} to see node ${leader} lead a healthy cluster`, async () => healthyFrom(c, i, leader), timeoutMs, 200);
+  }
+}
+
+/** The LEADER_RW every reachable node agrees on, once the cluster is healthy. */
+async function healthyLeader(c: TestCluster): Promise<number> {
+  const leader = await waitFor('a LEADER_RW', async () => {
+    for (const i of c.ids()) {
+      const r = await one<{ id: number }>(c, i, "SELECT id FROM biha.status_v WHERE state = 'LEADER_RW'").catch(() => undefined);
+      if (r) return r.id;
+    }
+    return null;
+  }, 180_000, 200);
+  await waitHealthy(c, leader);
+  return leader;
+}
+
+/**
+ * biha.autorewind = true in postgresql.biha.conf (read when a controller starts): a killed leader
+ * whose WAL went past the new timeline's fork rejoins through pg_rewind instead of stopping in
+ * NODE_ERROR, so the cluster can be reused for the next repetition.
+ */
+function enableAutorewind(c: TestCluster): void {
+  for (const i of c.ids()) {
+    const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
+    const text = fs.readFileSync(f, 'utf8');
+    fs.writeFileSync(f, text.replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
+  }
+}
+
+async function makeCluster(basePort: number, hb: number, lost: number): Promise<TestCluster> {
+  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost });
+  const t = performance.now();
+  await c.create();
+  enableAutorewind(c);
+  const leader = await healthyLeader(c);
+  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
+  return c;
+}
+
+// ---- controller logs ----
+
+interface LogEvent {
+  t: number;
+  msg: string;
+  ms?: number;
+}
+
+function logEvents(c: TestCluster, i: number, sinceWall: number): LogEvent[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(c.pgdata(i), 'pg_biha', 'log', 'controller.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: LogEvent[] = [];
+  for (const l of text.split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      const j = JSON.parse(l) as { time?: string; msg?: string; ms?: number };
+      const t = j.time ? Date.parse(j.time) : NaN;
+      if (!Number.isFinite(t) || t < sinceWall) continue;
+      out.push({ t, msg: j.msg ?? '', ...(typeof j.ms === 'number' ? { ms: j.ms } : {}) });
+    } catch {
+      // a line cut by kill -9
+    }
+  }
+  return out;
+}
+
+function firstAt(ev: LogEvent[], re: RegExp): LogEvent | undefined {
+  return ev.find((e) => re.test(e.msg));
+}
+
+/** "label +N ms" for each found event, relative to `zero` (wall clock ms). */
+function timeline(ev: LogEvent[], zero: number, marks: Array<[string, RegExp]>): string {
+  return marks
+    .map(([label, re]) => {
+      const e = firstAt(ev, re);
+      return e ? `${label} +${e.t - zero} ms${e.ms !== undefined ? ` (took ${e.ms} ms)` : ''}` : `${label} -`;
+    })
+    .join(', ');
+}
+
+// ---- 1. write gap: failover after kill -9, and switchover ----
+
+interface GapRun {
+  gapMs: number;
+  /** From the kill / the switchover command to the first acknowledged write after it. */
+  toFirstWriteMs: number;
+}
+
+async function failover(c: TestCluster, label: string, hb: number, lost: number, targetMs: number): Promise<number[]> {
+  console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
+  const runs: GapRun[] = [];
+  const seconds = Math.ceil((3000 + 2.5 * hb * lost + 15_000) / 1000);
+  for (let r = 1; r <= RUNS; r++) {
+    const leader = await healthyLeader(c);
+    let killAt = Infinity;
+    let first: { at: number; port: number } | null = null;
+    const t0 = performance.now();
+    const gapP = measureWriteGap(parseMultiHostUri(c.connString()), {
+      periodMs: 20,
+      seconds,
+      table: 'bench_gap',
+      onAck: (at, port) => {
+        if (at > killAt && !first) first = { at, port };
+      },
+    });
+    await sleep(3000);
+    const killWall = Date.now();
+    killAt = performance.now() - t0;
+    c.kill9(leader, 'both');
+    const g = await gapP;
+    const f = first as { at: number; port: number } | null;
+    const next = f ? c.ids().find((i) => c.port(i) === f.port) ?? 0 : 0;
+    if (!f || next === leader || g.gapFromMs > killAt || g.gapToMs < killAt) {
+      console.log(`  run ${r}: no write acknowledged by a new leader within ${seconds} s of the start (gap ${g.gapFromMs}..${g.gapToMs} ms, kill at ${Math.round(killAt)} ms)`);
+    } else {
+      runs.push({ gapMs: g.maxGapMs, toFirstWriteMs: f.at - killAt });
+      const ev = logEvents(c, next, killWall - 50);
+      console.log(
+        `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(g.maxGapMs)}, kill -> first write ${fmtMs(f.at - killAt)}; ` +
+          `${g.ok} writes ok, ${g.failed} failed\n` +
+          `         node ${next} after the kill: ${timeline(ev, killWall, [
+            ['CANDIDATE', /^state CANDIDATE/],
+            ['LEADER_RO', /^state LEADER_RO/],
+            ['LEADER_RW', /^state LEADER_RW/],
+            ['promote', /to "PRIMARY": promote/],
+            ['promoted', /^done: promote/],
+          ])}, first write +${Math.round(f.at - killAt)} ms`,
+      );
+    }
+    // The killed node comes back as a follower of the new leader before the next repetition.
+    const back = performance.now();
+    const startWall = Date.now();
+    const s = await bihactl(['start', `--pgdata=${c.pgdata(leader)}`]);
+    if (s.code !== 0) throw new Error(`bihactl start of node ${leader} failed: ${s.stderr}`);
+    const now = await healthyLeader(c);
+    const rewound = logEvents(c, leader, startWall).some((e) => /timelines diverged/.test(e.msg));
+    console.log(`         node ${leader} restarted with bihactl start: FOLLOWER of node ${now} after ${fmtMs(performance.now() - back)}${rewound ? ' (its WAL had diverged: pg_rewind)' : ''}`);
+  }
+  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: targetMs, text: `<= ${fmtMs(targetMs)}` });
+  line('kill -> first acknowledged write', runs.map((x) => x.toFirstWriteMs), fmtMs);
+  return runs.map((x) => x.gapMs);
+}
+
+async function switchover(c: TestCluster): Promise<number[]> {
+  console.log(`\n[switchover] bihactl set-leader --id=<next> --pgdata=<leader's>, ${RUNS} runs`);
+  const runs: GapRun[] = [];
+  const cmd: number[] = [];
+  for (let r = 1; r <= RUNS; r++) {
+    const leader = await healthyLeader(c);
+    const target = (leader % 3) + 1;
+    let at = Infinity;
+    let first: { at: number; port: number } | null = null;
+    const t0 = performance.now();
+    const gapP = measureWriteGap(parseMultiHostUri(c.connString()), {
+      periodMs: 20,
+      seconds: 10,
+      table: 'bench_gap',
+      onAck: (ackAt, port) => {
+        if (ackAt > at && port === c.port(target) && !first) first = { at: ackAt, port };
+      },
+    });
+    await sleep(2000);
+    const wall = Date.now();
+    at = performance.now() - t0;
+    const res = await bihactl(['set-leader', `--id=${target}`, `--pgdata=${c.pgdata(leader)}`]);
+    const cmdMs = performance.now() - t0 - at;
+    const g = await gapP;
+    const f = first as { at: number; port: number } | null;
+    if (res.code !== 0 || !f) {
+      console.log(`  run ${r}: switchover ${leader} -> ${target} failed: ${res.stderr.trim()} (gap ${g.maxGapMs} ms)`);
+    } else {
+      runs.push({ gapMs: g.maxGapMs, toFirstWriteMs: f.at - at });
+      cmd.push(cmdMs);
+      const evOld = logEvents(c, leader, wall - 50);
+      const evNew = logEvents(c, target, wall - 50);
+      console.log(
+        `  run ${r}: node ${leader} -> node ${target}: write gap ${fmtMs(g.maxGapMs)} (${g.gapFromMs - Math.round(at)}..${g.gapToMs - Math.round(at)} ms after the command started), bihactl set-leader took ${fmtMs(cmdMs)}, ${g.failed} writes failed\n` +
+          `         old leader node ${leader}: ${timeline(evOld, wall, [['fence', /to "STANDBY": fence/], ['fenced', /^done: fence/], ['FOLLOWER', /^state FOLLOWER/]])}\n` +
+          `         new leader node ${target}: ${timeline(evNew, wall, [['CANDIDATE', /^state CANDIDATE/], ['LEADER_RO', /^state LEADER_RO/], ['LEADER_RW', /^state LEADER_RW/], ['promote', /to "PRIMARY": promote/], ['promoted', /^done: promote/]])}`,
+      );
+    }
+  }
+  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: 500, text: '<= 0.5 s' });
+  line('bihactl set-leader (process start to exit)', cmd, fmtMs);
+  line('command start -> first write on the new leader', runs.map((x) => x.toFirstWriteMs), fmtMs);
+  return runs.map((x) => x.gapMs);
+}
+
+// ---- 2. SQL: status_v latency, set_leader until writable ----
+
+async function latency(client: pg.Client, sql: string, n: number): Promise<number> {
+  const lat: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const t = performance.now();
+    await client.query(sql);
+    lat.push(performance.now() - t);
+  }
+  return median(lat);
+}
+
+async function sqlBench(c: TestCluster): Promise<void> {
+  const leader = await healthyLeader(c);
+  const follower = (leader % 3) + 1;
+  const N = 200;
+  console.log(`\n[sql] select * from biha.status_v: ${RUNS} runs of ${N} queries on one TCP session as biha_replication_user; median per run`);
+  for (const [name, i] of [['leader', leader], ['follower', follower]] as const) {
+    const client = await connect(c, i);
+    try {
+      await client.query('select * from biha.status_v');
+      const base: number[] = [];
+      const status: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        base.push(await latency(client, 'select 1', N));
+        status.push(await latency(client, 'select * from biha.status_v', N));
+      }
+      line(`${name} (node ${i}) select 1`, base, fmtMs);
+      line(`${name} (node ${i}) select * from biha.status_v`, status, fmtMs, { max: 5, text: '<= 5 ms' });
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  console.log(`\n[sql] select biha.set_leader(n) on the current leader's session, until node n accepts an insert (tried every 5 ms on a session opened before); ${RUNS} runs`);
+  const toWritable: number[] = [];
+  const toReturn: number[] = [];
+  for (let r = 1; r <= RUNS; r++) {
+    const cur = await healthyLeader(c);
+    const target = (cur % 3) + 1;
+    const from = await connect(c, cur);
+    const probe = await connect(c, target);
+    await probe.query('create table if not exists bench_sw (id bigserial primary key, at timestamptz default clock_timestamp())').catch(() => undefined);
+    try {
+      const t0 = performance.now();
+      let returned = 0;
+      let answer = '';
+      const call = from
+        .query<{ ok: boolean }>(`select biha.set_leader(${target}) as ok`)
+        .then((x) => {
+          answer = String(x.rows[0]?.ok);
+        })
+        .catch((e: unknown) => {
+          answer = `error: ${e instanceof Error ? e.message : String(e)}`;
+        })
+        .finally(() => {
+          returned = performance.now() - t0;
+        });
+      let writable = 0;
+      const deadline = t0 + 60_000;
+      while (!writable && performance.now() < deadline) {
+        try {
+          await probe.query('insert into bench_sw default values');
+          writable = performance.now() - t0;
+        } catch {
+          await sleep(5);
+        }
+      }
+      await call;
+      if (writable) toWritable.push(writable);
+      if (answer === 'true') toReturn.push(returned);
+      console.log(`  run ${r}: node ${cur} -> node ${target}: set_leader answered ${answer} after ${fmtMs(returned)}; node ${target} writable after ${writable ? fmtMs(writable) : 'never (60 s)'}`);
+    } finally {
+      await from.end().catch(() => undefined);
+      await probe.end().catch(() => undefined);
+    }
+  }
+  line('set_leader(n) call -> node n writable', toWritable, fmtMs, { max: 500, text: '<= 0.5 s' });
+  line('set_leader(n) call -> answer true', toReturn, fmtMs);
+}
+
+// ---- 3. resources ----
+
+function rssKb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function cpuTicks(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3, utime field 14, stime field 15.
+  return Number(f[11]) + Number(f[12]);
+}
+
+async function resources(c: TestCluster): Promise<void> {
+  const leader = await healthyLeader(c);
+  console.log(`\n[resources] ${RUNS} windows of ${RESOURCE_SECONDS} s on an idle cluster (node ${leader} leads): controller VmRSS at the end of each window, utime+stime over it; also the controller's own PostgreSQL sessions (application_name biha_controller)`);
+  const pids = new Map<number, number>();
+  const backends = new Map<number, number[]>();
+  for (const i of c.ids()) {
+    const pid = c.controllerPid(i);
+    if (!pid) throw new Error(`no controller PID for node ${i}`);
+    pids.set(i, pid);
+    const client = await connect(c, i);
+    try {
+      const r = await client.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'biha_controller'");
+      backends.set(i, r.rows.map((x) => x.pid));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  const rss = new Map<number, number[]>(c.ids().map((i) => [i, []]));
+  const cpu = new Map<number, number[]>(c.ids().map((i) => [i, []]));
+  const bcpu = new Map<number, number[]>(c.ids().map((i) => [i, []]));
+  const ticksOf = (ps: number[]): number => ps.reduce((a, p) => a + (fs.existsSync(`/proc/${p}`) ? cpuTicks(p) : 0), 0);
+  for (let w = 0; w < RUNS; w++) {
+    const t0 = performance.now();
+    const before = new Map(c.ids().map((i) => [i, [cpuTicks(pids.get(i)!), ticksOf(backends.get(i)!)]] as const));
+    await sleep(RESOURCE_SECONDS * 1000);
+    const secs = (performance.now() - t0) / 1000;
+    for (const i of c.ids()) {
+      const [c0, b0] = before.get(i)!;
+      cpu.get(i)!.push(((cpuTicks(pids.get(i)!) - c0!) / CLK_TCK / secs) * 100);
+      bcpu.get(i)!.push(((ticksOf(backends.get(i)!) - b0!) / CLK_TCK / secs) * 100);
+      rss.get(i)!.push(rssKb(pids.get(i)!) / 1024);
+    }
+  }
+  const pct = (x: number): string => `${x.toFixed(2)} %`;
+  const mb = (x: number): string => `${x.toFixed(1)} MB`;
+  for (const i of c.ids()) {
+    const role = i === leader ? 'leader' : 'follower';
+    line(`node ${i} (${role}) controller VmRSS`, rss.get(i)!, mb, { max: 80, text: '<= 80 MB' });
+    line(`node ${i} (${role}) controller CPU, % of one core`, cpu.get(i)!, pct, { max: 1, text: '<= 1 %' });
+    line(`node ${i} (${role}) its PostgreSQL sessions' CPU (${backends.get(i)!.length} sessions)`, bcpu.get(i)!, pct);
+  }
+}
+
+// ---- main ----
+
+const NAMES = ['failover', 'failover-fast', 'switchover', 'sql', 'resources'] as const;
+type Name = (typeof NAMES)[number];
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const wanted: Name[] = args.length === 0 || args.includes('all') ? [...NAMES] : (args as Name[]);
+  for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown benchmark "${w}"; choose from ${NAMES.join(', ')}, all`);
+  console.log(`bench/cluster.ts: ${wanted.join(', ')}; ${RUNS} runs each; node ${process.version}; load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  const clusters: TestCluster[] = [];
+  let defaults: TestCluster | null = null;
+  const stop = (): void => {
+    void Promise.all(clusters.map((c) => c.destroy())).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    for (const w of wanted) {
+      if (w === 'failover-fast') {
+        const fast = await makeCluster(19400, 200, 5);
+        clusters.push(fast);
+        try {
+          await failover(fast, w, 200, 5, 1500);
+        } finally {
+          await fast.destroy();
+          clusters.splice(clusters.indexOf(fast), 1);
+        }
+        continue;
+      }
+      if (!defaults) {
+        defaults = await makeCluster(19300, 1000, 10);
+        clusters.push(defaults);
+      }
+      if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
+      else if (w === 'switchover') await switchover(defaults);
+      else if (w === 'sql') await sqlBench(defaults);
+      else await resources(defaults);
+    }
+  } finally {
+    for (const c of clusters) await c.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,239 @@
+// Prometheus metrics: the text a scrape gets, labels on every sample, counters, and /metrics.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { register as globalRegistry } from 'prom-client';
+import { startHttpServer } from '../../src/controller/http.js';
+import type { HttpServerHandle } from '../../src/controller/http.js';
+import { HeartbeatRtt, Metrics } from '../../src/controller/metrics.js';
+import { FakeSource, leaderRW, makeStatus, nodeError, silentLogger, streamingFollower } from './fixtures.js';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function samples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] === undefined || m[3] === undefined) throw new Error(`not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+function value(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const s = all.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  return s?.value;
+}
+
+const LABELS = { node_id: '1', node_name: 'alpha', region: 'eu-west' };
+
+async function scrape(m: Metrics): Promise<Sample[]> {
+  return samples(await m.registry.metrics());
+}
+
+describe('Metrics', () => {
+  it('puts node_id, node_name and region on every sample', async () => {
+    const m = new Metrics(LABELS);
+    m.update(leaderRW());
+    m.heartbeatSent();
+    m.heartbeatReceived();
+    m.reconnect(2);
+    m.electionStarted();
+    m.electionWon();
+    m.observeControlRtt(0.002);
+    const all = await scrape(m);
+    expect(all.length).toBeGreaterThan(30);
+    for (const s of all) expect({ name: s.name, ...s.labels }).toMatchObject({ name: s.name, ...LABELS });
+  });
+
+  it('keeps the labels visible when name or region are empty', async () => {
+    const m = new Metrics({ node_id: '4', node_name: '', region: '' });
+    m.update(leaderRW());
+    for (const s of await scrape(m)) expect(s.labels).toMatchObject({ node_id: '4', node_name: 'node4', region: 'default' });
+  });
+
+  it('exports term, one-hot state, leader, nodes online/offline and node error', async () => {
+    const m = new Metrics(LABELS);
+    m.update(leaderRW());
+    let all = await scrape(m);
+    expect(value(all, 'biha_term')).toBe(7);
+    expect(value(all, 'biha_leader_id')).toBe(1);
+    expect(value(all, 'biha_state', { state: 'LEADER_RW' })).toBe(1);
+    const states = all.filter((s) => s.name === 'biha_state');
+    expect(states.length).toBe(11);
+    expect(states.reduce((a, s) => a + s.value, 0)).toBe(1);
+    expect(value(all, 'biha_nodes_online')).toBe(3);
+    expect(value(all, 'biha_nodes_offline')).toBe(0);
+    expect(value(all, 'biha_node_error')).toBe(0);
+
+    const st = nodeError();
+    st.status[0]!.online = false;
+    st.status[0]!.since_last_hb_ms = null;
+    m.update(st);
+    all = await scrape(m);
+    expect(value(all, 'biha_state', { state: 'NODE_ERROR' })).toBe(1);
+    expect(value(all, 'biha_state', { state: 'LEADER_RW' })).toBe(0);
+    expect(value(all, 'biha_nodes_online')).toBe(2);
+    expect(value(all, 'biha_nodes_offline')).toBe(1);
+    expect(value(all, 'biha_node_error')).toBe(1);
+    expect(value(all, 'biha_peer_online', { peer: '1' })).toBe(0);
+    expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '1' })).toBeUndefined();
+    expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '2' })).toBeCloseTo(0.24);
+  });
+
+  it('maps a state it does not know to UNKNOWN and a missing leader to 0', async () => {
+    const m = new Metrics(LABELS);
+    m.update(makeStatus({ state: 'SOMETHING_NEW', leaderId: null }));
+    const all = await scrape(m);
+    expect(value(all, 'biha_state', { state: 'UNKNOWN' })).toBe(1);
+    expect(value(all, 'biha_leader_id')).toBe(0);
+  });
+
+  it('exports heartbeat age per peer and lag per follower, and drops removed ones', async () => {
+    const m = new Metrics(LABELS);
+    m.update(leaderRW());
+    let all = await scrape(m);
+    expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '2' })).toBeCloseTo(0.24);
+    expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '3' })).toBeCloseTo(0.36);
+    expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '1' })).toBeUndefined();
+    expect(value(all, 'biha_replication_lag_bytes', { follower: '3' })).toBe(4096);
+    expect(value(all, 'biha_replication_lag_seconds', { follower: '3' })).toBeCloseTo(0.25);
+    expect(value(all, 'biha_replication_lag_bytes', { follower: '2' })).toBe(0);
+
+    const st = leaderRW();
+    st.status = st.status.filter((r) => r.id !== 3);
+    st.nodes = st.nodes.filter((n) => n.id !== 3);
+    st.monitoring.followers = st.monitoring.followers.filter((f) => f.id !== 3);
+    m.update(st);
+    all = await scrape(m);
+    expect(all.filter((s) => s.labels['peer'] === '3' && s.name !== 'biha_reconnects_total')).toEqual([]);
+    expect(all.filter((s) => s.labels['follower'] === '3')).toEqual([]);
+  });
+
+  it('counts heartbeats, reconnections and elections', async () => {
+    const m = new Metrics(LABELS);
+    let all = await scrape(m);
+    expect(value(all, 'biha_heartbeats_sent_total')).toBe(0);
+    expect(value(all, 'biha_elections_started_total')).toBe(0);
+    for (let i = 0; i < 3; i++) m.heartbeatSent();
+    for (let i = 0; i < 2; i++) m.heartbeatReceived();
+    m.reconnect(2);
+    m.reconnect(2);
+    m.reconnect(3);
+    m.electionStarted();
+    m.electionStarted();
+    m.electionWon();
+    all = await scrape(m);
+    expect(value(all, 'biha_heartbeats_sent_total')).toBe(3);
+    expect(value(all, 'biha_heartbeats_received_total')).toBe(2);
+    expect(value(all, 'biha_reconnects_total', { peer: '2' })).toBe(2);
+    expect(value(all, 'biha_reconnects_total', { peer: '3' })).toBe(1);
+    expect(value(all, 'biha_elections_started_total')).toBe(2);
+    expect(value(all, 'biha_elections_won_total')).toBe(1);
+    m.heartbeatSent();
+    expect(value(await scrape(m), 'biha_heartbeats_sent_total')).toBe(4);
+  });
+
+  it('counts reconnections from the connection counts of the status', async () => {
+    const m = new Metrics(LABELS);
+    const st = leaderRW(); // conn_count 1 for peers 2 and 3: first connections only
+    m.update(st);
+    expect(value(await scrape(m), 'biha_reconnects_total', { peer: '2' })).toBeUndefined();
+    st.nodes[0]!.conn_count = 3;
+    m.update(st);
+    m.update(st);
+    expect(value(await scrape(m), 'biha_reconnects_total', { peer: '2' })).toBe(2);
+    st.nodes[0]!.conn_count = 4;
+    m.update(st);
+    expect(value(await scrape(m), 'biha_reconnects_total', { peer: '2' })).toBe(3);
+  });
+
+  it('observes control-channel round trips in a histogram', async () => {
+    const m = new Metrics(LABELS);
+    m.observeControlRtt(0.0004);
+    m.observeControlRtt(0.003);
+    m.observeControlRtt(2);
+    m.observeControlRtt(Number.NaN);
+    m.observeControlRtt(-1);
+    const all = await scrape(m);
+    expect(value(all, 'biha_control_rtt_seconds_count')).toBe(3);
+    expect(value(all, 'biha_control_rtt_seconds_bucket', { le: '0.0005' })).toBe(1);
+    expect(value(all, 'biha_control_rtt_seconds_bucket', { le: '0.005' })).toBe(2);
+    expect(value(all, 'biha_control_rtt_seconds_bucket', { le: '+Inf' })).toBe(3);
+    expect(value(all, 'biha_control_rtt_seconds_sum')).toBeCloseTo(2.0034);
+  });
+
+  it('measures heartbeat round trips by seq per peer', () => {
+    const seen: number[] = [];
+    let now = 1000;
+    const rtt = new HeartbeatRtt({ observeControlRtt: (s) => seen.push(s) }, () => now);
+    rtt.sent(2, 10);
+    rtt.sent(3, 10);
+    now = 1004;
+    rtt.acked(2, 10);
+    rtt.acked(2, 10); // a duplicate answer counts once
+    rtt.acked(3, 9); // an answer to an older heartbeat is ignored
+    rtt.sent(3, 11);
+    now = 1010;
+    rtt.acked(3, 11);
+    rtt.sent(2, 11);
+    rtt.forget(2);
+    rtt.acked(2, 11);
+    expect(seen.map((s) => Math.round(s * 1e6))).toEqual([4000, 6000]);
+  });
+
+  it('uses a registry of its own', async () => {
+    const a = new Metrics(LABELS);
+    const b = new Metrics({ ...LABELS, node_id: '2' });
+    a.heartbeatSent();
+    expect(value(await scrape(a), 'biha_heartbeats_sent_total')).toBe(1);
+    expect(value(await scrape(b), 'biha_heartbeats_sent_total')).toBe(0);
+    expect(globalRegistry.getSingleMetric('biha_heartbeats_sent_total')).toBeUndefined();
+  });
+});
+
+describe('GET /metrics', () => {
+  let server: HttpServerHandle;
+  let source: FakeSource;
+  let metrics: Metrics;
+
+  beforeAll(async () => {
+    source = new FakeSource(leaderRW());
+    metrics = new Metrics(LABELS);
+    server = await startHttpServer({ host: '127.0.0.1', port: 0, logger: silentLogger, source, metrics });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('serves the Prometheus text of the current status', async () => {
+    metrics.heartbeatSent();
+    let r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    let all = samples(await r.text());
+    expect(value(all, 'biha_state', { state: 'LEADER_RW' })).toBe(1);
+    expect(value(all, 'biha_heartbeats_sent_total')).toBe(1);
+    for (const s of all) expect(s.labels).toMatchObject(LABELS);
+
+    source.current = streamingFollower();
+    source.current.config.term = 8;
+    r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    all = samples(await r.text());
+    expect(value(all, 'biha_state', { state: 'FOLLOWER' })).toBe(1);
+    expect(value(all, 'biha_term')).toBe(8);
+  });
+
+  it('still serves the counters when the status is not available', async () => {
+    source.broken = new Error('starting');
+    const r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(r.status).toBe(200);
+    expect(value(samples(await r.text()), 'biha_heartbeats_sent_total')).toBeGreaterThanOrEqual(1);
+    source.broken = null;
+  });
+});

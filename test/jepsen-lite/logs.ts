@@ -1,0 +1,74 @@
+// Reads the controllers' pino JSON logs (pg_biha/log/controller.log). Lines whose msg starts with
+// "state " carry the raft role, term and leader of that node at that time; a few other lines mark
+// starts, stops, fences and NODE_ERROR.
+
+export interface StateEvent {
+  readonly at: number;
+  readonly node: number;
+  readonly role: string;
+  readonly term: number;
+  readonly leader: number;
+  readonly state: string;
+}
+
+export interface LogEvent {
+  readonly at: number;
+  readonly node: number;
+  readonly kind: 'started' | 'stopping' | 'fence' | 'node_error' | 'vote_fence' | 'promote' | 'pg_restart';
+  readonly msg: string;
+}
+
+export interface ParsedLog {
+  readonly states: StateEvent[];
+  readonly events: LogEvent[];
+  /** Lines that were not JSON (e.g. a stack trace on stderr). */
+  readonly garbage: number;
+}
+
+function timeOf(v: unknown): number | null {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? null : t;
+  }
+  return null;
+}
+
+/** Parses one node's controller.log text. `node` is used when a line has no node field. */
+export function parseControllerLog(text: string, node: number): ParsedLog {
+  const states: StateEvent[] = [];
+  const events: LogEvent[] = [];
+  let garbage = 0;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      garbage++;
+      continue;
+    }
+    const at = timeOf(j['time']);
+    if (at === null) continue;
+    const msg = typeof j['msg'] === 'string' ? j['msg'] : '';
+    const n = typeof j['node'] === 'number' ? j['node'] : node;
+    if (msg.startsWith('state ') && typeof j['term'] === 'number') {
+      states.push({
+        at, node: n,
+        role: String(j['role'] ?? ''),
+        term: j['term'],
+        leader: typeof j['leader'] === 'number' ? j['leader'] : 0,
+        state: String(j['state'] ?? msg.slice(6).split(',')[0]),
+      });
+      continue;
+    }
+    if (msg === 'controller started') events.push({ at, node: n, kind: 'started', msg });
+    else if (msg === 'controller stopping') events.push({ at, node: n, kind: 'stopping', msg });
+    else if (/lease expired|fenced/i.test(msg)) events.push({ at, node: n, kind: 'fence', msg });
+    else if (msg.startsWith('NODE_ERROR')) events.push({ at, node: n, kind: 'node_error', msg });
+    else if (msg.startsWith('vote in a newer term')) events.push({ at, node: n, kind: 'vote_fence', msg });
+    else if (/^done: promote/.test(msg)) events.push({ at, node: n, kind: 'promote', msg });
+    else if (/PostgreSQL is not running/.test(msg)) events.push({ at, node: n, kind: 'pg_restart', msg });
+  }
+  return { states, events, garbage };
+}

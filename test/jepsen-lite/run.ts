@@ -1,0 +1,386 @@
+// One jepsen-lite run: hosts → cluster → workload + nemesis schedule → heal → convergence → final
+// read → checkers → run directory (history.jsonl, node logs, summary.txt, summary.json,
+// timeline.svg). Everything the run creates is removed at the end, also on failure or a signal.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readNodeState } from '../../src/controller/nodefiles.js';
+import { Prng } from '../../src/sim/prng.js';
+import { checkConsensus, checkSet, checkSplitBrain, lostContext, unavailability } from './checker.js';
+import type { ConsensusResult, SetResult, SplitBrain, Window } from './checker.js';
+import { History } from './history.js';
+import { Hosts, REGISTRY_DIR, cleanupStale } from './hosts.js';
+import { parseControllerLog } from './logs.js';
+import type { LogEvent, StateEvent } from './logs.js';
+import { startFault } from './nemesis.js';
+import type { ActiveFault, NemesisName } from './nemesis.js';
+import { DB, NsCluster, PASSWORD, ROOT, USER } from './nodes.js';
+import { run, sleep } from './proc.js';
+import { renderTimeline } from './timeline.js';
+import { CREATE_TABLE, RoleProbe, Workload, exec, readSet } from './workload.js';
+import type { ClientSpec } from './workload.js';
+
+export interface RunOptions {
+  readonly nodes: number;
+  readonly timeSec: number;
+  readonly nemeses: readonly NemesisName[];
+  readonly mode: 'sync' | 'async';
+  readonly seed: number;
+  readonly hbPeriodMs?: number;
+  readonly hbMaxLost?: number;
+  /** Fault interval length range (ms). */
+  readonly faultMs?: readonly [number, number];
+  /** Quiet time between faults (ms). */
+  readonly quietMs?: readonly [number, number];
+  /** Probability that an interval combines a process fault and a network fault. */
+  readonly mixProbability?: number;
+  /** Bound on convergence after the final heal (ms). */
+  readonly convergeMs?: number;
+  readonly runsDir?: string;
+  readonly keepData?: boolean;
+  /** Also render timeline.png (ImageMagick convert or rsvg-convert, if installed). */
+  readonly png?: boolean;
+  readonly log?: (s: string) => void;
+  /** Command line shown in the summary. */
+  readonly command?: string;
+}
+
+export interface RunSummary {
+  readonly dir: string;
+  readonly valid: boolean;
+  readonly text: string;
+  readonly set: SetResult | null;
+  readonly splitBrain: SplitBrain[];
+  readonly consensus: ConsensusResult;
+  readonly converged: { ok: boolean; ms: number; leader: number; why: string; nodeErrors: number[] };
+  readonly windows: Window[];
+}
+
+const PROCESS_FAULTS: readonly NemesisName[] = ['kill-controller', 'kill-postgres', 'crash', 'pause', 'restart'];
+const NET_FAULTS: readonly NemesisName[] = ['partition-leader', 'partition-half', 'partition-bridge', 'partition-ring', 'cut-control', 'cut-replication', 'slow', 'loss', 'flap'];
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[:]/g, '-').replace(/\..*$/, 'Z');
+}
+
+function isPortClaimed(port: number): boolean {
+  return fs.existsSync(`/tmp/.s.PGSQL.${port}`) || fs.existsSync(`/tmp/.s.BIHA.${port + 1}`) || fs.existsSync(`/tmp/.s.PGSQL.${port + 1}`);
+}
+
+/** Picks a free 10.213.X.0/24 and a free block of 50 ports in 18000-18999. */
+async function pickResources(n: number, rng: Prng): Promise<{ subnet: number; basePort: number }> {
+  const addrs = (await run('ip', ['-br', 'addr'])).stdout;
+  let subnet = 0;
+  for (let k = 0; k < 200 && !subnet; k++) {
+    const s = 1 + rng.int(250);
+    if (!addrs.includes(`10.213.${s}.`)) subnet = s;
+  }
+  let basePort = 0;
+  for (let k = 0; k < 60 && !basePort; k++) {
+    const b = 18000 + 50 * rng.int(20);
+    if (Array.from({ length: n }, (_, i) => b + 10 * i).every((p) => !isPortClaimed(p))) basePort = b;
+  }
+  if (!subnet || !basePort) throw new Error('no free subnet or port block for this run');
+  return { subnet, basePort };
+}
+
+export async function runJepsen(o: RunOptions): Promise<RunSummary> {
+  const log = o.log ?? ((s: string): void => void process.stdout.write(`${s}\n`));
+  const hbPeriodMs = o.hbPeriodMs ?? 200;
+  const hbMaxLost = o.hbMaxLost ?? 10;
+  const electionMs = hbPeriodMs * hbMaxLost;
+  const faultMs = o.faultMs ?? [Math.max(6000, electionMs * 3), Math.max(12_000, electionMs * 6)];
+  const quietMs = o.quietMs ?? [3000, 6000];
+  const convergeMs = o.convergeMs ?? 90_000;
+  const n = o.nodes;
+  const nquorum = Math.floor(n / 2) + 1;
+  const syncStandbys = o.mode === 'sync' ? (n >= 5 ? 2 : 1) : 0;
+  const rng = new Prng(o.seed);
+  const runId = randomBytes(3).toString('hex').slice(0, 4);
+  const runsDir = o.runsDir ?? path.join(ROOT, 'test', 'jepsen-lite', 'runs');
+  const dir = path.join(runsDir, `${stamp(new Date())}-${runId}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const dataDir = path.join('/tmp', `biha-jepsen-${runId}`);
+
+  cleanupStale(log);
+  const res = await pickResources(n, rng.fork(1));
+  const hosts = new Hosts(runId, n, res.subnet, dataDir);
+  const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost }, log);
+  const h = new History(path.join(dir, 'history.jsonl'));
+  const command = o.command ?? `npm run jepsen -- --nodes ${n} --time ${o.timeSec} --nemesis ${o.nemeses.join(',')} --mode ${o.mode} --seed ${o.seed}`;
+  log(`run ${runId}: ${command}`);
+  log(`run directory ${dir}; namespaces ${hosts.ns(1)}..${hosts.ns(n)}, bridge ${hosts.bridge} 10.213.${res.subnet}.0/24, ports ${res.basePort}..${res.basePort + 10 * (n - 1) + 2}`);
+
+  // Emergency cleanup on Ctrl-C / kill / unexpected exit.
+  const emergency = (): void => {
+    hosts.teardownSync();
+    if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`${sig}: removing namespaces, bridge and processes of run ${runId}`);
+    emergency();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  process.on('exit', emergency);
+
+  let sampler: Promise<void> | null = null;
+  let stopSampler = false;
+  let workload: Workload | null = null;
+  let finalRead: Set<string> | null = null;
+  let converged: RunSummary['converged'] = { ok: false, ms: 0, leader: 0, why: 'not reached', nodeErrors: [] };
+  let wlStart = Date.now();
+  let wlEnd = Date.now();
+  let tEnd = Date.now();
+  const followerNotes: string[] = [];
+  let setupError: string | null = null;
+  try {
+    await hosts.setup();
+    await c.create();
+    const first = await c.waitConverged(60_000);
+    if (!first.ok) throw new Error(`no leader before the workload: ${first.why}`);
+    await exec(c.addr(first.leader), c.port(first.leader), CREATE_TABLE);
+    h.mark(`cluster ready, leader ${first.leader}`);
+    log(`cluster ready: leader ${first.leader}; mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}`);
+
+    // Samples of every node's state and persisted vote, for the timeline and the vote check.
+    // The PostgreSQL role comes from PostgreSQL itself (pg_is_in_recovery), not from the controller.
+    const probe = new RoleProbe(new Map(c.ids().map((i) => [i, { host: c.addr(i), port: c.port(i) }])));
+    sampler = (async () => {
+      for (let k = 0; k < 100_000 && !stopSampler; k++) {
+        const at = Date.now();
+        const [st, roles] = await Promise.all([c.ownStates(), Promise.all(c.ids().map((i) => probe.roleOf(i)))]);
+        for (const i of c.ids()) {
+          const s = st.get(i);
+          h.sample({ at, node: i, state: s?.state ?? null, term: s?.term ?? null, leader: s?.leader ?? null, pgRole: roles[i - 1] ?? null });
+          try {
+            const ns = await readNodeState(c.pgdata(i));
+            h.hardState({ at, node: i, term: ns.raft.hard.term, vote: ns.raft.hard.vote });
+          } catch {
+            // being rewritten or gone
+          }
+        }
+        await sleep(Math.max(50, 500 - (Date.now() - at)));
+      }
+      probe.close();
+    })();
+
+    const hostsList = c.ids().map((i) => ({ host: c.addr(i), port: c.port(i) }));
+    const multi = (order: Array<{ host: string; port: number }>): ClientSpec['target'] => ({
+      kind: 'multi',
+      t: { hosts: order, user: USER, password: PASSWORD, database: DB, targetSessionAttrs: 'read-write', connectTimeoutMs: 2000 },
+    });
+    const clients: ClientSpec[] = [
+      { name: 'mh1', target: multi(hostsList), periodMs: 40 },
+      { name: 'mh2', target: multi([...hostsList].reverse()), periodMs: 40 },
+      ...c.ids().map((i): ClientSpec => ({ name: `n${i}`, target: { kind: 'pinned', node: i, host: c.addr(i), port: c.port(i) }, periodMs: 150 })),
+    ];
+    workload = new Workload(
+      {
+        clients,
+        nodeOf: (host, port) => c.ids().find((i) => c.addr(i) === host && c.port(i) === port) ?? 0,
+        statementTimeoutMs: 4000,
+        queryTimeoutMs: 8000,
+        maxOpsPerClient: 200_000,
+      },
+      h,
+    );
+    wlStart = Date.now();
+    workload.start();
+    const deadline = wlStart + o.timeSec * 1000;
+    const nrng = rng.fork(2);
+    const leaderOrAny = async (): Promise<{ id: number; isLeader: boolean }> => {
+      const st = await c.ownStates();
+      const l = [...st].find(([, s]) => s.state === 'LEADER_RW');
+      return l ? { id: l[0], isLeader: true } : { id: nrng.pick(c.ids()), isLeader: false };
+    };
+
+    for (let cycle = 0; cycle < 1000; cycle++) {
+      const quiet = nrng.range(quietMs[0], quietMs[1]);
+      if (Date.now() + quiet + faultMs[0] > deadline) break;
+      await sleep(quiet);
+      const interval = Math.min(nrng.range(faultMs[0], faultMs[1]), Math.max(faultMs[0], deadline - Date.now()));
+      // One fault, or (mixed) one process fault and one network fault at once.
+      let names: NemesisName[] = [nrng.pick(o.nemeses)];
+      const procs = o.nemeses.filter((x) => PROCESS_FAULTS.includes(x));
+      const nets = o.nemeses.filter((x) => NET_FAULTS.includes(x) && x !== 'flap');
+      if (procs.length && nets.length && nrng.chance(o.mixProbability ?? 0.25)) names = [nrng.pick(nets), nrng.pick(procs)];
+      const active: Array<{ f: ActiveFault; rec: ReturnType<History['nemesisStart']> }> = [];
+      for (const name of names) {
+        const startAt = Date.now();
+        try {
+          const f = await startFault(name, { c, rng: nrng, log, leaderOrAny, intervalMs: interval });
+          const rec = h.nemesisStart(f.name, f.what, f.nodes, startAt);
+          active.push({ f, rec });
+          log(`[${((startAt - wlStart) / 1000).toFixed(1)} s] fault ${f.name}: ${f.what}`);
+        } catch (e) {
+          log(`fault ${name} could not start: ${e instanceof Error ? e.message : String(e)}`);
+          h.mark(`fault ${name} could not start: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      await sleep(interval);
+      for (const a of [...active].reverse()) {
+        try {
+          await a.f.heal();
+        } catch (e) {
+          log(`heal of ${a.f.name} failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        h.nemesisEnd(a.rec);
+      }
+      await hosts.healAll();
+      const rc = await c.waitConverged(30_000);
+      h.mark(rc.ok ? `converged after ${rc.ms} ms, leader ${rc.leader}` : `not converged within 30 s after healing: ${rc.why}`);
+      log(`[${((Date.now() - wlStart) / 1000).toFixed(1)} s] healed; ${rc.ok ? `converged in ${rc.ms} ms, leader ${rc.leader}` : `NOT converged: ${rc.why}`}`);
+      if (Date.now() > deadline) break;
+    }
+
+    // Final heal: every rule and qdisc gone, every controller running and not paused.
+    await hosts.healAll();
+    for (const i of c.ids()) {
+      c.signal(i, 'controller', 'SIGCONT');
+      const r = await c.ensureStarted(i);
+      if (r && r.code !== 0) log(`final heal: bihactl start node ${i} failed: ${r.stderr.trim()}`);
+    }
+    h.mark('final heal');
+    await sleep(5000);
+    await workload.stop();
+    wlEnd = Date.now();
+    log(`workload stopped: ${workload.counts.ok} ok, ${workload.counts.info} info, ${workload.counts.fail} fail`);
+    converged = await c.waitConverged(convergeMs);
+    h.mark(converged.ok ? `final convergence after ${converged.ms} ms, leader ${converged.leader}` : `no convergence within ${convergeMs} ms: ${converged.why}`);
+    log(converged.ok ? `converged in ${converged.ms} ms: leader ${converged.leader}${converged.nodeErrors.length ? `, NODE_ERROR on ${converged.nodeErrors.join(',')}` : ''}` : `NOT converged within ${convergeMs} ms: ${converged.why}`);
+
+    // Final read on the leader (the converged one, or any LEADER_RW).
+    for (let k = 0; k < 30 && !finalRead; k++) {
+      const st = await c.ownStates();
+      const l = converged.ok ? converged.leader : ([...st].find(([, s]) => s.state === 'LEADER_RW')?.[0] ?? 0);
+      if (l) {
+        try {
+          finalRead = await readSet(c.addr(l), c.port(l));
+          log(`final read on node ${l}: ${finalRead.size} rows`);
+          h.mark(`final read on node ${l}: ${finalRead.size} rows`);
+          // Followers, for information: rows missing there, and rows they have that the leader lacks.
+          await sleep(2000);
+          for (const i of c.ids().filter((x) => x !== l)) {
+            try {
+              const f = await readSet(c.addr(i), c.port(i));
+              const extra = [...f].filter((v) => !finalRead!.has(v)).length;
+              const missing = [...finalRead].filter((v) => !f.has(v)).length;
+              followerNotes.push(`node ${i}: ${f.size} rows, ${missing} of the leader's missing, ${extra} not on the leader`);
+            } catch (e) {
+              followerNotes.push(`node ${i}: unreadable (${e instanceof Error ? e.message : String(e)})`);
+            }
+          }
+        } catch (e) {
+          log(`final read on node ${l} failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      if (!finalRead) await sleep(1000);
+    }
+  } catch (e) {
+    setupError = e instanceof Error ? e.stack ?? e.message : String(e);
+    log(`run error: ${setupError}`);
+  } finally {
+    if (workload) await workload.stop();
+    stopSampler = true;
+    if (sampler) await sampler;
+    tEnd = Date.now();
+    h.close();
+    await c.stopAll().catch(() => undefined);
+    c.copyLogs(path.join(dir, 'logs'));
+    await hosts.teardown().catch((e: unknown) => log(`teardown: ${String(e)}`));
+    if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+    process.off('exit', emergency);
+    fs.rmSync(path.join(REGISTRY_DIR, `${hosts.prefix}.json`), { force: true });
+  }
+
+  // ---- checks ----
+  const statesByNode = new Map<number, StateEvent[]>();
+  const events: LogEvent[] = [];
+  for (const i of c.ids()) {
+    let text = '';
+    try {
+      text = fs.readFileSync(path.join(dir, 'logs', `n${i}-controller.log`), 'utf8');
+    } catch {
+      // no log
+    }
+    const p = parseControllerLog(text, i);
+    statesByNode.set(i, p.states);
+    events.push(...p.events);
+  }
+  const consensus = checkConsensus(statesByNode, h.hard);
+  const splitBrain = checkSplitBrain(h.ops);
+  const set = finalRead ? checkSet(h.ops, finalRead) : null;
+  const windows = unavailability(h.ops, h.nemeses, wlStart, wlEnd);
+  const consensusOk = consensus.twoLeaders.length === 0 && consensus.disagreeingLeader.length === 0 && consensus.termDecrease.length === 0 && consensus.doubleVote.length === 0;
+  const lostOk = set !== null && (o.mode === 'async' || set.lost.length === 0);
+  const valid = setupError === null && lostOk && splitBrain.length === 0 && consensusOk && converged.ok && (set?.failedButPresent.length ?? 0) === 0;
+
+  const lines: string[] = [];
+  const fmt = (ms: number): string => `${((ms - wlStart) / 1000).toFixed(1)} s`;
+  lines.push(`biha jepsen-lite run ${path.basename(dir)}`);
+  lines.push(`command: ${command}`);
+  lines.push(`cluster: ${n} nodes, mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}`);
+  lines.push(`VERDICT: ${valid ? 'VALID' : 'INVALID'}${o.mode === 'async' && set && set.lost.length ? ' (async mode: lost writes are reported, not failed)' : ''}`);
+  if (setupError) lines.push(`run error: ${setupError.split('\n')[0]}`);
+  if (set) {
+    lines.push(`writes: ${set.ok + set.fail + set.info} attempted, ${set.ok} ok, ${set.info} info (${set.infoPresent} present, ${set.infoAbsent} absent), ${set.fail} fail`);
+    lines.push(`lost acknowledged writes: ${set.lost.length}${set.lost.length ? ` (acknowledged between ${fmt(Math.min(...set.lost.map((x) => x.complete)))} and ${fmt(Math.max(...set.lost.map((x) => x.complete)))}; near faults: ${[...lostContext(set.lost, h.nemeses)].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+    for (const l of set.lost.slice(0, 10)) lines.push(`  lost ${l.value} on node ${l.node} term ${l.term ?? '?'} acked at ${fmt(l.complete)}`);
+    if (set.failedButPresent.length) lines.push(`failed but present: ${set.failedButPresent.length} (e.g. ${set.failedButPresent.slice(0, 3).map((x) => `${x.value}: ${x.error ?? ''}`).join('; ')})`);
+    if (set.unexpected.length) lines.push(`unexpected values in the final read: ${set.unexpected.length}`);
+  } else lines.push('final read: FAILED (no leader answered)');
+  lines.push(`split-brain: ${splitBrain.length}`);
+  for (const s of splitBrain.slice(0, 10)) lines.push(`  ${s.kind}: ${s.message} (${s.earlier.value} acked at ${fmt(s.earlier.complete)}, ${s.later.value} sent at ${fmt(s.later.invoke)} acked at ${fmt(s.later.complete)})`);
+  lines.push(`consensus (logs): ${consensus.leaderTerms} terms with a leader; two leaders in a term: ${consensus.twoLeaders.length}; disagreeing leader names: ${consensus.disagreeingLeader.length}; term decreases: ${consensus.termDecrease.length}; double votes (sampled ${consensus.voteSamples} vote changes from pg_biha/biha.state; votes are not logged): ${consensus.doubleVote.length}`);
+  for (const s of [...consensus.twoLeaders, ...consensus.disagreeingLeader, ...consensus.termDecrease, ...consensus.doubleVote].slice(0, 10)) lines.push(`  ${s}`);
+  lines.push(`convergence after the final heal: ${converged.ok ? `yes, in ${(converged.ms / 1000).toFixed(1)} s (bound ${convergeMs / 1000} s), leader ${converged.leader}${converged.nodeErrors.length ? `, NODE_ERROR on ${converged.nodeErrors.join(',')}` : ''}` : `NO within ${convergeMs / 1000} s: ${converged.why}`}`);
+  for (const f of followerNotes) lines.push(`  ${f}`);
+  const totalUnav = windows.reduce((a, w) => a + w.ms, 0);
+  lines.push(`unavailability (>= 1 s without any acknowledged write): ${windows.length} windows, longest ${((Math.max(0, ...windows.map((w) => w.ms))) / 1000).toFixed(1)} s, total ${(totalUnav / 1000).toFixed(1)} s of ${((wlEnd - wlStart) / 1000).toFixed(0)} s`);
+  for (const w of windows) lines.push(`  ${fmt(w.from)} .. ${fmt(w.to)}: ${(w.ms / 1000).toFixed(1)} s${w.faults.length ? ` (${w.faults.join(', ')})` : ''}`);
+  lines.push(`faults (${h.nemeses.length}):`);
+  for (const x of h.nemeses) lines.push(`  ${fmt(x.start)} .. ${fmt(x.end)} ${x.name}: ${x.what}`);
+  lines.push('marks:');
+  for (const m of h.marks) lines.push(`  ${fmt(m.at)} ${m.what}`);
+  const text = lines.join('\n') + '\n';
+  fs.writeFileSync(path.join(dir, 'summary.txt'), text);
+
+  const svg = renderTimeline({
+    title: `biha jepsen-lite ${path.basename(dir)}: ${n} nodes, ${o.mode}, seed ${o.seed}`,
+    subtitle: command,
+    verdict: `${valid ? 'VALID' : 'INVALID'}: ${set ? `${set.ok} ok, ${set.info} info, ${set.fail} fail, ${set.lost.length} lost` : 'no final read'}, ${splitBrain.length} split-brain, consensus ${consensusOk ? 'ok' : 'VIOLATED'}, ${converged.ok ? `converged in ${(converged.ms / 1000).toFixed(1)} s` : 'NOT converged'}`,
+    ok: valid,
+    nodes: c.ids(),
+    start: wlStart - 2000,
+    end: Math.max(wlEnd, tEnd),
+    states: statesByNode,
+    events,
+    samples: h.samples,
+    ops: h.ops,
+    lost: set?.lost ?? [],
+    splitBrain,
+    nemeses: h.nemeses,
+    windows,
+  });
+  fs.writeFileSync(path.join(dir, 'timeline.svg'), svg);
+  if (o.png) await toPng(path.join(dir, 'timeline.svg'), path.join(dir, 'timeline.png'), log);
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({ command, options: { ...o, log: undefined }, valid, set: set && { ...set, lost: set.lost, failedButPresent: set.failedButPresent.length, unexpected: set.unexpected.length }, splitBrain, consensus, converged, windows, nemeses: h.nemeses, setupError }, null, 2),
+  );
+  log(text);
+  return { dir, valid, text, set, splitBrain, consensus, converged, windows };
+}
+
+async function toPng(svg: string, png: string, log: (s: string) => void): Promise<void> {
+  const rsvg = await run('rsvg-convert', ['-o', png, svg], { timeoutMs: 60_000 });
+  if (rsvg.code === 0) return;
+  const im = await run('convert', ['-density', '96', svg, png], { timeoutMs: 60_000 });
+  if (im.code !== 0) log(`no PNG: neither rsvg-convert nor ImageMagick convert worked (${im.stderr.trim().split('\n')[0]})`);
+}
