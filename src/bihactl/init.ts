@@ -44,12 +44,16 @@ function roleSql(password: string): string[] {
     `ALTER ROLE ${REPLICATION_USER} WITH LOGIN REPLICATION PASSWORD ${quoteLiteral(password)}`,
     `GRANT biha_replication_role, biha_cluster_management_role TO ${REPLICATION_USER}`,
     'GRANT pg_monitor TO biha_cluster_management_role',
-    'GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO biha_replication_role',
-    'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO biha_replication_role',
-    'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO biha_replication_role',
-    'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO biha_replication_role',
   ];
 }
+
+/** The function grants pg_rewind needs; function privileges are per database, so given in biha_db. */
+const REWIND_GRANTS = [
+  'GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO biha_replication_role',
+  'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO biha_replication_role',
+  'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO biha_replication_role',
+  'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO biha_replication_role',
+];
 
 export async function cmdInit(o: InitOptions): Promise<void> {
   const nodeId = intOpt('biha-node-id', requireOpt('biha-node-id', o.bihaNodeId), 1, 1_000_000);
@@ -181,7 +185,7 @@ async function setupDatabase(env: PgEnv, port: number, password: string): Promis
     if (db.rowCount === 0) await c.query(`CREATE DATABASE biha_db OWNER ${REPLICATION_USER}`);
   });
   await withConn({ socketDir: '/tmp', port, user: env.user, database: 'biha_db' }, async (c) => {
-    await c.query('CREATE SCHEMA IF NOT EXISTS biha');
+    for (const q of REWIND_GRANTS) await c.query(q);
     const v = await installSql(c);
     info(`installed the biha SQL interface ${v} in biha_db`);
   });

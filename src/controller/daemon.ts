@@ -161,7 +161,10 @@ export class Controller {
       log: this.ncLog,
       config: () => this.config(),
       peerTimeline: (id) => this.peerTimeline(id),
-      autorewind: () => /^(on|true|yes|1)$/i.test(this.gucs['biha.autorewind'] ?? 'false'),
+      autorewind: async () => {
+        this.gucs = await readBihaGucs(this.pgdata).catch(() => this.gucs);
+        return /^(on|true|yes|1)$/i.test(this.gucs['biha.autorewind'] ?? 'false');
+      },
       enterNodeError: (e) => this.enterNodeError(e),
       setObserved: (o) => {
         this.observed = o;

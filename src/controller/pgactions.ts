@@ -31,7 +31,8 @@ export interface PgActionsDeps {
   config(): ClusterConfig;
   /** Fetch a peer's timeline history over the control channel. */
   peerTimeline(id: NodeId): Promise<TimelineInfo>;
-  autorewind(): boolean;
+  /** biha.autorewind, read when needed so a change in postgresql.biha.conf applies without a restart. */
+  autorewind(): Promise<boolean>;
   /** Record a NODE_ERROR (persisted, survives restarts). */
   enterNodeError(e: Omit<NodeErrorInfo, 'since'>): Promise<void>;
   setObserved(o: Observed): void;
@@ -166,7 +167,7 @@ export class PostgresActions implements PgActions {
       `this node's WAL (timeline ${s.tli}, up to ${formatLsn(end)}) went past the point where ` +
       `timeline ${div.nextTli} of leader node ${node.id} forked off (${formatLsn(div.switchLsn)})`;
     this.d.log.warn({ tli: s.tli, end: formatLsn(end), leaderTli: leader.tli }, `timelines diverged: ${details}`);
-    if (this.d.autorewind()) {
+    if (await this.d.autorewind()) {
       try {
         await this.rewindFrom(node);
         return;

@@ -24,11 +24,12 @@ async function main(argv: string[]): Promise<number> {
     .option('--hb-period <ms>', 'heartbeat_send_period', '200')
     .option('--hb-max-lost <n>', 'heartbeat_max_lost', '10')
     .option('--keep-data', 'keep the data directories under /tmp')
+    .option('--autorewind', 'set biha.autorewind = true on every node (default: false, the product default)')
     .option('--no-png', 'do not convert the timeline to PNG')
     .option('--cleanup', 'only remove namespaces, bridges and processes that dead runs left behind')
     .allowExcessArguments(false);
   p.parse(argv.filter((a) => a !== '--'), { from: 'user' });
-  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; png: boolean; cleanup?: boolean }>();
+  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean }>();
   if (process.getuid?.() !== 0) throw new Error('jepsen-lite needs root (network namespaces, nft)');
   if (o.cleanup) {
     const k = cleanupStale((s) => process.stdout.write(`${s}\n`));
@@ -49,8 +50,8 @@ async function main(argv: string[]): Promise<number> {
     const r = await runJepsen({
       nodes, timeSec, nemeses, mode: o.mode, seed,
       hbPeriodMs: int('hb-period', o.hbPeriod, 10, 60_000), hbMaxLost: int('hb-max-lost', o.hbMaxLost, 2, 1000),
-      keepData: !!o.keepData, png: o.png,
-      command: `npm run jepsen -- --nodes ${nodes} --time ${timeSec} --nemesis ${o.nemesis} --mode ${o.mode} --seed ${seed}`,
+      keepData: !!o.keepData, autorewind: !!o.autorewind, png: o.png,
+      command: `npm run jepsen -- --nodes ${nodes} --time ${timeSec} --nemesis ${o.nemesis} --mode ${o.mode} --seed ${seed}${o.autorewind ? ' --autorewind' : ''}`,
     });
     if (!r.valid) invalid++;
     results.push(`${r.valid ? 'VALID  ' : 'INVALID'} seed ${seed}: ${r.set ? `${r.set.ok} ok, ${r.set.lost.length} lost` : 'no final read'}, ${r.splitBrain.length} split-brain, ${r.converged.ok ? 'converged' : 'NOT converged'} -> ${r.dir}`);

@@ -188,7 +188,9 @@ export async function startFault(name: NemesisName, ctx: NemesisContext): Promis
       };
     }
     case 'switchover': {
-      const to = rng.pick(others(c, t));
+      const st = await c.ownStates();
+      const healthy = others(c, t).filter((i) => st.get(i)?.state === 'FOLLOWER');
+      const to = rng.pick(healthy.length ? healthy : others(c, t));
       const r = await c.bihactl(t, ['set-leader', `--id=${to}`, `--pgdata=${c.pgdata(t)}`], 60_000);
       return { name, what: `bihactl set-leader --id=${to} (from ${tl}): ${r.code === 0 ? 'done' : `failed: ${r.stderr.trim()}`}`, nodes: [t, to], heal: async () => undefined };
     }

@@ -24,6 +24,8 @@ export interface ClusterParams {
   readonly syncStandbys: number;
   readonly hbPeriodMs: number;
   readonly hbMaxLost: number;
+  /** Set biha.autorewind = true in each node's postgresql.biha.conf (as a DBA would) before its first start. */
+  readonly autorewind?: boolean;
 }
 
 export class NsCluster {
@@ -109,6 +111,12 @@ export class NsCluster {
   }
 
   private async mustStart(i: number): Promise<void> {
+    if (this.p.autorewind) {
+      const f = path.join(this.pgdata(i), 'postgresql.biha.conf');
+      const text = fs.readFileSync(f, 'utf8');
+      const next = /^biha\.autorewind\s*=.*$/m.test(text) ? text.replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true') : `${text}\nbiha.autorewind = true\n`;
+      fs.writeFileSync(f, next);
+    }
     const r = await this.start(i);
     if (r.code !== 0) throw new Error(`bihactl start node ${i} failed (${r.code}): ${r.stderr.trim()}`);
   }

@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly convergeMs?: number;
   readonly runsDir?: string;
   readonly keepData?: boolean;
+  /** biha.autorewind = true on every node (default: the product default, false). */
+  readonly autorewind?: boolean;
   /** Also render timeline.png (ImageMagick convert or rsvg-convert, if installed). */
   readonly png?: boolean;
   readonly log?: (s: string) => void;
@@ -105,9 +107,9 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   cleanupStale(log);
   const res = await pickResources(n, rng.fork(1));
   const hosts = new Hosts(runId, n, res.subnet, dataDir);
-  const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost }, log);
+  const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost, autorewind: !!o.autorewind }, log);
   const h = new History(path.join(dir, 'history.jsonl'));
-  const command = o.command ?? `npm run jepsen -- --nodes ${n} --time ${o.timeSec} --nemesis ${o.nemeses.join(',')} --mode ${o.mode} --seed ${o.seed}`;
+  const command = o.command ?? `npm run jepsen -- --nodes ${n} --time ${o.timeSec} --nemesis ${o.nemeses.join(',')} --mode ${o.mode} --seed ${o.seed}${o.autorewind ? ' --autorewind' : ''}`;
   log(`run ${runId}: ${command}`);
   log(`run directory ${dir}; namespaces ${hosts.ns(1)}..${hosts.ns(n)}, bridge ${hosts.bridge} 10.213.${res.subnet}.0/24, ports ${res.basePort}..${res.basePort + 10 * (n - 1) + 2}`);
 
@@ -325,7 +327,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const fmt = (ms: number): string => `${((ms - wlStart) / 1000).toFixed(1)} s`;
   lines.push(`biha jepsen-lite run ${path.basename(dir)}`);
   lines.push(`command: ${command}`);
-  lines.push(`cluster: ${n} nodes, mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}`);
+  lines.push(`cluster: ${n} nodes, mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}, biha.autorewind ${o.autorewind ? 'true' : 'false'}`);
   lines.push(`VERDICT: ${valid ? 'VALID' : 'INVALID'}${o.mode === 'async' && set && set.lost.length ? ' (async mode: lost writes are reported, not failed)' : ''}`);
   if (setupError) lines.push(`run error: ${setupError.split('\n')[0]}`);
   if (set) {
@@ -354,7 +356,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const svg = renderTimeline({
     title: `biha jepsen-lite ${path.basename(dir)}: ${n} nodes, ${o.mode}, seed ${o.seed}`,
     subtitle: command,
-    verdict: `${valid ? 'VALID' : 'INVALID'}: ${set ? `${set.ok} ok, ${set.info} info, ${set.fail} fail, ${set.lost.length} lost` : 'no final read'}, ${splitBrain.length} split-brain, consensus ${consensusOk ? 'ok' : 'VIOLATED'}, ${converged.ok ? `converged in ${(converged.ms / 1000).toFixed(1)} s` : 'NOT converged'}`,
+    verdict: `${valid ? 'VALID' : 'INVALID'}: ${set ? `${set.ok} ok, ${set.info} info, ${set.fail} fail, ${set.lost.length} lost` : 'no final read'}, ${splitBrain.length} split-brain, consensus ${consensusOk ? 'ok' : 'VIOLATED'}, ${converged.ok ? `converged in ${(converged.ms / 1000).toFixed(1)} s` : 'NOT converged'}${converged.nodeErrors.length ? ` (NODE_ERROR: ${converged.nodeErrors.join(',')})` : ''}`,
     ok: valid,
     nodes: c.ids(),
     start: wlStart - 2000,

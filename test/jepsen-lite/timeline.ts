@@ -33,6 +33,7 @@ const STATE_COLOR: Record<string, string> = {
   CANDIDATE: '#ffb300',
   CSTATE_FORMING: '#ffe082',
   NODE_ERROR: '#c62828',
+  NODE_ERROR_VOTING: '#e57373',
   STARTUP: '#bdbdbd',
 };
 

@@ -1,0 +1,100 @@
+// A returning old leader whose WAL went past the new timeline's fork point: NODE_ERROR with its
+// details (autorewind off), kept across restarts, cleared by `bihactl rewind` (the runbook); and with
+// biha.autorewind on, rewound and following by itself.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+
+/** A superuser session over the node's unix socket (root maps to the cluster superuser). */
+async function su<T extends pg.QueryResultRow>(c: TestCluster, i: number, text: string, db = 'postgres'): Promise<T[]> {
+  const cl = new pg.Client({ host: '/tmp', port: c.port(i), user: 'postgres', database: db });
+  await cl.connect();
+  try {
+    return (await cl.query<T>(text)).rows;
+  } finally {
+    await cl.end();
+  }
+}
+
+/**
+ * Makes the leader's WAL diverge: its followers stop receiving WAL, the leader commits rows only it
+ * has (asynchronous mode acknowledges them), then it crashes. Returns the old leader's id.
+ */
+async function divergeAndCrashLeader(c: TestCluster): Promise<number> {
+  const old = await c.waitLeader();
+  for (const f of c.ids().filter((i) => i !== old)) {
+    await su(c, f, "alter system set primary_conninfo = ''");
+    await su(c, f, 'select pg_reload_conf()');
+  }
+  await waitFor('the followers to disconnect', async () => {
+    const r = await su<{ n: string }>(c, old, 'select count(*) as n from pg_stat_replication');
+    return r[0]?.n === '0';
+  });
+  await su(c, old, 'create table if not exists only_on_old (id int)', 'biha_db');
+  await su(c, old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
+  c.kill9(old, 'both');
+  await c.waitLeader({ not: old, timeoutMs: 30_000 });
+  return old;
+}
+
+function setAutorewind(c: TestCluster, i: number, on: boolean): void {
+  const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
+  const text = fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, `biha.autorewind = ${on ? 'true' : 'false'}`);
+  fs.writeFileSync(f, text);
+}
+
+describe('rejoining a diverged old leader', () => {
+  const c = new TestCluster({ nodes: 3, basePort: 16500 });
+  beforeAll(async () => {
+    await c.create();
+  }, 180_000);
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
+
+  it('autorewind off: NODE_ERROR with the divergence details, kept across a restart; bihactl rewind brings it back', async () => {
+    const old = await divergeAndCrashLeader(c);
+    await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
+    const st = await c.waitState(old, 'NODE_ERROR', 60_000);
+    expect(st.error.type).toBe('TIMELINE_DIVERGED');
+    expect(st.error.begin_lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(st.error.end_lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(st.error.next_tli).toBeGreaterThan(st.error.current_tli ?? 0);
+    // The error is persisted in pg_biha/biha.state: a restart comes back in NODE_ERROR.
+    await bihaOk(['stop', `--pgdata=${c.pgdata(old)}`]);
+    await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
+    await sleep(1000);
+    expect((await c.status(old)).status.find((x) => x.id === old)?.state).toBe('NODE_ERROR');
+    // The runbook: rewind from the leader (identity and the replaced WAL files are kept).
+    const r = await bihaOk(['rewind', `--pgdata=${c.pgdata(old)}`]);
+    expect(r.stderr).toContain('rewound from node');
+    const after = await c.waitState(old, 'FOLLOWER', 60_000);
+    expect(after.error.type).toBe('NO_ERROR');
+    expect(fs.existsSync(path.join(c.pgdata(old), 'pg_biha', 'biha.conf'))).toBe(true);
+    // The rows only the old leader had are gone; the node follows the new timeline.
+    await waitFor('the rewound node to be a streaming standby', async () => {
+      const rows = await su<{ n: string }>(c, old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
+      return rows[0]?.n === '1';
+    });
+    const t = await su<{ t: string | null }>(c, old, "select to_regclass('only_on_old')::text as t", 'biha_db');
+    expect(t[0]?.t).toBeNull();
+  });
+
+  it('autorewind on: the old leader is rewound and follows by itself', async () => {
+    for (const i of c.ids()) setAutorewind(c, i, true);
+    // Followers must be streaming again before the next divergence.
+    for (const i of c.ids()) await c.waitState(i, (await c.leader()) === i ? 'LEADER_RW' : 'FOLLOWER');
+    const old = await divergeAndCrashLeader(c);
+    await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
+    const st = await c.waitState(old, 'FOLLOWER', 90_000);
+    expect(st.error.type).toBe('NO_ERROR');
+    await waitFor('the rewound node to stream', async () => {
+      const rows = await su<{ n: string }>(c, old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
+      return rows[0]?.n === '1';
+    });
+    const t = await su<{ t: string | null }>(c, old, "select to_regclass('only_on_old')::text as t", 'biha_db');
+    expect(t[0]?.t).toBeNull();
+  });
+});

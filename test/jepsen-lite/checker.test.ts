@@ -1,0 +1,131 @@
+// The jepsen-lite checkers on hand-made histories: each must flag what it exists for, and must not
+// flag a clean failover.
+import { describe, expect, it } from 'vitest';
+import { checkConsensus, checkSet, checkSplitBrain, unavailability } from './checker.js';
+import type { HardStateRecord, NemesisRecord, OpRecord, Outcome } from './history.js';
+import { parseControllerLog } from './logs.js';
+import type { StateEvent } from './logs.js';
+import { classifyStatementError, isSyncCancelNotice } from './workload.js';
+
+let nextId = 1;
+function op(value: string, outcome: Outcome, node: number | null, term: number | null, invoke: number, complete: number): OpRecord {
+  return { type: 'op', id: nextId++, client: 'c', value, invoke, complete, outcome, node, term };
+}
+
+describe('set checker', () => {
+  it('reports an acknowledged write missing from the final read as lost', () => {
+    const ops = [op('a', 'ok', 1, 2, 0, 10), op('b', 'ok', 1, 2, 20, 30), op('c', 'info', 1, 2, 40, 50), op('d', 'fail', null, null, 60, 61)];
+    const r = checkSet(ops, new Set(['a', 'c']));
+    expect(r.lost.map((o) => o.value)).toEqual(['b']);
+    expect(r.infoPresent).toBe(1);
+    expect(r.failedButPresent).toEqual([]);
+    expect([r.ok, r.info, r.fail]).toEqual([2, 1, 1]);
+  });
+
+  it('reports a write classified as failed that is present, and values nobody wrote', () => {
+    const r = checkSet([op('a', 'fail', 1, null, 0, 1)], new Set(['a', 'zz']));
+    expect(r.failedButPresent.map((o) => o.value)).toEqual(['a']);
+    expect(r.unexpected).toEqual(['zz']);
+  });
+});
+
+describe('writable-leader probe', () => {
+  it('accepts a failover: node 2 acknowledges in a higher term after node 1 stopped', () => {
+    const ops = [op('a', 'ok', 1, 3, 0, 10), op('b', 'ok', 1, 3, 5, 20), op('c', 'ok', 2, 4, 15, 40), op('d', 'ok', 2, 4, 50, 60), op('e', 'ok', 1, 5, 100, 110)];
+    expect(checkSplitBrain(ops)).toEqual([]);
+  });
+
+  it('ignores writes that were not acknowledged', () => {
+    const ops = [op('a', 'ok', 2, 4, 0, 10), op('b', 'info', 1, 3, 20, 30), op('c', 'fail', 1, null, 20, 21)];
+    expect(checkSplitBrain(ops)).toEqual([]);
+  });
+
+  it('flags two nodes acknowledging writes in the same term', () => {
+    const r = checkSplitBrain([op('a', 'ok', 1, 3, 0, 10), op('b', 'ok', 2, 3, 50, 60)]);
+    expect(r.map((s) => s.kind)).toEqual(['same-term']);
+  });
+
+  it('flags an old leader acknowledging a write sent after a newer term acknowledged one', () => {
+    const r = checkSplitBrain([op('a', 'ok', 2, 4, 0, 10), op('b', 'ok', 1, 3, 20, 30)]);
+    expect(r.map((s) => s.kind)).toEqual(['stale-term']);
+    expect(r[0]!.earlier.value).toBe('a');
+    expect(r[0]!.later.value).toBe('b');
+  });
+
+  it('flags overlapping writable windows when a term is unknown, but not disjoint ones', () => {
+    const overlap = [op('a', 'ok', 1, null, 0, 10), op('b', 'ok', 2, null, 5, 15), op('c', 'ok', 1, null, 20, 30), op('d', 'ok', 2, null, 25, 35)];
+    expect(checkSplitBrain(overlap).map((s) => s.kind)).toEqual(['overlap']);
+    const disjoint = [op('a', 'ok', 1, null, 0, 10), op('b', 'ok', 1, null, 12, 20), op('c', 'ok', 2, null, 30, 40)];
+    expect(checkSplitBrain(disjoint)).toEqual([]);
+  });
+});
+
+function st(node: number, at: number, role: string, term: number, leader: number): StateEvent {
+  return { at, node, role, term, leader, state: role === 'leader' ? 'LEADER_RW' : 'FOLLOWER' };
+}
+
+describe('consensus invariants', () => {
+  it('accepts one leader per term and growing terms', () => {
+    const m = new Map([
+      [1, [st(1, 0, 'leader', 2, 1), st(1, 10, 'follower', 3, 2)]],
+      [2, [st(2, 0, 'follower', 2, 1), st(2, 9, 'leader', 3, 2)]],
+    ]);
+    const r = checkConsensus(m, []);
+    expect([...r.twoLeaders, ...r.disagreeingLeader, ...r.termDecrease, ...r.doubleVote]).toEqual([]);
+    expect(r.leaderTerms).toBe(2);
+  });
+
+  it('flags two leaders in a term, a decreasing term and a changed vote', () => {
+    const m = new Map([
+      [1, [st(1, 0, 'leader', 5, 1), st(1, 10, 'follower', 4, 0)]],
+      [2, [st(2, 0, 'leader', 5, 2)]],
+    ]);
+    const hard: HardStateRecord[] = [
+      { type: 'hard', at: 0, node: 3, term: 5, vote: 1 },
+      { type: 'hard', at: 5, node: 3, term: 5, vote: 2 },
+    ];
+    const r = checkConsensus(m, hard);
+    expect(r.twoLeaders).toEqual(['term 5: leaders 1, 2']);
+    expect(r.disagreeingLeader).toEqual(['term 5: nodes named leaders 1, 2']);
+    expect(r.termDecrease.length).toBe(1);
+    expect(r.doubleVote).toEqual(['node 3 voted for 1 and 2 in term 5']);
+  });
+});
+
+describe('unavailability windows', () => {
+  it('finds the stretches without an acknowledged write and the faults during them', () => {
+    const nem: NemesisRecord[] = [{ type: 'nemesis', name: 'crash', what: 'x', start: 1500, end: 4000, nodes: [1] }];
+    const ops = [op('a', 'ok', 1, 1, 0, 1000), op('b', 'ok', 2, 2, 0, 5000), op('c', 'ok', 2, 2, 5000, 5100)];
+    const w = unavailability(ops, nem, 0, 5500);
+    expect(w.map((x) => [x.from, x.to, x.faults])).toEqual([[1000, 5000, ['crash']]]);
+  });
+});
+
+describe('client classification', () => {
+  it('treats a commit with a cancelled synchronous wait as indeterminate', () => {
+    expect(isSyncCancelNotice('WARNING canceling wait for synchronous replication due to user request The transaction has already committed locally, but might not have been replicated to the standby.')).toBe(true);
+    expect(isSyncCancelNotice('NOTICE relation "jepsen_set" already exists, skipping')).toBe(false);
+  });
+
+  it('counts only a read-only refusal as a definite failure of a sent statement', () => {
+    expect(classifyStatementError({ code: '25006', message: 'cannot execute INSERT in a read-only transaction' }).outcome).toBe('fail');
+    expect(classifyStatementError({ code: '57P01', message: 'terminating connection due to administrator command' }).outcome).toBe('info');
+    expect(classifyStatementError(new Error('Query read timeout')).outcome).toBe('info');
+    expect(classifyStatementError(new Error('Connection terminated unexpectedly')).outcome).toBe('info');
+  });
+});
+
+describe('controller log parser', () => {
+  it('reads role, term and leader from "state" lines and marks restarts and fences', () => {
+    const text = [
+      '{"level":30,"time":"2026-01-01T00:00:00.000Z","node":2,"component":"BIHA","msg":"controller started"}',
+      '{"level":30,"time":"2026-01-01T00:00:01.000Z","node":2,"component":"BIHA","role":"leader","term":7,"leader":2,"state":"LEADER_RW","msg":"state LEADER_RW, term 7, leader 2"}',
+      '{"level":40,"time":"2026-01-01T00:00:02.000Z","component":"WD","pid":1,"msg":"lease expired without renewal: PostgreSQL (PID 5) fenced with an immediate shutdown"}',
+      'not json',
+    ].join('\n');
+    const p = parseControllerLog(text, 2);
+    expect(p.states).toEqual([{ at: Date.parse('2026-01-01T00:00:01.000Z'), node: 2, role: 'leader', term: 7, leader: 2, state: 'LEADER_RW' }]);
+    expect(p.events.map((e) => [e.node, e.kind])).toEqual([[2, 'started'], [2, 'fence']]);
+    expect(p.garbage).toBe(1);
+  });
+});
