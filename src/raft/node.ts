@@ -46,6 +46,11 @@ import type {
 
 /** Minimum spacing of the extra `app` messages sent to a transfer target (fast WAL reports). */
 export const TRANSFER_APP_INTERVAL_MS = 20;
+/**
+ * The least time a leadership transfer may take before it is given up (ms). The target must receive
+ * the WAL written up to the fence, which can take longer than a short T (200 ms x 5) on a loaded host.
+ */
+export const MIN_TRANSFER_TIMEOUT_MS = 5000;
 
 const NO_WAL: WalPos = Object.freeze({ tli: 0, lsn: 0 });
 
@@ -782,7 +787,7 @@ export class RaftNode {
     }
     if (this.transfer) {
       const tr = this.transfer;
-      if (now - tr.startedAt >= this.T()) {
+      if (now - tr.startedAt >= Math.max(this.T(), MIN_TRANSFER_TIMEOUT_MS)) {
         if (tr.timeoutNowSent) {
           // The target may be campaigning (or its vote requests may still arrive): voters grant
           // transfer votes without leader stickiness, so no acknowledgement can protect a resumed
