@@ -21,7 +21,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
+import { connectMultiHost, measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
+import type { MultiHostTarget } from '../src/client/multihost.js';
 import { PASSWORD, TestCluster, bihactl, sleep, waitFor } from '../test/helpers/cluster.js';
 
 const RUNS = Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
@@ -64,6 +65,9 @@ function line(what: string, xs: readonly number[], fmt: (x: number) => string, t
 }
 
 // ---- cluster helpers ----
+
+/** Every cluster this process created and has not destroyed yet. */
+const clusters: TestCluster[] = [];
 
 /** A session as biha_replication_user (a biha_cluster_management_role member) on node i. */
 async function connect(c: TestCluster, i: number): Promise<pg.Client> {
@@ -119,27 +123,129 @@ async function healthyLeader(c: TestCluster): Promise<number> {
 }
 
 /**
- * biha.autorewind = true in postgresql.biha.conf (read when a controller starts): a killed leader
- * whose WAL went past the new timeline's fork rejoins through pg_rewind instead of stopping in
- * NODE_ERROR, so the cluster can be reused for the next repetition.
+ * Settings made in postgresql.biha.conf before each controller first starts (it reads them at
+ * start): biha.autorewind = true, so that a killed leader whose WAL went past the new timeline's
+ * fork rejoins through pg_rewind instead of stopping in NODE_ERROR and the cluster can be reused;
+ * and the NC (node controller) categories Log and Warn at LOG, so that controller.log shows each
+ * transition and its duration (the generated file sets them to DEBUG4, which hides them).
  */
-function enableAutorewind(c: TestCluster): void {
+function tuneConf(c: TestCluster, i: number): void {
+  const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
+  const set = (text: string, name: string, value: string): string => {
+    const re = new RegExp(`^${name.replace('.', '\\.')}\\s*=.*$`, 'm');
+    return re.test(text) ? text.replace(re, `${name} = ${value}`) : `${text}\n${name} = ${value}\n`;
+  };
+  let text = fs.readFileSync(f, 'utf8');
+  text = set(text, 'biha.autorewind', 'true');
+  text = set(text, 'biha.NodeControllerLog_log_level', 'LOG');
+  text = set(text, 'biha.NodeControllerWarn_log_level', 'LOG');
+  fs.writeFileSync(f, text);
+}
+
+/** TestCluster.create(), step by step, with tuneConf() before each node's first start. */
+async function makeCluster(basePort: number, hb: number, lost: number): Promise<TestCluster> {
+  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost });
+  clusters.push(c);
+  const t = performance.now();
+  const r = await c.init();
+  if (r.code !== 0) throw new Error(`bihactl init failed: ${r.stderr}`);
   for (const i of c.ids()) {
-    const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
-    const text = fs.readFileSync(f, 'utf8');
-    fs.writeFileSync(f, text.replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
+    if (i > 1) {
+      const a = await c.add(i);
+      if (a.code !== 0) throw new Error(`bihactl add of node ${i} failed: ${a.stderr}`);
+    }
+    tuneConf(c, i);
+    await c.start(i);
+    if (i >= 2) await c.waitLeader();
+  }
+  const leader = await healthyLeader(c);
+  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
+  await chooseWriter(c, leader);
+  return c;
+}
+
+// ---- the writing client ----
+
+type GapFn = typeof measureWriteGap;
+let writeGap: GapFn = measureWriteGap;
+let writerChecked = false;
+
+/**
+ * Uses measureWriteGap of src/client/multihost.ts when its connectMultiHost honours
+ * target_session_attrs=read-write: asked for [a follower, the leader], it must pick the leader.
+ * Otherwise (the follower is picked: every later insert fails on a hot standby) the benchmark uses
+ * writeGapReadWrite below, the same loop with a working read-write check, and says so.
+ */
+async function chooseWriter(c: TestCluster, leader: number): Promise<void> {
+  if (writerChecked) return;
+  writerChecked = true;
+  const follower = (leader % 3) + 1;
+  const t = parseMultiHostUri(`postgresql://biha_replication_user:${PASSWORD}@127.0.0.1:${c.port(follower)},127.0.0.1:${c.port(leader)}/biha_db?target_session_attrs=read-write&connect_timeout=2`);
+  const { client, port } = await connectMultiHost(t);
+  await client.end().catch(() => undefined);
+  if (port === c.port(leader)) {
+    console.log('writer: measureWriteGap of src/client/multihost.ts');
+  } else {
+    writeGap = writeGapReadWrite;
+    console.log(
+      `writer: connectMultiHost(target_session_attrs=read-write) picked the hot standby node ${follower} over the leader node ${leader}; ` +
+        'measuring with writeGapReadWrite (bench/cluster.ts): the same 20 ms insert loop and reconnects, with a working read-write check',
+    );
   }
 }
 
-async function makeCluster(basePort: number, hb: number, lost: number): Promise<TestCluster> {
-  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost });
-  const t = performance.now();
-  await c.create();
-  enableAutorewind(c);
-  const leader = await healthyLeader(c);
-  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
-  return c;
+/** The first host whose `show transaction_read_only` is off. */
+async function connectReadWrite(t: MultiHostTarget): Promise<{ client: pg.Client; port: number }> {
+  const reasons: string[] = [];
+  for (const h of t.hosts) {
+    const client = new pg.Client({ host: h.host, port: h.port, user: t.user, database: t.database, connectionTimeoutMillis: t.connectTimeoutMs, ...(t.password !== undefined ? { password: t.password } : {}) });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const r = await client.query<{ transaction_read_only: string }>('show transaction_read_only');
+      if (r.rows[0]?.transaction_read_only === 'off') return { client, port: h.port };
+      reasons.push(`${h.port}: read-only`);
+    } catch (e) {
+      reasons.push(`${h.port}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    await client.end().catch(() => undefined);
+  }
+  throw new Error(`no read-write host: ${reasons.join('; ')}`);
 }
+
+/** measureWriteGap's contract: an insert every periodMs for `seconds`, reconnecting on failure. */
+const writeGapReadWrite: GapFn = async (t, o) => {
+  const t0 = performance.now();
+  const end = t0 + o.seconds * 1000;
+  let conn: { client: pg.Client; port: number } | null = null;
+  let ok = 0;
+  let failed = 0;
+  let lastAck = t0;
+  let gap = { ms: 0, from: 0, to: 0 };
+  while (performance.now() < end) {
+    const started = performance.now();
+    try {
+      if (!conn) {
+        conn = await connectReadWrite(t);
+        await conn.client.query(`create table if not exists ${o.table} (id bigserial primary key, at timestamptz default clock_timestamp(), port int)`);
+      }
+      await conn.client.query({ text: `insert into ${o.table}(port) values ($1)`, values: [conn.port], query_timeout: 2000 } as pg.QueryConfig);
+      ok++;
+      const now = performance.now();
+      if (now - lastAck > gap.ms) gap = { ms: now - lastAck, from: lastAck - t0, to: now - t0 };
+      lastAck = now;
+      o.onAck?.(now - t0, conn.port);
+    } catch {
+      failed++;
+      if (conn) await conn.client.end().catch(() => undefined);
+      conn = null;
+    }
+    const wait = o.periodMs - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+  }
+  if (conn) await conn.client.end().catch(() => undefined);
+  return { ok, failed, maxGapMs: Math.round(gap.ms), gapFromMs: Math.round(gap.from), gapToMs: Math.round(gap.to) };
+};
 
 // ---- controller logs ----
 
@@ -200,14 +306,18 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
   for (let r = 1; r <= RUNS; r++) {
     const leader = await healthyLeader(c);
     let killAt = Infinity;
-    let first: { at: number; port: number } | null = null;
+    let lastAck = 0;
+    // The first write a new leader acknowledged after the kill, and the last acknowledged write
+    // before it (which can be an in-flight insert the dying leader answered just after the kill).
+    let first: { at: number; port: number; prev: number } | null = null;
     const t0 = performance.now();
-    const gapP = measureWriteGap(parseMultiHostUri(c.connString()), {
+    const gapP = writeGap(parseMultiHostUri(c.connString()), {
       periodMs: 20,
       seconds,
       table: 'bench_gap',
       onAck: (at, port) => {
-        if (at > killAt && !first) first = { at, port };
+        if (at > killAt && port !== c.port(leader) && !first) first = { at, port, prev: lastAck };
+        lastAck = at;
       },
     });
     await sleep(3000);
@@ -215,16 +325,17 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
     killAt = performance.now() - t0;
     c.kill9(leader, 'both');
     const g = await gapP;
-    const f = first as { at: number; port: number } | null;
+    const f = first as { at: number; port: number; prev: number } | null;
     const next = f ? c.ids().find((i) => c.port(i) === f.port) ?? 0 : 0;
-    if (!f || next === leader || g.gapFromMs > killAt || g.gapToMs < killAt) {
-      console.log(`  run ${r}: no write acknowledged by a new leader within ${seconds} s of the start (gap ${g.gapFromMs}..${g.gapToMs} ms, kill at ${Math.round(killAt)} ms)`);
+    if (!f) {
+      console.log(`  run ${r}: no write acknowledged by a new leader within ${seconds} s of the start (kill at ${Math.round(killAt)} ms)`);
     } else {
-      runs.push({ gapMs: g.maxGapMs, toFirstWriteMs: f.at - killAt });
+      const gap = f.at - f.prev;
+      runs.push({ gapMs: gap, toFirstWriteMs: f.at - killAt });
       const ev = logEvents(c, next, killWall - 50);
       console.log(
-        `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(g.maxGapMs)}, kill -> first write ${fmtMs(f.at - killAt)}; ` +
-          `${g.ok} writes ok, ${g.failed} failed\n` +
+        `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(gap)} (last write on node ${leader} ${Math.round(f.prev - killAt)} ms from the kill), ` +
+          `kill -> first write ${fmtMs(f.at - killAt)}; ${g.ok} writes ok, ${g.failed} failed, longest gap of the run ${fmtMs(g.maxGapMs)}\n` +
           `         node ${next} after the kill: ${timeline(ev, killWall, [
             ['CANDIDATE', /^state CANDIDATE/],
             ['LEADER_RO', /^state LEADER_RO/],
@@ -256,14 +367,16 @@ async function switchover(c: TestCluster): Promise<number[]> {
     const leader = await healthyLeader(c);
     const target = (leader % 3) + 1;
     let at = Infinity;
-    let first: { at: number; port: number } | null = null;
+    let lastAck = 0;
+    let first: { at: number; port: number; prev: number } | null = null;
     const t0 = performance.now();
-    const gapP = measureWriteGap(parseMultiHostUri(c.connString()), {
+    const gapP = writeGap(parseMultiHostUri(c.connString()), {
       periodMs: 20,
       seconds: 10,
       table: 'bench_gap',
       onAck: (ackAt, port) => {
-        if (ackAt > at && port === c.port(target) && !first) first = { at: ackAt, port };
+        if (ackAt > at && port === c.port(target) && !first) first = { at: ackAt, port, prev: lastAck };
+        lastAck = ackAt;
       },
     });
     await sleep(2000);
@@ -272,16 +385,16 @@ async function switchover(c: TestCluster): Promise<number[]> {
     const res = await bihactl(['set-leader', `--id=${target}`, `--pgdata=${c.pgdata(leader)}`]);
     const cmdMs = performance.now() - t0 - at;
     const g = await gapP;
-    const f = first as { at: number; port: number } | null;
+    const f = first as { at: number; port: number; prev: number } | null;
     if (res.code !== 0 || !f) {
       console.log(`  run ${r}: switchover ${leader} -> ${target} failed: ${res.stderr.trim()} (gap ${g.maxGapMs} ms)`);
     } else {
-      runs.push({ gapMs: g.maxGapMs, toFirstWriteMs: f.at - at });
+      runs.push({ gapMs: f.at - f.prev, toFirstWriteMs: f.at - at });
       cmd.push(cmdMs);
       const evOld = logEvents(c, leader, wall - 50);
       const evNew = logEvents(c, target, wall - 50);
       console.log(
-        `  run ${r}: node ${leader} -> node ${target}: write gap ${fmtMs(g.maxGapMs)} (${g.gapFromMs - Math.round(at)}..${g.gapToMs - Math.round(at)} ms after the command started), bihactl set-leader took ${fmtMs(cmdMs)}, ${g.failed} writes failed\n` +
+        `  run ${r}: node ${leader} -> node ${target}: write gap ${fmtMs(f.at - f.prev)} (${Math.round(f.prev - at)}..${Math.round(f.at - at)} ms after the command started; longest of the run ${fmtMs(g.maxGapMs)}), bihactl set-leader took ${fmtMs(cmdMs)}, ${g.failed} writes failed\n` +
           `         old leader node ${leader}: ${timeline(evOld, wall, [['fence', /to "STANDBY": fence/], ['fenced', /^done: fence/], ['FOLLOWER', /^state FOLLOWER/]])}\n` +
           `         new leader node ${target}: ${timeline(evNew, wall, [['CANDIDATE', /^state CANDIDATE/], ['LEADER_RO', /^state LEADER_RO/], ['LEADER_RW', /^state LEADER_RW/], ['promote', /to "PRIMARY": promote/], ['promoted', /^done: promote/]])}`,
       );
@@ -327,51 +440,78 @@ async function sqlBench(c: TestCluster): Promise<void> {
     }
   }
 
-  console.log(`\n[sql] select biha.set_leader(n) on the current leader's session, until node n accepts an insert (tried every 5 ms on a session opened before); ${RUNS} runs`);
+  console.log(
+    `\n[sql] select biha.set_leader(n) on a session to the follower that is not n, until node n accepts an insert ` +
+      `(tried every 5 ms, reconnecting when the session breaks); ${RUNS} runs, then one call on the leader's own session`,
+  );
   const toWritable: number[] = [];
   const toReturn: number[] = [];
-  for (let r = 1; r <= RUNS; r++) {
+  for (let r = 1; r <= RUNS + 1; r++) {
+    const onLeader = r === RUNS + 1;
     const cur = await healthyLeader(c);
     const target = (cur % 3) + 1;
-    const from = await connect(c, cur);
-    const probe = await connect(c, target);
-    await probe.query('create table if not exists bench_sw (id bigserial primary key, at timestamptz default clock_timestamp())').catch(() => undefined);
-    try {
-      const t0 = performance.now();
-      let returned = 0;
-      let answer = '';
-      const call = from
-        .query<{ ok: boolean }>(`select biha.set_leader(${target}) as ok`)
-        .then((x) => {
-          answer = String(x.rows[0]?.ok);
-        })
-        .catch((e: unknown) => {
-          answer = `error: ${e instanceof Error ? e.message : String(e)}`;
-        })
-        .finally(() => {
-          returned = performance.now() - t0;
-        });
-      let writable = 0;
-      const deadline = t0 + 60_000;
-      while (!writable && performance.now() < deadline) {
-        try {
-          await probe.query('insert into bench_sw default values');
-          writable = performance.now() - t0;
-        } catch {
-          await sleep(5);
-        }
-      }
-      await call;
-      if (writable) toWritable.push(writable);
-      if (answer === 'true') toReturn.push(returned);
-      console.log(`  run ${r}: node ${cur} -> node ${target}: set_leader answered ${answer} after ${fmtMs(returned)}; node ${target} writable after ${writable ? fmtMs(writable) : 'never (60 s)'}`);
-    } finally {
-      await from.end().catch(() => undefined);
-      await probe.end().catch(() => undefined);
-    }
+    const origin = onLeader ? cur : (target % 3) + 1;
+    const res = await switchoverBySql(c, origin, target);
+    const what = `set_leader(${target}) on node ${origin}${onLeader ? ' (the leader)' : ''}: node ${cur} -> node ${target}`;
+    console.log(
+      `  ${onLeader ? 'extra' : `run ${r}`}: ${what}: answered ${res.answer} after ${fmtMs(res.returnedMs)}; ` +
+        `node ${target} writable after ${res.writableMs ? fmtMs(res.writableMs) : 'never (60 s)'}` +
+        `${res.probeErrors.length ? `; the probe saw: ${[...new Set(res.probeErrors)].join(' | ')}` : ''}`,
+    );
+    if (onLeader) continue;
+    if (res.writableMs) toWritable.push(res.writableMs);
+    if (res.answer === 'true') toReturn.push(res.returnedMs);
   }
   line('set_leader(n) call -> node n writable', toWritable, fmtMs, { max: 500, text: '<= 0.5 s' });
   line('set_leader(n) call -> answer true', toReturn, fmtMs);
+}
+
+/** One switchover by `select biha.set_leader(target)` on node `origin`, timed until target takes an insert. */
+async function switchoverBySql(c: TestCluster, origin: number, target: number): Promise<{ answer: string; returnedMs: number; writableMs: number; probeErrors: string[] }> {
+  const setup = await connect(c, c.ids().find((i) => i !== target && i !== origin) ?? origin);
+  await setup.query('create table if not exists bench_sw (id bigserial primary key, at timestamptz default clock_timestamp())').catch(() => undefined);
+  await setup.end().catch(() => undefined);
+  const from = await connect(c, origin);
+  let probe: pg.Client | null = await connect(c, target);
+  const probeErrors: string[] = [];
+  try {
+    const t0 = performance.now();
+    let returnedMs = 0;
+    let answer = '';
+    const call = from
+      .query<{ ok: boolean }>(`select biha.set_leader(${target}) as ok`)
+      .then((x) => {
+        answer = String(x.rows[0]?.ok);
+      })
+      .catch((e: unknown) => {
+        answer = `error "${e instanceof Error ? e.message : String(e)}"`;
+      })
+      .finally(() => {
+        returnedMs = performance.now() - t0;
+      });
+    let writableMs = 0;
+    const deadline = t0 + 60_000;
+    while (!writableMs && performance.now() < deadline) {
+      try {
+        probe ??= await connect(c, target);
+        await probe.query('insert into bench_sw default values');
+        writableMs = performance.now() - t0;
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        if (!/read-only transaction/.test(msg)) {
+          probeErrors.push(msg);
+          await probe?.end().catch(() => undefined);
+          probe = null;
+        }
+        await sleep(5);
+      }
+    }
+    await call;
+    return { answer, returnedMs, writableMs, probeErrors };
+  } finally {
+    await from.end().catch(() => undefined);
+    await probe?.end().catch(() => undefined);
+  }
 }
 
 // ---- 3. resources ----
@@ -388,46 +528,78 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
+/** Children of `pid` (e.g. the lease watchdog the controller starts), from /proc/<n>/stat. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 async function resources(c: TestCluster): Promise<void> {
   const leader = await healthyLeader(c);
-  console.log(`\n[resources] ${RUNS} windows of ${RESOURCE_SECONDS} s on an idle cluster (node ${leader} leads): controller VmRSS at the end of each window, utime+stime over it; also the controller's own PostgreSQL sessions (application_name biha_controller)`);
-  const pids = new Map<number, number>();
-  const backends = new Map<number, number[]>();
+  console.log(
+    `\n[resources] ${RUNS} windows of ${RESOURCE_SECONDS} s on an idle cluster (node ${leader} leads): VmRSS at the end of each window and ` +
+      'utime+stime over it, for the controller, its child processes (the lease watchdog) and its PostgreSQL sessions (application_name biha_controller)',
+  );
+  interface Group {
+    label: string;
+    pids: number[];
+    rss: number[];
+    cpu: number[];
+    target?: boolean;
+  }
+  const groups = new Map<number, Group[]>();
   for (const i of c.ids()) {
     const pid = c.controllerPid(i);
     if (!pid) throw new Error(`no controller PID for node ${i}`);
-    pids.set(i, pid);
     const client = await connect(c, i);
+    let sessions: number[] = [];
     try {
-      const r = await client.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'biha_controller'");
-      backends.set(i, r.rows.map((x) => x.pid));
+      sessions = (await client.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'biha_controller'")).rows.map((x) => x.pid);
     } finally {
       await client.end().catch(() => undefined);
     }
+    const kids = childrenOf(pid);
+    const names = kids.map((k) => fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0').slice(1, 3).join(' ').replace(/^.*bihactl\.js /, 'bihactl '));
+    groups.set(i, [
+      { label: 'controller', pids: [pid], rss: [], cpu: [], target: true },
+      ...(kids.length ? [{ label: `controller's child processes (${names.join(', ')})`, pids: kids, rss: [], cpu: [] }] : []),
+      { label: `controller's PostgreSQL sessions (${sessions.length})`, pids: sessions, rss: [], cpu: [] },
+    ]);
   }
-  const rss = new Map<number, number[]>(c.ids().map((i) => [i, []]));
-  const cpu = new Map<number, number[]>(c.ids().map((i) => [i, []]));
-  const bcpu = new Map<number, number[]>(c.ids().map((i) => [i, []]));
-  const ticksOf = (ps: number[]): number => ps.reduce((a, p) => a + (fs.existsSync(`/proc/${p}`) ? cpuTicks(p) : 0), 0);
+  const alive = (ps: number[]): number[] => ps.filter((p) => fs.existsSync(`/proc/${p}`));
+  const ticks = (ps: number[]): number => alive(ps).reduce((a, p) => a + cpuTicks(p), 0);
+  const rssMb = (ps: number[]): number => alive(ps).reduce((a, p) => a + rssKb(p), 0) / 1024;
   for (let w = 0; w < RUNS; w++) {
     const t0 = performance.now();
-    const before = new Map(c.ids().map((i) => [i, [cpuTicks(pids.get(i)!), ticksOf(backends.get(i)!)]] as const));
+    const before = new Map<Group, number>();
+    for (const gs of groups.values()) for (const g of gs) before.set(g, ticks(g.pids));
     await sleep(RESOURCE_SECONDS * 1000);
     const secs = (performance.now() - t0) / 1000;
-    for (const i of c.ids()) {
-      const [c0, b0] = before.get(i)!;
-      cpu.get(i)!.push(((cpuTicks(pids.get(i)!) - c0!) / CLK_TCK / secs) * 100);
-      bcpu.get(i)!.push(((ticksOf(backends.get(i)!) - b0!) / CLK_TCK / secs) * 100);
-      rss.get(i)!.push(rssKb(pids.get(i)!) / 1024);
+    for (const gs of groups.values()) {
+      for (const g of gs) {
+        g.cpu.push(((ticks(g.pids) - (before.get(g) ?? 0)) / CLK_TCK / secs) * 100);
+        g.rss.push(rssMb(g.pids));
+      }
     }
   }
   const pct = (x: number): string => `${x.toFixed(2)} %`;
   const mb = (x: number): string => `${x.toFixed(1)} MB`;
-  for (const i of c.ids()) {
+  for (const [i, gs] of groups) {
     const role = i === leader ? 'leader' : 'follower';
-    line(`node ${i} (${role}) controller VmRSS`, rss.get(i)!, mb, { max: 80, text: '<= 80 MB' });
-    line(`node ${i} (${role}) controller CPU, % of one core`, cpu.get(i)!, pct, { max: 1, text: '<= 1 %' });
-    line(`node ${i} (${role}) its PostgreSQL sessions' CPU (${backends.get(i)!.length} sessions)`, bcpu.get(i)!, pct);
+    for (const g of gs) {
+      line(`node ${i} (${role}) ${g.label} VmRSS`, g.rss, mb, g.target ? { max: 80, text: '<= 80 MB' } : undefined);
+      line(`node ${i} (${role}) ${g.label} CPU, % of one core`, g.cpu, pct, g.target ? { max: 1, text: '<= 1 %' } : undefined);
+    }
   }
 }
 
@@ -441,7 +613,6 @@ async function main(): Promise<void> {
   const wanted: Name[] = args.length === 0 || args.includes('all') ? [...NAMES] : (args as Name[]);
   for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown benchmark "${w}"; choose from ${NAMES.join(', ')}, all`);
   console.log(`bench/cluster.ts: ${wanted.join(', ')}; ${RUNS} runs each; node ${process.version}; load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-  const clusters: TestCluster[] = [];
   let defaults: TestCluster | null = null;
   const stop = (): void => {
     void Promise.all(clusters.map((c) => c.destroy())).finally(() => process.exit(130));
@@ -452,7 +623,6 @@ async function main(): Promise<void> {
     for (const w of wanted) {
       if (w === 'failover-fast') {
         const fast = await makeCluster(19400, 200, 5);
-        clusters.push(fast);
         try {
           await failover(fast, w, 200, 5, 1500);
         } finally {
@@ -463,7 +633,6 @@ async function main(): Promise<void> {
       }
       if (!defaults) {
         defaults = await makeCluster(19300, 1000, 10);
-        clusters.push(defaults);
       }
       if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
       else if (w === 'switchover') await switchover(defaults);
@@ -471,7 +640,7 @@ async function main(): Promise<void> {
       else await resources(defaults);
     }
   } finally {
-    for (const c of clusters) await c.destroy();
+    for (const c of [...clusters]) await c.destroy();
   }
 }
 

@@ -50,8 +50,10 @@ export async function connectMultiHost(t: MultiHostTarget): Promise<{ client: pg
     try {
       await client.connect();
       if (t.targetSessionAttrs !== 'any') {
-        const r = await client.query<{ ro: string }>('show transaction_read_only');
-        const ro = r.rows[0]?.ro === 'on';
+        const r = await client.query<{ ro: boolean }>(
+          "select pg_is_in_recovery() or current_setting('transaction_read_only')::bool as ro",
+        );
+        const ro = r.rows[0]?.ro === true;
         if (ro !== (t.targetSessionAttrs === 'read-only')) {
           reasons.push(`${h.host}:${h.port}: ${ro ? 'read-only' : 'read-write'}`);
           await client.end().catch(() => undefined);

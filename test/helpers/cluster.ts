@@ -239,3 +239,41 @@ export async function bihaOk(args: string[]): Promise<CliResult> {
   if (r.code !== 0) throw new Error(`bihactl ${args[0]} failed (${r.code}): ${r.stderr}`);
   return r;
 }
+
+// ---- Helpers for the CLI and lifecycle suites ----
+
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** bihactl with the test environment minus `unset`, plus `env` (e.g. without BIHA_REPLICATION_PASSWORD). */
+export async function bihactlWithEnv(args: string[], opts: { env?: Record<string, string>; unset?: string[] }, timeoutMs = 180_000): Promise<CliResult> {
+  const env: Record<string, string | undefined> = { ...process.env, BIHA_REPLICATION_PASSWORD: PASSWORD, ...(opts.env ?? {}) };
+  for (const k of opts.unset ?? []) delete env[k];
+  try {
+    const r = await pexec(process.execPath, [BIHACTL, ...args], { env, timeout: timeoutMs, maxBuffer: 16 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : 1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
+  }
+}
+
+/** A PostgreSQL tool run as the postgres OS user (through runuser when the tests run as root). */
+export async function asPostgres(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 180_000): Promise<CliResult> {
+  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const asRoot = process.getuid?.() === 0;
+  const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', 'env', ...envArgs, cmd, ...args]] : ['env', [...envArgs, cmd, ...args]];
+  try {
+    const r = await pexec(file, argv, { timeout: timeoutMs, maxBuffer: 16 << 20, cwd: '/tmp' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : 1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
+  }
+}
+
+/** psql as the postgres OS user over the unix socket in /tmp; the output unaligned, tuples only. */
+export async function psqlAsPostgres(port: number, database: string, sql: string): Promise<string> {
+  const r = await asPostgres(`${PG_BIN}/psql`, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-p', String(port), '-d', database, '-c', sql], {}, 30_000);
+  if (r.code !== 0) throw new Error(`psql on port ${port} failed: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}

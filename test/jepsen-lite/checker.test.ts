@@ -107,8 +107,10 @@ describe('client classification', () => {
     expect(isSyncCancelNotice('NOTICE relation "jepsen_set" already exists, skipping')).toBe(false);
   });
 
-  it('counts only a read-only refusal as a definite failure of a sent statement', () => {
+  it('counts only refusals before execution as definite failures', () => {
     expect(classifyStatementError({ code: '25006', message: 'cannot execute INSERT in a read-only transaction' }).outcome).toBe('fail');
+    expect(classifyStatementError({ code: '42P01', message: 'relation "jepsen_set" does not exist' }).outcome).toBe('fail');
+    expect(classifyStatementError(new Error('Client has encountered a connection error and is not queryable')).outcome).toBe('fail');
     expect(classifyStatementError({ code: '57P01', message: 'terminating connection due to administrator command' }).outcome).toBe('info');
     expect(classifyStatementError(new Error('Query read timeout')).outcome).toBe('info');
     expect(classifyStatementError(new Error('Connection terminated unexpectedly')).outcome).toBe('info');

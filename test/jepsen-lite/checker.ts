@@ -196,12 +196,12 @@ export function unavailability(ops: readonly OpRecord[], nemeses: readonly Nemes
   return out;
 }
 
-/** Which faults were active (or had just ended, within `afterMs`) when each lost write was acknowledged. */
-export function lostContext(lost: readonly OpRecord[], nemeses: readonly NemesisRecord[], afterMs = 15_000): Map<string, number> {
+/** Which faults were active (or had ended less than `afterMs` before) when each lost write was acknowledged. */
+export function lostContext(lost: readonly OpRecord[], nemeses: readonly NemesisRecord[], afterMs = 2000): Map<string, number> {
   const out = new Map<string, number>();
   for (const op of lost) {
-    const n = nemeses.filter((x) => x.start <= op.complete + afterMs && (x.end || Infinity) + afterMs >= op.complete).map((x) => x.name);
-    const key = n.length ? [...new Set(n)].join('+') : 'no fault nearby';
+    const n = nemeses.filter((x) => x.start <= op.complete && (x.end || Infinity) + afterMs >= op.complete).map((x) => x.name);
+    const key = n.length ? [...new Set(n)].join('+') : 'no fault active';
     out.set(key, (out.get(key) ?? 0) + 1);
   }
   return out;

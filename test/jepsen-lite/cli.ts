@@ -1,9 +1,13 @@
 // npm run jepsen -- --nodes 3|5 --time SECONDS --nemesis LIST|all|main --mode sync|async [--seed S]
-//   [--runs N] [--hb-period MS] [--hb-max-lost N] [--keep-data] [--no-png] [--cleanup]
+//   [--runs N] [--hb-period MS] [--hb-max-lost N] [--autorewind] [--keep-data] [--no-png]
+//   npm run jepsen -- --cleanup | --report [--since DIR]
 // Runs jepsen-lite against real biha clusters in network namespaces (needs root, nft, ip).
+import * as path from 'node:path';
 import { Command } from 'commander';
 import { cleanupStale } from './hosts.js';
 import { NEMESES, parseNemeses } from './nemesis.js';
+import { ROOT } from './nodes.js';
+import { report } from './report.js';
 import { runJepsen } from './run.js';
 
 function int(name: string, v: string, min: number, max: number): number {
@@ -27,9 +31,15 @@ async function main(argv: string[]): Promise<number> {
     .option('--autorewind', 'set biha.autorewind = true on every node (default: false, the product default)')
     .option('--no-png', 'do not convert the timeline to PNG')
     .option('--cleanup', 'only remove namespaces, bridges and processes that dead runs left behind')
+    .option('--report', 'only print a Markdown table of the runs in test/jepsen-lite/runs')
+    .option('--since <dir>', 'with --report: runs whose directory name sorts at or after this one')
     .allowExcessArguments(false);
   p.parse(argv.filter((a) => a !== '--'), { from: 'user' });
-  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean }>();
+  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean; report?: boolean; since?: string }>();
+  if (o.report) {
+    process.stdout.write(report(path.join(ROOT, 'test', 'jepsen-lite', 'runs'), o.since ?? ''));
+    return 0;
+  }
   if (process.getuid?.() !== 0) throw new Error('jepsen-lite needs root (network namespaces, nft)');
   if (o.cleanup) {
     const k = cleanupStale((s) => process.stdout.write(`${s}\n`));

@@ -3,11 +3,13 @@
 // no acknowledged write is lost and that no two nodes acknowledge writes as leaders at once.
 // JEPSEN_SEED=<n> replays another fault schedule; the run directory is printed with the summary.
 import { describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/cluster.js';
 import { MAIN_NEMESES } from './nemesis.js';
 import { runJepsen } from './run.js';
 
 describe('jepsen-lite quick run: 3 nodes, sync mode, main nemeses', () => {
   it('loses no acknowledged write, never has two writable leaders, keeps the raft invariants and converges after healing', async () => {
+    ensureBuilt();
     const seed = Number(process.env['JEPSEN_SEED'] ?? '20251121');
     const lines: string[] = [];
     const r = await runJepsen({

@@ -332,7 +332,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   if (setupError) lines.push(`run error: ${setupError.split('\n')[0]}`);
   if (set) {
     lines.push(`writes: ${set.ok + set.fail + set.info} attempted, ${set.ok} ok, ${set.info} info (${set.infoPresent} present, ${set.infoAbsent} absent), ${set.fail} fail`);
-    lines.push(`lost acknowledged writes: ${set.lost.length}${set.lost.length ? ` (acknowledged between ${fmt(Math.min(...set.lost.map((x) => x.complete)))} and ${fmt(Math.max(...set.lost.map((x) => x.complete)))}; near faults: ${[...lostContext(set.lost, h.nemeses)].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+    lines.push(`lost acknowledged writes: ${set.lost.length}${set.lost.length ? ` (acknowledged between ${fmt(Math.min(...set.lost.map((x) => x.complete)))} and ${fmt(Math.max(...set.lost.map((x) => x.complete)))}; during faults: ${[...lostContext(set.lost, h.nemeses)].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
     for (const l of set.lost.slice(0, 10)) lines.push(`  lost ${l.value} on node ${l.node} term ${l.term ?? '?'} acked at ${fmt(l.complete)}`);
     if (set.failedButPresent.length) lines.push(`failed but present: ${set.failedButPresent.length} (e.g. ${set.failedButPresent.slice(0, 3).map((x) => `${x.value}: ${x.error ?? ''}`).join('; ')})`);
     if (set.unexpected.length) lines.push(`unexpected values in the final read: ${set.unexpected.length}`);
@@ -360,6 +360,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     ok: valid,
     nodes: c.ids(),
     start: wlStart - 2000,
+    zero: wlStart,
     end: Math.max(wlEnd, tEnd),
     states: statesByNode,
     events,

@@ -14,6 +14,8 @@ export interface TimelineInput {
   readonly nodes: readonly number[];
   readonly start: number;
   readonly end: number;
+  /** Time 0 of the axis labels (the workload start, as in summary.txt). */
+  readonly zero: number;
   readonly states: ReadonlyMap<number, readonly StateEvent[]>;
   readonly events: readonly LogEvent[];
   readonly samples: readonly SampleRecord[];
@@ -167,8 +169,9 @@ export function renderTimeline(t: TimelineInput): string {
   out.push(`<line x1="${left}" y1="${axisY}" x2="${W - right}" y2="${axisY}" stroke="#000"/>`);
   const spanS = span / 1000;
   const step = spanS > 600 ? 60 : spanS > 240 ? 30 : spanS > 100 ? 10 : 5;
-  for (let s = 0; s <= spanS; s += step) {
-    const tx = x(t.start + s * 1000);
+  const firstTick = Math.ceil((t.start - t.zero) / 1000 / step) * step;
+  for (let s = firstTick; t.zero + s * 1000 <= t.end; s += step) {
+    const tx = x(t.zero + s * 1000);
     out.push(`<line x1="${tx.toFixed(1)}" y1="${axisY}" x2="${tx.toFixed(1)}" y2="${axisY + 5}" stroke="#000"/>`);
     out.push(`<text x="${tx.toFixed(1)}" y="${axisY + 17}" text-anchor="middle" font-size="10">${s} s</text>`);
   }
@@ -229,7 +232,7 @@ export function renderTimeline(t: TimelineInput): string {
   item('#ef6c00', 'indeterminate (info)', 'line');
   item('#d50000', 'LOST acknowledged write', 'x');
   item('#d500f9', 'split-brain witness', 'line');
-  out.push(`<text x="${lx}" y="${ly + 9}">marks: ▲ controller started  ★ promoted  ◆ vote fenced WAL  ⛔ fenced  ↻ PostgreSQL restarted  ✖ NODE_ERROR   (shaded bands: fault intervals)</text>`);
+  out.push(`<text x="${lx}" y="${ly + 9}">▲ controller started  ★ promoted  ◆ vote fenced WAL  ⛔ fenced  ↻ PG restarted  ✖ NODE_ERROR; bands: faults</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

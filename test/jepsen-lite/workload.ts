@@ -1,8 +1,9 @@
 // The Set workload: every client inserts unique values, one statement per transaction, and records
 // each attempt with its outcome:
 //   ok    the commit was acknowledged without any warning,
-//   fail  definitely not applied (no connection before the statement was sent, or PostgreSQL
-//         refused it as read-only: SQLSTATE 25006),
+//   fail  definitely not applied (no connection before the statement was sent, the driver
+//         refused to send it on a broken connection, or PostgreSQL refused it as read-only,
+//         SQLSTATE 25006, or could not plan it, class 42),
 //   info  unknown (time-outs, connections broken mid-statement, any other error, and a commit that
 //         came back with PostgreSQL's "might not have been replicated" warning: it committed
 //         locally after the synchronous wait was cancelled, so it is NOT an acknowledged write).
@@ -31,8 +32,11 @@ export function isSyncCancelNotice(text: string): boolean {
 export function classifyStatementError(e: unknown): { outcome: Outcome; error: string } {
   const err = e as { code?: string; message?: string };
   const msg = `${err.code ? `${err.code} ` : ''}${err.message ?? String(e)}`;
-  // read_only_sql_transaction: the statement was refused before doing anything.
-  if (err.code === '25006') return { outcome: 'fail', error: msg };
+  // read_only_sql_transaction: the statement was refused before doing anything; class 42
+  // (e.g. 42P01: the table is not replayed yet on a fresh follower): it never ran.
+  if (err.code === '25006' || (err.code !== undefined && err.code.startsWith('42'))) return { outcome: 'fail', error: msg };
+  // node-postgres refuses to send on a connection that already broke or was closed.
+  if (err.code === undefined && /is not queryable/.test(err.message ?? '')) return { outcome: 'fail', error: msg };
   return { outcome: 'info', error: msg };
 }
 

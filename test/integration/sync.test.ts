@@ -1,0 +1,139 @@
+// Synchronous mode (--sync-standbys=1 on 3 nodes, nquorum 2: 1 + 1 + 2 > 3): commits wait while no
+// standby confirms, and no acknowledged commit is lost over repeated failovers.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
+import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+
+async function su<T extends pg.QueryResultRow>(c: TestCluster, i: number, text: string): Promise<T[]> {
+  const cl = new pg.Client({ host: '/tmp', port: c.port(i), user: 'postgres', database: 'postgres' });
+  await cl.connect();
+  try {
+    return (await cl.query<T>(text)).rows;
+  } finally {
+    await cl.end();
+  }
+}
+
+/** Inserts unique ids through the multi-host string; a commit counts as acknowledged only without a
+ * "might not have been replicated" warning. */
+class SyncWriter {
+  readonly acked: number[] = [];
+  readonly errors: string[] = [];
+  private next = 1;
+  private stopFlag = false;
+  private done: Promise<void> | null = null;
+  constructor(private readonly c: TestCluster) {}
+  start(): void {
+    this.done = (async () => {
+      let client: pg.Client | null = null;
+      let warned = false;
+      while (!this.stopFlag) {
+        try {
+          if (!client) {
+            client = (await connectMultiHost(parseMultiHostUri(this.c.connString()))).client;
+            client.on('notice', (n) => {
+              if (/might not have been replicated/.test(n.detail ?? n.message ?? '')) warned = true;
+            });
+            await client.query('create table if not exists acked (id int primary key)');
+          }
+          const id = this.next++;
+          warned = false;
+          await client.query({ text: 'insert into acked values ($1)', values: [id], query_timeout: 5000 } as pg.QueryConfig);
+          if (!warned) this.acked.push(id);
+        } catch (e) {
+          this.errors.push(e instanceof Error ? e.message : String(e));
+          if (client) await client.end().catch(() => undefined);
+          client = null;
+          await sleep(20);
+        }
+      }
+      if (client) await client.end().catch(() => undefined);
+    })();
+  }
+  async stop(): Promise<void> {
+    this.stopFlag = true;
+    await this.done;
+  }
+}
+
+describe('synchronous mode on real PostgreSQL', () => {
+  const c = new TestCluster({ nodes: 3, basePort: 16700, syncStandbys: 1 });
+  beforeAll(async () => {
+    await c.create();
+    // A crashed leader may hold commits that waited for a standby and were never acknowledged:
+    // its WAL diverges, and with autorewind it rejoins by itself.
+    for (const i of c.ids()) {
+      const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
+      fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
+    }
+  }, 180_000);
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
+
+  it("sets synchronous_standby_names = 'ANY 1 (...)' over the other nodes on the leader", async () => {
+    const l = await c.waitLeader();
+    const want = c.ids().filter((i) => i !== l).map((i) => `biha_node_${i}`).join(', ');
+    const v = await waitFor('synchronous_standby_names', async () => {
+      const r = await su<{ v: string }>(c, l, "select current_setting('synchronous_standby_names') as v");
+      return r[0]?.v === `ANY 1 (${want})` ? r[0].v : null;
+    });
+    expect(v).toBe(`ANY 1 (${want})`);
+  });
+
+  it('a commit waits while no standby confirms it, and completes once one does', async () => {
+    const l = await c.waitLeader();
+    const followers = c.ids().filter((i) => i !== l);
+    await c.sql(l, 'create table if not exists waits (id int)', [], 'biha_db');
+    // Freeze the walreceivers (the control channel keeps the leader's lease alive).
+    const pids: number[] = [];
+    for (const f of followers) {
+      const r = await su<{ pid: number }>(c, f, 'select pid from pg_stat_wal_receiver');
+      if (r[0]) pids.push(r[0].pid);
+    }
+    expect(pids.length).toBe(2);
+    for (const p of pids) process.kill(p, 'SIGSTOP');
+    const cl = new pg.Client({ host: '127.0.0.1', port: c.port(l), user: 'biha_replication_user', password: PASSWORD, database: 'biha_db' });
+    await cl.connect();
+    try {
+      let finished = false;
+      const p = cl.query('insert into waits values (1)').then(() => (finished = true));
+      await sleep(1500);
+      expect(finished).toBe(false);
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+      await p;
+      expect(finished).toBe(true);
+    } finally {
+      for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      await cl.end();
+    }
+  });
+
+  it('no acknowledged commit is lost over three failovers', async () => {
+    for (let round = 0; round < 3; round++) {
+      const w = new SyncWriter(c);
+      w.start();
+      await waitFor('acknowledged writes', async () => w.acked.length > 20).catch((e: unknown) => {
+        throw new Error(`${String(e)}; last errors: ${w.errors.slice(-3).join(' | ')}`);
+      });
+      const old = await c.waitLeader();
+      c.kill9(old, 'both');
+      const next = await c.waitLeader({ not: old, timeoutMs: 30_000 });
+      const before = w.acked.length;
+      await waitFor('writes on the new leader', async () => w.acked.length > before + 10, 30_000).catch((e: unknown) => {
+        throw new Error(`${String(e)}; last errors: ${w.errors.slice(-3).join(' | ')}`);
+      });
+      await w.stop();
+      const rows = await c.sql<{ id: number }>(next, 'select id from acked', [], 'biha_db');
+      const have = new Set(rows.map((r) => r.id));
+      const lost = w.acked.filter((id) => !have.has(id));
+      expect(lost).toEqual([]);
+      await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
+      await c.waitState(old, 'FOLLOWER', 90_000);
+      await c.sql(next, 'truncate acked', [], 'biha_db');
+    }
+  });
+});
