@@ -2,7 +2,7 @@
 // a single node that grows to three, changes nquorum/minnodes from SQL, loses a node with
 // remove-node, restarts a follower; and the two conversions (--convert, --convert-standby).
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, PG_BIN, TestCluster, asPostgres, bihaOk, bihactl, psqlAsPostgres, waitFor } from '../helpers/cluster.js';
 
 /** Waits until every node in `ids` sees exactly `ids` as members, all online, and the same LEADER_RW. */
@@ -27,7 +27,7 @@ async function rowsOf(c: TestCluster, i: number): Promise<string[]> {
   return (await c.sql<{ v: string }>(i, 'select v from grow order by v')).map((r) => r.v);
 }
 
-describe('a single-node cluster grows to three nodes, changes its quorum from SQL and shrinks', () => {
+describe('a single-node cluster (nquorum 1, minnodes 1) grows to three nodes', () => {
   const c = new TestCluster({ nodes: 3, basePort: 20300, nquorum: 1, minnodes: 1 });
   afterAll(async () => {
     await c.destroy();
@@ -60,6 +60,22 @@ describe('a single-node cluster grows to three nodes, changes its quorum from SQ
     for (const i of c.ids())
       await waitFor(`node ${i} to replay the new row`, async () => (await rowsOf(c, i)).join() === 'written-alone,written-by-three');
   }, 360_000);
+});
+
+describe('a three-node cluster changes nquorum/minnodes from SQL, removes a node and restarts a follower', () => {
+  // Built with nquorum 2 so that it does not depend on growing from nquorum 1 (see the suite above);
+  // minnodes starts at 1 so that set_nquorum_and_minnodes(2, 2) is a real change.
+  const c = new TestCluster({ nodes: 3, basePort: 20340, nquorum: 2, minnodes: 1 });
+  beforeAll(async () => {
+    await c.create();
+    await waitAgreed(c, [1, 2, 3]);
+    const l = await c.waitLeader();
+    await c.sql(l, 'create table grow (v text primary key)');
+    await c.sql(l, "insert into grow values ('written-alone')");
+  }, 240_000);
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
 
   it('select biha.set_nquorum_and_minnodes(2,2) on the leader, as biha_replication_user, is seen in biha.config() on every node', async () => {
     const l = await waitAgreed(c, [1, 2, 3]);
@@ -133,7 +149,8 @@ describe('a single-node cluster grows to three nodes, changes its quorum from SQ
 });
 
 describe('--convert of a plain data directory and --convert-standby of a plain standby', () => {
-  const c = new TestCluster({ nodes: 2, basePort: 20400, nquorum: 1, minnodes: 1 });
+  // nquorum 2 as well, so that the conversion itself is tested rather than the growth from nquorum 1.
+  const c = new TestCluster({ nodes: 2, basePort: 20400, nquorum: 2, minnodes: 1 });
   afterAll(async () => {
     await c.destroy();
   }, 120_000);

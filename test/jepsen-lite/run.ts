@@ -333,6 +333,19 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   if (set) {
     lines.push(`writes: ${set.ok + set.fail + set.info} attempted, ${set.ok} ok, ${set.info} info (${set.infoPresent} present, ${set.infoAbsent} absent), ${set.fail} fail`);
     lines.push(`lost acknowledged writes: ${set.lost.length}${set.lost.length ? ` (acknowledged between ${fmt(Math.min(...set.lost.map((x) => x.complete)))} and ${fmt(Math.max(...set.lost.map((x) => x.complete)))}; during faults: ${[...lostContext(set.lost, h.nemeses)].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+    if (set.lost.length) {
+      // How long after the fault began the lost writes were still acknowledged (the loss window).
+      const offs = set.lost
+        .map((l) => {
+          const f = h.nemeses.filter((x) => x.start <= l.complete).sort((a, b) => b.start - a.start)[0];
+          return f ? { f, off: l.complete - f.start } : null;
+        })
+        .filter((x): x is { f: (typeof h.nemeses)[number]; off: number } => x !== null);
+      const byFault = new Map<(typeof h.nemeses)[number], number[]>();
+      for (const x of offs) byFault.set(x.f, [...(byFault.get(x.f) ?? []), x.off]);
+      for (const [f, v] of byFault)
+        lines.push(`  ${v.length} lost, acknowledged ${(Math.min(...v) / 1000).toFixed(1)}..${(Math.max(...v) / 1000).toFixed(1)} s after ${f.name} began at ${fmt(f.start)} (${f.what})`);
+    }
     for (const l of set.lost.slice(0, 10)) lines.push(`  lost ${l.value} on node ${l.node} term ${l.term ?? '?'} acked at ${fmt(l.complete)}`);
     if (set.failedButPresent.length) lines.push(`failed but present: ${set.failedButPresent.length} (e.g. ${set.failedButPresent.slice(0, 3).map((x) => `${x.value}: ${x.error ?? ''}`).join('; ')})`);
     if (set.unexpected.length) lines.push(`unexpected values in the final read: ${set.unexpected.length}`);
