@@ -13,7 +13,7 @@ import { ensureStandbySignal, setAutoConfOffline } from '../controller/autoconf.
 import { writeBihaConf } from '../controller/pg/conf.js';
 import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
-import { assertEmptyDir, assertPortFree, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
+import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
 
 export interface AddOptions {
   bihaNodeId?: string;
@@ -122,8 +122,14 @@ async function register(magic: Magic, node: NodeInfo): Promise<{ leader: MagicPe
     try {
       client = await connectClient({ host: p.host, port: p.bihaPort, clusterId: magic.clusterId, secret: magic.secret, selfId: node.id, timeoutMs: 5000 });
     } catch (e) {
-      tried.push(`${p.host}:${p.bihaPort} (${e instanceof Error ? e.message : String(e)})`);
-      if (e instanceof Error && /secret|cluster id|auth/i.test(e.message)) throw new BihaError('auth', e.message);
+      const msg = e instanceof Error ? e.message : String(e);
+      const code = (e as { code?: unknown }).code;
+      if (code === 'auth' || /secret|cluster id/i.test(msg)) {
+        if (/cluster id/i.test(msg))
+          throw new BihaError('auth', `the node at ${p.host}:${p.bihaPort} belongs to another cluster than the one the magic string names (${magic.clusterId}): check the magic string`);
+        throw new BihaError('auth', msg);
+      }
+      tried.push(`${p.host}:${p.bihaPort} (${msg})`);
       continue;
     }
     try {
@@ -156,9 +162,9 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   if (!['regular', 'referee', 'referee_with_wal'].includes(mode))
     throw new BihaError('bad_args', `--mode must be regular, referee or referee_with_wal, not "${o.mode}"`);
   const port = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
-  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : port + 1;
-  if (bihaPort === port) throw new BihaError('bad_args', '--biha-port must differ from --port');
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : (port || bihaPort) + 2;
+  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', port || bihaPort - 1, 2);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;
   if (sources !== 1) throw new BihaError('bad_args', 'give exactly one of --magic-string, --magic-file or --use-leader');

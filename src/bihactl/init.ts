@@ -13,7 +13,7 @@ import { pgpassLine, quoteLiteral, withConn } from '../controller/pg/conn.js';
 import { chownToRunAs, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
 import { installSql } from '../controller/sqlbridge.js';
-import { assertEmptyDir, assertPortFree, info, initPassword, intOpt, requireOpt } from './util.js';
+import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
 export interface InitOptions {
   bihaNodeId?: string;
@@ -59,13 +59,13 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const nodeId = intOpt('biha-node-id', requireOpt('biha-node-id', o.bihaNodeId), 1, 1_000_000);
   const host = requireOpt('host', o.host);
   const port = intOpt('port', requireOpt('port', o.port), 1, 65535);
-  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : port + 1;
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : port + 2;
+  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', port, 2);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const nquorum = intOpt('nquorum', requireOpt('nquorum', o.nquorum), 1, 100);
   const minnodes = intOpt('minnodes', requireOpt('minnodes', o.minnodes), 1, 100);
   const syncStandbys = o.syncStandbys !== undefined ? intOpt('sync-standbys', o.syncStandbys, 0, 100) : 0;
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
-  if (bihaPort === port) throw new BihaError('bad_args', '--biha-port must differ from --port');
   const params: ClusterParams = {
     ...DEFAULT_PARAMS,
     nquorum,

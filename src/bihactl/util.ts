@@ -13,6 +13,25 @@ export function intOpt(name: string, v: unknown, min: number, max: number): numb
   return n;
 }
 
+/** A port derived from --port (+1 for the control channel, +2 for HTTP), checked to be a valid port. */
+export function defaultPort(name: string, base: number, offset: number): number {
+  const p = base + offset;
+  if (p > 65535)
+    throw new BihaError('bad_args', `--${name} defaults to --port + ${offset} = ${p}, which is not a valid port: give --${name} explicitly`);
+  return p;
+}
+
+/** The ports a node listens on must all differ. */
+export function distinctPorts(ports: Record<string, number>): void {
+  const seen = new Map<number, string>();
+  for (const [name, p] of Object.entries(ports)) {
+    if (p === 0) continue;
+    const other = seen.get(p);
+    if (other) throw new BihaError('bad_args', `--${name} must differ from --${other} (both are ${p}): every port of a node must differ`);
+    seen.set(p, name);
+  }
+}
+
 export function requireOpt(name: string, v: unknown): string {
   if (typeof v !== 'string' || v.trim() === '') throw new BihaError('bad_args', `--${name} is required`);
   return v.trim();

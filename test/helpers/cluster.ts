@@ -218,6 +218,15 @@ export class TestCluster {
     }
   }
 
+  /** Sets biha.autorewind in every node's postgresql.biha.conf (read by the controller when it needs it). */
+  setAutorewind(on: boolean): void {
+    for (const i of this.ids()) {
+      const f = path.join(this.pgdata(i), 'postgresql.biha.conf');
+      if (!fs.existsSync(f)) continue;
+      fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, `biha.autorewind = ${on ? 'true' : 'false'}`));
+    }
+  }
+
   connString(): string {
     const hosts = this.ids().map((i) => `127.0.0.1:${this.port(i)}`).join(',');
     return `postgresql://biha_replication_user:${PASSWORD}@${hosts}/biha_db?target_session_attrs=read-write&connect_timeout=2`;

@@ -27,6 +27,8 @@ async function rowsOf(c: TestCluster, i: number): Promise<string[]> {
   return (await c.sql<{ v: string }>(i, 'select v from grow order by v')).map((r) => r.v);
 }
 
+// Growing from one node: `bihactl add` to a running nquorum 1 / minnodes 1 leader must succeed, and
+// the new nodes must get the data written before they joined.
 describe('a single-node cluster (nquorum 1, minnodes 1) grows to three nodes', () => {
   const c = new TestCluster({ nodes: 3, basePort: 20300, nquorum: 1, minnodes: 1 });
   afterAll(async () => {
@@ -71,7 +73,7 @@ describe('a three-node cluster changes nquorum/minnodes from SQL, removes a node
     await waitAgreed(c, [1, 2, 3]);
     const l = await c.waitLeader();
     await c.sql(l, 'create table grow (v text primary key)');
-    await c.sql(l, "insert into grow values ('written-alone')");
+    await c.sql(l, "insert into grow values ('first-row')");
   }, 240_000);
   afterAll(async () => {
     await c.destroy();

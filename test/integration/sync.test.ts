@@ -1,7 +1,5 @@
 // Synchronous mode (--sync-standbys=1 on 3 nodes, nquorum 2: 1 + 1 + 2 > 3): commits wait while no
 // standby confirms, and no acknowledged commit is lost over repeated failovers.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
@@ -65,10 +63,7 @@ describe('synchronous mode on real PostgreSQL', () => {
     await c.create();
     // A crashed leader may hold commits that waited for a standby and were never acknowledged:
     // its WAL diverges, and with autorewind it rejoins by itself.
-    for (const i of c.ids()) {
-      const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
-      fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
-    }
+    c.setAutorewind(true);
   }, 180_000);
   afterAll(async () => {
     await c.destroy();

@@ -124,10 +124,13 @@ describe('controller log parser', () => {
       '{"level":30,"time":"2026-01-01T00:00:01.000Z","node":2,"component":"BIHA","role":"leader","term":7,"leader":2,"state":"LEADER_RW","msg":"state LEADER_RW, term 7, leader 2"}',
       '{"level":40,"time":"2026-01-01T00:00:02.000Z","component":"WD","pid":1,"msg":"lease expired without renewal: PostgreSQL (PID 5) fenced with an immediate shutdown"}',
       'not json',
+      '{"level":30,"time":"2026-01-01T00:00:03.000Z","node":3,"component":"BIHA","role":"leader","term":7,"leader":3,"state":"LEADER_RW","msg":"state LEADER_RW, term 7, leader 3"}',
     ].join('\n');
     const p = parseControllerLog(text, 2);
     expect(p.states).toEqual([{ at: Date.parse('2026-01-01T00:00:01.000Z'), node: 2, role: 'leader', term: 7, leader: 2, state: 'LEADER_RW' }]);
     expect(p.events.map((e) => [e.node, e.kind])).toEqual([[2, 'started'], [2, 'fence']]);
     expect(p.garbage).toBe(1);
+    // A line of node 3 in node 2's file (copied from a peer) is not node 2's state.
+    expect(p.foreign).toEqual(new Map([[3, 1]]));
   });
 });

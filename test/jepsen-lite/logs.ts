@@ -23,6 +23,11 @@ export interface ParsedLog {
   readonly events: LogEvent[];
   /** Lines that were not JSON (e.g. a stack trace on stderr). */
   readonly garbage: number;
+  /**
+   * Lines written by another node's controller (their "node" field differs): a file copied from a
+   * peer, e.g. by pg_rewind or pg_basebackup. They are left out of states and events.
+   */
+  readonly foreign: Map<number, number>;
 }
 
 function timeOf(v: unknown): number | null {
@@ -39,6 +44,7 @@ export function parseControllerLog(text: string, node: number): ParsedLog {
   const states: StateEvent[] = [];
   const events: LogEvent[] = [];
   let garbage = 0;
+  const foreign = new Map<number, number>();
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     let j: Record<string, unknown>;
@@ -52,6 +58,10 @@ export function parseControllerLog(text: string, node: number): ParsedLog {
     if (at === null) continue;
     const msg = typeof j['msg'] === 'string' ? j['msg'] : '';
     const n = typeof j['node'] === 'number' ? j['node'] : node;
+    if (n !== node) {
+      foreign.set(n, (foreign.get(n) ?? 0) + 1);
+      continue;
+    }
     if (msg.startsWith('state ') && typeof j['term'] === 'number') {
       states.push({
         at, node: n,
@@ -70,5 +80,5 @@ export function parseControllerLog(text: string, node: number): ParsedLog {
     else if (/^done: promote/.test(msg)) events.push({ at, node: n, kind: 'promote', msg });
     else if (/PostgreSQL is not running/.test(msg)) events.push({ at, node: n, kind: 'pg_restart', msg });
   }
-  return { states, events, garbage };
+  return { states, events, garbage, foreign };
 }

@@ -35,6 +35,8 @@ export class NsCluster {
     readonly hosts: Hosts,
     readonly p: ClusterParams,
     private readonly log: (s: string) => void,
+    /** bin/bihactl.js to run (a private copy of the build, see snapshotProduct). */
+    private readonly bihactlPath: string = BIHACTL,
   ) {}
 
   ids(): number[] {
@@ -58,7 +60,7 @@ export class NsCluster {
 
   /** bihactl inside node i's namespace. */
   async bihactl(i: number, args: string[], timeoutMs = 180_000): Promise<RunResult> {
-    return await run('ip', ['netns', 'exec', this.hosts.ns(i), process.execPath, BIHACTL, ...args], {
+    return await run('ip', ['netns', 'exec', this.hosts.ns(i), process.execPath, this.bihactlPath, ...args], {
       timeoutMs,
       env: { ...process.env, BIHA_REPLICATION_PASSWORD: PASSWORD },
     });
@@ -131,11 +133,11 @@ export class NsCluster {
   }
 
   /** Own state of every reachable controller. */
-  async ownStates(): Promise<Map<number, { state: string; term: number; leader: number | null; pgRole: string }>> {
+  async ownStates(timeoutMs = 2000): Promise<Map<number, { state: string; term: number; leader: number | null; pgRole: string }>> {
     const out = new Map<number, { state: string; term: number; leader: number | null; pgRole: string }>();
     await Promise.all(
       this.ids().map(async (i) => {
-        const s = await this.status(i);
+        const s = await this.status(i, timeoutMs);
         const me = s?.status.find((x) => x.id === i);
         if (s && me) {
           const extra = (s as unknown as { extra?: { pg_role?: string } }).extra;
@@ -248,4 +250,24 @@ export class NsCluster {
       if (fs.existsSync(path.join(this.pgdata(i), 'pg_biha', 'biha.conf'))) await this.bihactl(i, ['stop', `--pgdata=${this.pgdata(i)}`], 60_000);
     }));
   }
+}
+
+/**
+ * Copies bin/, dist/, sql/ and conf-templates/ into test/jepsen-lite/.product/<id>/ (inside the repository, so that
+ * node_modules resolves) and checks that the copy loads: a rebuild of dist/ by someone else
+ * during a long run then cannot hand the nodes a half-written build. Returns the copy's bihactl.
+ */
+export async function snapshotProduct(id: string): Promise<{ bihactl: string; dir: string }> {
+  const dir = path.join(ROOT, 'test', 'jepsen-lite', '.product', id);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    for (const sub of ['bin', 'dist', 'sql', 'conf-templates']) fs.cpSync(path.join(ROOT, sub), path.join(dir, sub), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'package.json'), fs.readFileSync(path.join(ROOT, 'package.json')));
+    const bihactl = path.join(dir, 'bin', 'bihactl.js');
+    const r = await run(process.execPath, [bihactl, '--help'], { timeoutMs: 30_000 });
+    if (r.code === 0) return { bihactl, dir };
+    await sleep(3000);
+  }
+  throw new Error('the build in dist/ does not load (bin/bihactl.js --help fails): run npm run build');
 }

@@ -14,7 +14,7 @@ import { parseControllerLog } from './logs.js';
 import type { LogEvent, StateEvent } from './logs.js';
 import { startFault } from './nemesis.js';
 import type { ActiveFault, NemesisName } from './nemesis.js';
-import { DB, NsCluster, PASSWORD, ROOT, USER } from './nodes.js';
+import { DB, NsCluster, PASSWORD, ROOT, USER, snapshotProduct } from './nodes.js';
 import { run, sleep } from './proc.js';
 import { renderTimeline } from './timeline.js';
 import { CREATE_TABLE, RoleProbe, Workload, exec, readSet } from './workload.js';
@@ -107,7 +107,8 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   cleanupStale(log);
   const res = await pickResources(n, rng.fork(1));
   const hosts = new Hosts(runId, n, res.subnet, dataDir);
-  const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost, autorewind: !!o.autorewind }, log);
+  const product = await snapshotProduct(runId);
+  const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost, autorewind: !!o.autorewind }, log, product.bihactl);
   const h = new History(path.join(dir, 'history.jsonl'));
   const command = o.command ?? `npm run jepsen -- --nodes ${n} --time ${o.timeSec} --nemesis ${o.nemeses.join(',')} --mode ${o.mode} --seed ${o.seed}${o.autorewind ? ' --autorewind' : ''}`;
   log(`run ${runId}: ${command}`);
@@ -117,6 +118,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const emergency = (): void => {
     hosts.teardownSync();
     if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(product.dir, { recursive: true, force: true });
   };
   const onSignal = (sig: NodeJS.Signals): void => {
     log(`${sig}: removing namespaces, bridge and processes of run ${runId}`);
@@ -153,7 +155,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     sampler = (async () => {
       for (let k = 0; k < 100_000 && !stopSampler; k++) {
         const at = Date.now();
-        const [st, roles] = await Promise.all([c.ownStates(), Promise.all(c.ids().map((i) => probe.roleOf(i)))]);
+        const [st, roles] = await Promise.all([c.ownStates(800), Promise.all(c.ids().map((i) => probe.roleOf(i)))]);
         for (const i of c.ids()) {
           const s = st.get(i);
           h.sample({ at, node: i, state: s?.state ?? null, term: s?.term ?? null, leader: s?.leader ?? null, pgRole: roles[i - 1] ?? null });
@@ -294,6 +296,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     c.copyLogs(path.join(dir, 'logs'));
     await hosts.teardown().catch((e: unknown) => log(`teardown: ${String(e)}`));
     if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(product.dir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
@@ -304,6 +307,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   // ---- checks ----
   const statesByNode = new Map<number, StateEvent[]>();
   const events: LogEvent[] = [];
+  const foreignLines: string[] = [];
   for (const i of c.ids()) {
     let text = '';
     try {
@@ -314,6 +318,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     const p = parseControllerLog(text, i);
     statesByNode.set(i, p.states);
     events.push(...p.events);
+    for (const [other, count] of p.foreign) foreignLines.push(`node ${i}'s controller.log holds ${count} lines of node ${other}'s log (a copy from that peer, e.g. by pg_rewind)`);
   }
   const consensus = checkConsensus(statesByNode, h.hard);
   const splitBrain = checkSplitBrain(h.ops);
@@ -354,6 +359,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   for (const s of splitBrain.slice(0, 10)) lines.push(`  ${s.kind}: ${s.message} (${s.earlier.value} acked at ${fmt(s.earlier.complete)}, ${s.later.value} sent at ${fmt(s.later.invoke)} acked at ${fmt(s.later.complete)})`);
   lines.push(`consensus (logs): ${consensus.leaderTerms} terms with a leader; two leaders in a term: ${consensus.twoLeaders.length}; disagreeing leader names: ${consensus.disagreeingLeader.length}; term decreases: ${consensus.termDecrease.length}; double votes (sampled ${consensus.voteSamples} vote changes from pg_biha/biha.state; votes are not logged): ${consensus.doubleVote.length}`);
   for (const s of [...consensus.twoLeaders, ...consensus.disagreeingLeader, ...consensus.termDecrease, ...consensus.doubleVote].slice(0, 10)) lines.push(`  ${s}`);
+  for (const f of foreignLines) lines.push(`  note: ${f}`);
   lines.push(`convergence after the final heal: ${converged.ok ? `yes, in ${(converged.ms / 1000).toFixed(1)} s (bound ${convergeMs / 1000} s), leader ${converged.leader}${converged.nodeErrors.length ? `, NODE_ERROR on ${converged.nodeErrors.join(',')}` : ''}` : `NO within ${convergeMs / 1000} s: ${converged.why}`}`);
   for (const f of followerNotes) lines.push(`  ${f}`);
   const totalUnav = windows.reduce((a, w) => a + w.ms, 0);

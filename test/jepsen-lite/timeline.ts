@@ -128,7 +128,7 @@ export function renderTimeline(t: TimelineInput): string {
     // answering as a primary (thin dark bar above it).
     for (let i = 0; i < samples.length; i++) {
       const s = samples[i]!;
-      const next = Math.min(samples[i + 1]?.at ?? s.at + 500, s.at + 1500);
+      const next = Math.min(samples[i + 1]?.at ?? s.at + 500, s.at + 3000);
       const sx = x(s.at);
       const sw = Math.max(1, x(next) - sx);
       if (s.state === null) out.push(`<rect x="${sx.toFixed(1)}" y="${y + 8}" width="${sw.toFixed(1)}" height="18" fill="url(#down)"><title>no answer from the controller</title></rect>`);

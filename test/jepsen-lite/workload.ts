@@ -207,12 +207,12 @@ export class RoleProbe {
     let c = this.conns.get(node);
     try {
       if (!c) {
-        c = new pg.Client({ host: t.host, port: t.port, user: USER, password: PASSWORD, database: DB, connectionTimeoutMillis: 1000 });
+        c = new pg.Client({ host: t.host, port: t.port, user: USER, password: PASSWORD, database: DB, connectionTimeoutMillis: 800 });
         c.on('error', () => undefined);
         this.conns.set(node, c);
         await c.connect();
       }
-      const r = await c.query<{ r: boolean }>({ text: 'select pg_is_in_recovery() as r', query_timeout: 1000 } as pg.QueryConfig);
+      const r = await c.query<{ r: boolean }>({ text: 'select pg_is_in_recovery() as r', query_timeout: 800 } as pg.QueryConfig);
       return r.rows[0]?.r ? 'STANDBY' : 'PRIMARY';
     } catch {
       if (c) destroy(c);
