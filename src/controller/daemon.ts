@@ -170,6 +170,11 @@ export class Controller {
         this.observed = o;
       },
       status: () => this.statusNow(),
+      restoreIdentity: async () => {
+        this.loggers.reopen();
+        await writeNodeConf(this.pgdata, this.conf);
+        await writeNodeState(this.pgdata, this.state);
+      },
     });
     this.nc = new NodeCtl({
       selfId: this.conf.nodeId,
@@ -229,6 +234,7 @@ export class Controller {
         pgdata: this.pgdata,
         logger: this.loggers.get('BIHA'),
         handler: (req) => this.onBridge(req),
+        pollMs: 250,
       });
       await this.bridge.start();
       this.watchdog = new WatchdogClient(
@@ -245,7 +251,8 @@ export class Controller {
     this.lastSoft = this.raft.soft();
 
     const hb = this.config().params.heartbeatSendPeriod;
-    const tickMs = Math.max(5, Math.min(20, Math.floor(hb / 10)));
+    // Fine enough for the lease margin (>= 50 ms) and cheap when idle.
+    const tickMs = Math.max(5, Math.min(50, Math.floor(hb / 20)));
     this.timers.push(
       setInterval(() => {
         if (!this.raft) return;
@@ -255,7 +262,8 @@ export class Controller {
         this.schedulePump();
       }, tickMs),
     );
-    if (this.hasData()) this.timers.push(setInterval(() => void this.pollPostgres(), 50));
+    // WAL positions matter at heartbeat granularity; poll faster only with short heartbeats.
+    if (this.hasData()) this.timers.push(setInterval(() => void this.pollPostgres(), Math.max(50, Math.min(250, Math.floor(hb / 4)))));
     this.timers.push(setInterval(() => void this.writeStatus(false), 250));
     this.schedulePump();
     this.nc.kick();
@@ -270,14 +278,19 @@ export class Controller {
     try {
       const old = Number(fs.readFileSync(file, 'utf8').trim());
       if (old && old !== process.pid) {
+        // A killed controller can linger as a zombie until it is reaped: that one does not count.
+        let stat = '';
         try {
-          process.kill(old, 0);
+          stat = fs.readFileSync(`/proc/${old}/stat`, 'utf8');
+        } catch {
+          stat = '';
+        }
+        const alive = stat !== '' && !/^\d+ \(.*\) [ZX]/.test(stat);
+        const cmdline = alive ? fs.readFileSync(`/proc/${old}/cmdline`, 'utf8').replace(/\0/g, ' ') : '';
+        if (alive && cmdline.includes('controller'))
           throw new BihaError('already_running', `a controller (PID ${old}) already runs for ${this.pgdata}`, {
             hint: 'stop it with bihactl stop first',
           });
-        } catch (e) {
-          if (e instanceof BihaError) throw e;
-        }
       }
     } catch (e) {
       if (e instanceof BihaError) throw e;
@@ -552,8 +565,8 @@ export class Controller {
         const a = AdminSchema.parse(body);
         return await this.command(a.fn, a.args, from);
       }
-      case 'ping':
-        return { id: this.conf.nodeId, soft: this.soft() };
+      case 'node_state':
+        return { id: this.conf.nodeId, soft: this.soft(), pgRole: this.observed.role };
       default:
         throw new BihaError('unknown_request', `unknown request "${kind}"`);
     }
@@ -716,8 +729,9 @@ export class Controller {
       await new Promise((res) => setTimeout(res, 5));
       const s = this.soft();
       if (s.leaderId === id) {
-        const peer = raft.peers().find((p) => p.id === id);
-        if (peer?.state === 'LEADER_RW') return true;
+        // Ask the new leader directly rather than waiting for its next heartbeat.
+        const r = (await this.transport.request(id, 'node_state', {}, 1000).catch(() => null)) as { soft?: SoftState; pgRole?: string } | null;
+        if (r?.soft?.state === 'LEADER_RW' && r.pgRole === 'PRIMARY') return true;
       } else if (s.role === 'leader' && s.transferTarget === 0) {
         throw new BihaError('switchover_failed', `switchover to node ${id} timed out: node ${id} did not catch up or win; node ${this.conf.nodeId} stays the leader`);
       } else if (s.role !== 'leader' && s.leaderId !== 0 && s.leaderId !== id) {
@@ -739,7 +753,7 @@ export class Controller {
     const me0 = cfg.nodes.find((n) => n.id === this.conf.nodeId)!;
     if (same && same.host === node.host && same.port === node.port && same.bihaPort === node.bihaPort && same.mode === node.mode) {
       // A retried `bihactl add` of the same node: reuse the registration.
-      if (isDataNode(node) && this.hasData()) await this.actions.slotFor(node.id);
+      if (isDataNode(node) && this.hasData()) await this.slotWithRetry(node.id);
       return { ok: true, leader: { id: me0.id, host: me0.host, port: me0.port, bihaPort: me0.bihaPort }, slot: `biha_node_${node.id}`, snapshot: raft.persistent().log.snapshot };
     }
     if (same)
@@ -750,11 +764,28 @@ export class Controller {
     const clash = cfg.nodes.find((n) => n.host === node.host && (n.bihaPort === node.bihaPort || (node.port !== 0 && n.port === node.port)));
     if (clash) throw new BihaError('duplicate_addr', `node ${clash.id} already uses ${node.host} with port ${clash.port}/${clash.bihaPort}`);
     await this.proposeAndWait('add node', { type: 'add_node', node });
-    if (isDataNode(node) && this.hasData()) await this.actions.slotFor(node.id);
+    if (isDataNode(node) && this.hasData()) await this.slotWithRetry(node.id);
     const me = cfg.nodes.find((n) => n.id === this.conf.nodeId)!;
     // The committed configuration (which now holds the new node) seeds the new node's log, so it
     // knows it is a member and can vote even before it hears a leader.
     return { ok: true, leader: { id: me.id, host: me.host, port: me.port, bihaPort: me.bihaPort }, slot: `biha_node_${node.id}`, snapshot: raft.persistent().log.snapshot };
+  }
+
+  /** The new node's slot, created while PostgreSQL may be restarting (promotion, fence). */
+  private async slotWithRetry(id: NodeId): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await this.actions.slotFor(id);
+        return;
+      } catch (e) {
+        if (Date.now() > deadline)
+          throw new BihaError('slot_failed', `node ${id} was added to the cluster, but its replication slot could not be created: ${e instanceof Error ? e.message : String(e)}`, {
+            hint: `run the same bihactl add again, or remove the node with select biha.remove_node(${id})`,
+          });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   private async enterNodeError(e: Omit<NodeErrorInfo, 'since'>): Promise<void> {

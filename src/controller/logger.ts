@@ -38,6 +38,8 @@ export function componentLevels(gucs: Readonly<Record<string, string>>): Record<
 export interface Loggers {
   readonly root: Logger;
   get(c: Component): Logger;
+  /** Reopen the log file (after it was replaced underneath, e.g. by pg_rewind). */
+  reopen(): void;
 }
 
 export function createLoggers(opts: { file?: string; nodeId: number; gucs?: Readonly<Record<string, string>> }): Loggers {
@@ -55,6 +57,10 @@ export function createLoggers(opts: { file?: string; nodeId: number; gucs?: Read
   const cache = new Map<Component, Logger>();
   return {
     root,
+    reopen(): void {
+      const d = dest as { reopen?: () => void };
+      if (opts.file && typeof d.reopen === 'function') d.reopen();
+    },
     get(c: Component): Logger {
       let l = cache.get(c);
       if (!l) {

@@ -38,6 +38,11 @@ export interface PgActionsDeps {
   setObserved(o: Observed): void;
   /** Local PostgreSQL status with the timeline as the controller knows it. */
   status(): Promise<LocalPgStatus>;
+  /**
+   * Called after pg_rewind replaced pg_biha/ with the source's: write this node's current state
+   * files again (raft state may have changed during the rewind) and reopen the log file.
+   */
+  restoreIdentity(): Promise<void>;
 }
 
 export function isDataNode(n: NodeInfo): boolean {
@@ -227,6 +232,8 @@ export class PostgresActions implements PgActions {
     await fs.rm(bihaDir(pgdata), { recursive: true, force: true });
     await fs.cp(path.join(saveDir, 'pg_biha'), bihaDir(pgdata), { recursive: true });
     for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
+    // The saved copy is older than what the controller wrote meanwhile (votes, terms): rewrite it.
+    await this.d.restoreIdentity();
     await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
     await ensureStandbySignal(pgdata);
     await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });

@@ -64,6 +64,8 @@ interface Progress {
   heardAt: number | null;
   /** Send time of the newest heartbeat whose acknowledgement counts for the lease. */
   ackSendTime: number;
+  /** Added to the configuration while this node led; cleared once it is heard. */
+  joining?: boolean;
   /** Lease end that acknowledgement allowed: send time + the lease in force when it was sent. */
   ackLeaseEnd: number;
   wal: WalPos;
@@ -776,7 +778,12 @@ export class RaftNode {
       let unheard = 0;
       for (const v of voterIds(c)) {
         if (v === this.id) continue;
-        const heard = this.progress.get(v)?.heardAt ?? this.leaderSince;
+        const p = this.progress.get(v);
+        // A member added during this term that has never answered yet (its data is still being
+        // copied) cannot have learned the configuration from anyone but us: it does not count.
+        // The lease, not CheckQuorum, is what keeps writes safe meanwhile.
+        if (p?.joining && p.heardAt === null) continue;
+        const heard = p?.heardAt ?? this.leaderSince;
         if (now - heard >= T) unheard++;
       }
       return unheard > 0 && unheard >= electionQuorum(c);
@@ -1089,7 +1096,7 @@ export class RaftNode {
     }
     for (const n of cfg.nodes) {
       if (n.id !== this.id && !this.progress.has(n.id)) {
-        this.progress.set(n.id, this.newProgress(1));
+        this.progress.set(n.id, { ...this.newProgress(1), joining: true });
         this.sendApp(n.id, now);
       }
     }
