@@ -227,6 +227,17 @@ export class TestCluster {
     }
   }
 
+  /** A superuser SQL session over node i's unix socket (root maps to the cluster superuser). */
+  async su<T extends pg.QueryResultRow = pg.QueryResultRow>(i: number, text: string, db = 'postgres'): Promise<T[]> {
+    const cl = new pg.Client({ host: '/tmp', port: this.port(i), user: 'postgres', database: db });
+    await cl.connect();
+    try {
+      return (await cl.query<T>(text)).rows;
+    } finally {
+      await cl.end();
+    }
+  }
+
   connString(): string {
     const hosts = this.ids().map((i) => `127.0.0.1:${this.port(i)}`).join(',');
     return `postgresql://biha_replication_user:${PASSWORD}@${hosts}/biha_db?target_session_attrs=read-write&connect_timeout=2`;

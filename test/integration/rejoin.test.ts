@@ -3,20 +3,8 @@
 // biha.autorewind on, rewound and following by itself.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
-
-/** A superuser session over the node's unix socket (root maps to the cluster superuser). */
-async function su<T extends pg.QueryResultRow>(c: TestCluster, i: number, text: string, db = 'postgres'): Promise<T[]> {
-  const cl = new pg.Client({ host: '/tmp', port: c.port(i), user: 'postgres', database: db });
-  await cl.connect();
-  try {
-    return (await cl.query<T>(text)).rows;
-  } finally {
-    await cl.end();
-  }
-}
 
 /**
  * Makes the leader's WAL diverge: its followers stop receiving WAL, the leader commits rows only it
@@ -25,15 +13,15 @@ async function su<T extends pg.QueryResultRow>(c: TestCluster, i: number, text: 
 async function divergeAndCrashLeader(c: TestCluster): Promise<number> {
   const old = await c.waitLeader();
   for (const f of c.ids().filter((i) => i !== old)) {
-    await su(c, f, "alter system set primary_conninfo = ''");
-    await su(c, f, 'select pg_reload_conf()');
+    await c.su(f, "alter system set primary_conninfo = ''");
+    await c.su(f, 'select pg_reload_conf()');
   }
   await waitFor('the followers to disconnect', async () => {
-    const r = await su<{ n: string }>(c, old, 'select count(*) as n from pg_stat_replication');
+    const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
     return r[0]?.n === '0';
   });
-  await su(c, old, 'create table if not exists only_on_old (id int)', 'biha_db');
-  await su(c, old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
+  await c.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
+  await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
   c.kill9(old, 'both');
   await c.waitLeader({ not: old, timeoutMs: 30_000 });
   return old;
@@ -75,10 +63,10 @@ describe('rejoining a diverged old leader', () => {
     expect(fs.existsSync(path.join(c.pgdata(old), 'pg_biha', 'biha.conf'))).toBe(true);
     // The rows only the old leader had are gone; the node follows the new timeline.
     await waitFor('the rewound node to be a streaming standby', async () => {
-      const rows = await su<{ n: string }>(c, old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
+      const rows = await c.su<{ n: string }>(old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
       return rows[0]?.n === '1';
     });
-    const t = await su<{ t: string | null }>(c, old, "select to_regclass('only_on_old')::text as t", 'biha_db');
+    const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
   });
 
@@ -91,10 +79,10 @@ describe('rejoining a diverged old leader', () => {
     const st = await c.waitState(old, 'FOLLOWER', 90_000);
     expect(st.error.type).toBe('NO_ERROR');
     await waitFor('the rewound node to stream', async () => {
-      const rows = await su<{ n: string }>(c, old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
+      const rows = await c.su<{ n: string }>(old, "select count(*) as n from pg_stat_wal_receiver where status = 'streaming'");
       return rows[0]?.n === '1';
     });
-    const t = await su<{ t: string | null }>(c, old, "select to_regclass('only_on_old')::text as t", 'biha_db');
+    const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
   });
 });

@@ -5,16 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
 import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
 
-async function su<T extends pg.QueryResultRow>(c: TestCluster, i: number, text: string): Promise<T[]> {
-  const cl = new pg.Client({ host: '/tmp', port: c.port(i), user: 'postgres', database: 'postgres' });
-  await cl.connect();
-  try {
-    return (await cl.query<T>(text)).rows;
-  } finally {
-    await cl.end();
-  }
-}
-
 /** Inserts unique ids through the multi-host string; a commit counts as acknowledged only without a
  * "might not have been replicated" warning. */
 class SyncWriter {
@@ -73,7 +63,7 @@ describe('synchronous mode on real PostgreSQL', () => {
     const l = await c.waitLeader();
     const want = c.ids().filter((i) => i !== l).map((i) => `biha_node_${i}`).join(', ');
     const v = await waitFor('synchronous_standby_names', async () => {
-      const r = await su<{ v: string }>(c, l, "select current_setting('synchronous_standby_names') as v");
+      const r = await c.su<{ v: string }>(l, "select current_setting('synchronous_standby_names') as v");
       return r[0]?.v === `ANY 1 (${want})` ? r[0].v : null;
     });
     expect(v).toBe(`ANY 1 (${want})`);
@@ -86,7 +76,7 @@ describe('synchronous mode on real PostgreSQL', () => {
     // Freeze the walreceivers (the control channel keeps the leader's lease alive).
     const pids: number[] = [];
     for (const f of followers) {
-      const r = await su<{ pid: number }>(c, f, 'select pid from pg_stat_wal_receiver');
+      const r = await c.su<{ pid: number }>(f, 'select pid from pg_stat_wal_receiver');
       if (r[0]) pids.push(r[0].pid);
     }
     expect(pids.length).toBe(2);
