@@ -1,5 +1,5 @@
 // bihactl start / stop / status and the commands that go through the local socket.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -46,6 +46,15 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   const running = await controllerPid(pgdata);
   if (running !== null) throw new BihaError('already_running', `the controller of ${pgdata} already runs (PID ${running})`);
   const st = fs.statSync(pgdata);
+  const asRoot0 = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (asRoot0) {
+    // The controller runs as the data directory's owner and must be able to load this program.
+    const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(binPath())}, require('fs').constants.R_OK)`], { uid: st.uid, gid: st.gid });
+    if (r.status !== 0)
+      throw new BihaError('unreadable_install', `the owner of ${pgdata} (uid ${st.uid}) cannot read ${binPath()}`, {
+        hint: 'make the biha installation readable for that user (chmod o+rx on its directories)',
+      });
+  }
   await fsp.mkdir(logDir(pgdata), { recursive: true });
   const logFile = path.join(logDir(pgdata), 'controller.log');
   const out = fs.openSync(logFile, 'a', 0o600);
