@@ -14,7 +14,7 @@ if [ "$(id -u)" -eq 0 ]; then
   bash scripts/install-deps.sh
 fi
 if [ ! -d node_modules ] || [ ! -f dist/bihactl/main.js ]; then
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
 [ -f dist/bihactl/main.js ] || npm run -s build
 
