@@ -170,6 +170,8 @@ export class Controller {
         this.observed = o;
       },
       status: () => this.statusNow(),
+      nodesInError: () =>
+        new Set((this.raft?.peers() ?? []).filter((p) => p.state === 'NODE_ERROR' || p.state === 'NODE_ERROR_VOTING').map((p) => p.id)),
       restoreIdentity: async () => {
         this.loggers.reopen();
         await writeNodeConf(this.pgdata, this.conf);
@@ -364,6 +366,8 @@ export class Controller {
       if (s && this.raft) this.raft.setWal(this.walOf(s));
       if (busy || this.nc.busy()) return;
       if (s) this.checkWalFlow(s);
+      // Peer states move without raft events (a follower enters NODE_ERROR): keep duties in line.
+      if (this.observed.role === 'PRIMARY' && this.actions.primaryDutiesPending()) this.nc.kick();
       let role = this.observed.role;
       if (s) role = s.inRecovery ? 'STANDBY' : 'PRIMARY';
       else if ((await postmasterPid(this.pgdata)) === null) role = 'STOPPED';

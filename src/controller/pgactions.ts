@@ -43,17 +43,24 @@ export interface PgActionsDeps {
    * files again (raft state may have changed during the rewind) and reopen the log file.
    */
   restoreIdentity(): Promise<void>;
+  /** Members currently in NODE_ERROR (they stream nothing, so they cannot confirm commits). */
+  nodesInError(): ReadonlySet<NodeId>;
 }
 
 export function isDataNode(n: NodeInfo): boolean {
   return n.mode !== 'referee';
 }
 
-/** synchronous_standby_names for a leader: ANY k over the other data nodes, or '' when asynchronous. */
-export function syncStandbyNames(config: ClusterConfig, selfId: NodeId): string {
+/**
+ * synchronous_standby_names for a leader: ANY k over the other data nodes, or '' when asynchronous.
+ * Nodes in NODE_ERROR are left out while at least k others remain (they confirm nothing).
+ */
+export function syncStandbyNames(config: ClusterConfig, selfId: NodeId, inError: ReadonlySet<NodeId> = new Set()): string {
   const k = config.params.syncStandbys;
   if (k <= 0) return '';
-  const names = config.nodes.filter((n) => n.id !== selfId && isDataNode(n)).map((n) => slotName(n.id));
+  const all = config.nodes.filter((n) => n.id !== selfId && isDataNode(n));
+  const healthy = all.filter((n) => !inError.has(n.id));
+  const names = (healthy.length >= k ? healthy : all).map((n) => slotName(n.id));
   if (names.length === 0) return '';
   return `ANY ${Math.min(k, names.length)} (${names.join(', ')})`;
 }
@@ -228,12 +235,16 @@ export class PostgresActions implements PgActions {
     this.d.log.info({ source: `${node.host}:${node.port}` }, 'pg_rewind --dry-run');
     await rewind(this.d.env, { pgdata, source, dryRun: true });
     this.d.log.info('pg_rewind');
-    await rewind(this.d.env, { pgdata, source, dryRun: false });
-    await fs.rm(bihaDir(pgdata), { recursive: true, force: true });
-    await fs.cp(path.join(saveDir, 'pg_biha'), bihaDir(pgdata), { recursive: true });
-    for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
-    // The saved copy is older than what the controller wrote meanwhile (votes, terms): rewrite it.
-    await this.d.restoreIdentity();
+    try {
+      await rewind(this.d.env, { pgdata, source, dryRun: false });
+    } finally {
+      // Success or not, pg_rewind may have copied the source's identity files: put ours back.
+      await fs.rm(bihaDir(pgdata), { recursive: true, force: true });
+      await fs.cp(path.join(saveDir, 'pg_biha'), bihaDir(pgdata), { recursive: true });
+      for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
+      // The saved copy is older than what the controller wrote meanwhile (votes, terms): rewrite it.
+      await this.d.restoreIdentity();
+    }
     await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
     await ensureStandbySignal(pgdata);
     await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
@@ -248,7 +259,7 @@ export class PostgresActions implements PgActions {
       .filter((n) => n.id !== this.d.conf.nodeId && isDataNode(n))
       .map((n) => slotName(n.id))
       .sort();
-    return JSON.stringify({ slots, sync: syncStandbyNames(cfg, this.d.conf.nodeId) });
+    return JSON.stringify({ slots, sync: syncStandbyNames(cfg, this.d.conf.nodeId, this.d.nodesInError()) });
   }
 
   primaryDutiesPending(): boolean {
