@@ -61,6 +61,20 @@ const JoinSchema = z.object({
 
 const AdminSchema = z.object({ fn: z.string(), args: z.record(z.unknown()) });
 
+/** Parameter names as the reference (and SQL) spell them, for messages users see. */
+const REFERENCE_NAMES: Record<string, string> = {
+  heartbeatMaxLost: 'heartbeat_max_lost',
+  heartbeatSendPeriod: 'heartbeat_send_period',
+  noWalOnFollower: 'no_wal_on_follower',
+  syncStandbys: 'sync_standbys',
+  serviceMode: 'service_mode',
+  canBeLeader: 'can_be_leader',
+  canVote: 'can_vote',
+};
+function referenceNames(msg: string): string {
+  return msg.replace(/\b(heartbeatMaxLost|heartbeatSendPeriod|noWalOnFollower|syncStandbys|serviceMode|canBeLeader|canVote)\b/g, (m) => REFERENCE_NAMES[m] ?? m);
+}
+
 export interface ControllerOptions {
   readonly pgdata: string;
   /** Log to this file instead of stderr. */
@@ -618,9 +632,9 @@ export class Controller {
   private async proposeAndWait(fn: string, change: ConfigChange, timeoutMs = 10_000): Promise<void> {
     const raft = this.requireLeader(fn);
     const why = validateChange(raft.config(), change);
-    if (why) throw new BihaError('invalid', why);
+    if (why) throw new BihaError('invalid', referenceNames(why));
     const r = raft.propose(change, this.now());
-    if (!r.ok) throw new BihaError(r.code, r.message);
+    if (!r.ok) throw new BihaError(r.code, referenceNames(r.message));
     this.schedulePump();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
