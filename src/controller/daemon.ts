@@ -486,7 +486,10 @@ export class Controller {
           return;
         }
       }
-      if (rd.fenceWal && this.hasData()) {
+      // Only a node that streams from someone or is a primary has anything to fence; a node whose
+      // PostgreSQL is stopped or detached (for example in the middle of a rewind) must not hold its
+      // vote back until that long action ends.
+      if (rd.fenceWal && this.hasData() && (this.observed.role === 'PRIMARY' || this.observed.upstream !== 0)) {
         const term = rd.fenceWal.term;
         await this.nc
           .exclusive(async () => {

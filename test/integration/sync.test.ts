@@ -108,7 +108,7 @@ describe('synchronous mode on real PostgreSQL', () => {
       c.kill9(old, 'both');
       const next = await c.waitLeader({ not: old, timeoutMs: 30_000 });
       const before = w.acked.length;
-      await waitFor('writes on the new leader', async () => w.acked.length > before + 10, 30_000).catch((e: unknown) => {
+      await waitFor('writes on the new leader', async () => w.acked.length > before + 10, 90_000).catch((e: unknown) => {
         throw new Error(`${String(e)}; last errors: ${w.errors.slice(-3).join(' | ')}`);
       });
       await w.stop();
