@@ -249,6 +249,12 @@ export class TestCluster {
       if (fs.existsSync(path.join(this.pgdata(i), 'pg_biha', 'biha.conf'))) await bihactl(['stop', `--pgdata=${this.pgdata(i)}`], {}, 60_000);
     }
     for (const i of this.ids()) this.kill9(i);
+    // Anything else still running from this cluster's directory (a controller whose PID file was
+    // rewritten, a watchdog) is ours too.
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      this.signalOwn(Number(entry), 'SIGKILL');
+    }
     await sleep(300);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
