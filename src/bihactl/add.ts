@@ -9,9 +9,8 @@ import { BihaError } from '../controller/errors.js';
 import { decodeMagic } from '../controller/magic.js';
 import type { Magic, MagicPeer } from '../controller/magic.js';
 import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/nodefiles.js';
-import { ensureStandbySignal, setAutoConfOffline } from '../controller/autoconf.js';
-import { writeBihaConf } from '../controller/pg/conf.js';
-import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
+import { setAutoConfOffline, writeBihaConf } from '../controller/pg/conf.js';
+import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv, writeStandbySignal } from '../controller/pg/tools.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
 import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
 
@@ -271,7 +270,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     if (mode !== 'referee') {
       await writeBihaConf(pgdata, { listenAddresses: '*', port, nodeId, host, bihaPort, syncStandbyNames: '', autorewind: false });
       await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '', synchronous_standby_names: null });
-      await ensureStandbySignal(pgdata);
+      await writeStandbySignal(env, pgdata);
       await writePassfile(pgdata, password!);
     }
     await writeNodeConf(pgdata, {

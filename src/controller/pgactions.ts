@@ -4,14 +4,14 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { ClusterConfig, NodeId, NodeInfo } from '../raft/index.js';
-import { ensureStandbySignal, setAutoConfOffline } from './autoconf.js';
+import { setAutoConfOffline } from './pg/conf.js';
 import { BihaError } from './errors.js';
 import type { PgActions, Observed } from './nc.js';
 import { formatLsn, parseLsn } from './pg/lsn.js';
 import type { LocalPg, LocalPgStatus } from './pg/conn.js';
 import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './pg/conn.js';
 import type { PgEnv } from './pg/tools.js';
-import { pgCtlStart, pgCtlStop, postmasterPid, rewind } from './pg/tools.js';
+import { pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './pg/tools.js';
 import { bihaDir, logDir, passfilePath, slotName } from './nodefiles.js';
 import type { NodeConf, NodeErrorInfo } from './nodefiles.js';
 
@@ -116,7 +116,7 @@ export class PostgresActions implements PgActions {
       return;
     }
     await fs.mkdir(logDir(this.d.pgdata), { recursive: true });
-    await ensureStandbySignal(this.d.pgdata);
+    await writeStandbySignal(this.d.env, this.d.pgdata);
     // Detached first: the upstream is chosen by a retarget, after the divergence check.
     await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
     await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
@@ -139,7 +139,7 @@ export class PostgresActions implements PgActions {
   async fenceToStandby(mode: 'immediate' | 'fast'): Promise<void> {
     await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
     this.d.setObserved({ role: 'STOPPED', upstream: 0 });
-    await ensureStandbySignal(this.d.pgdata);
+    await writeStandbySignal(this.d.env, this.d.pgdata);
     await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
     await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
     this.d.setObserved({ role: 'STANDBY', upstream: 0 });
@@ -246,7 +246,7 @@ export class PostgresActions implements PgActions {
       await this.d.restoreIdentity();
     }
     await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
-    await ensureStandbySignal(pgdata);
+    await writeStandbySignal(this.d.env, pgdata);
     await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
     await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
     this.d.setObserved({ role: 'STANDBY', upstream: node.id });
