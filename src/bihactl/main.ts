@@ -6,6 +6,7 @@ import { BihaError, EXIT, oneLine } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
 import { cmdInit } from './init.js';
 import { cmdStart, cmdStatus, cmdStop, nodeRequest } from './lifecycle.js';
+import { cmdSystemdUnit } from './systemd.js';
 import { intOpt } from './util.js';
 
 function exitCodeOf(e: unknown): number {
@@ -86,6 +87,14 @@ export function buildProgram(): Command {
       const code = await runController({ pgdata: o.pgdata, ...(o.logFile ? { logFile: o.logFile } : {}) });
       process.exitCode = code;
     });
+
+  program
+    .command('systemd-unit')
+    .description('print (or write with --output) the systemd unit that runs this node\'s controller')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .option('--unit-name <name>', 'unit name (default biha-node<ID>)')
+    .option('--output <file>', 'write the unit to this file instead of stdout')
+    .action(async (o) => cmdSystemdUnit(o));
 
   program
     .command('watchdog', { hidden: true })

@@ -38,6 +38,7 @@ import { WatchdogClient } from './watchdog.js';
 import { startHttpServer } from './http.js';
 import type { HttpServerHandle } from './http.js';
 import { HeartbeatRtt, Metrics } from './metrics.js';
+import { osUserById } from './osuser.js';
 import { fileURLToPath } from 'node:url';
 import type { BridgeReply, BridgeRequest, StatusFile } from './sqlbridge.js';
 
@@ -1012,21 +1013,7 @@ function dropPrivileges(pgdata: string): void {
   const st = fs.statSync(pgdata);
   if (st.uid === 0)
     throw new BihaError('root_owner', `${pgdata} is owned by root`, { hint: 'chown it to the postgres OS user' });
-  let home = '/';
-  let user = String(st.uid);
-  try {
-    const line = fs
-      .readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.split(':')[2] === String(st.uid));
-    if (line) {
-      const f = line.split(':');
-      user = f[0] ?? user;
-      home = f[5] ?? home;
-    }
-  } catch {
-    // keep defaults
-  }
+  const { name: user, home } = osUserById(st.uid);
   process.setgroups?.([st.gid]);
   process.setgid!(st.gid);
   process.setuid!(st.uid);

@@ -211,6 +211,22 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
     expect(fs.existsSync(dir)).toBe(false);
   });
 
+  it('systemd-unit prints a unit that runs this node\'s controller as the data directory\'s owner', async () => {
+    const r = await bihactl(['systemd-unit', `--pgdata=${a.pgdata(1)}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^User=postgres$/m);
+    expect(r.stdout).toMatch(/^Group=postgres$/m);
+    expect(r.stdout).toContain(`controller --pgdata=${a.pgdata(1)}`);
+    expect(r.stdout).toMatch(/^KillMode=process$/m);
+    expect(r.stdout).not.toMatch(/\{\{/);
+    const unit = path.join(a.dir, 'biha-node1.service');
+    const w = await bihactl(['systemd-unit', `--pgdata=${a.pgdata(1)}`, `--output=${unit}`]);
+    expect(w.code, w.stderr).toBe(0);
+    expect(fs.readFileSync(unit, 'utf8')).toBe(r.stdout);
+    refused(await bihactl(['systemd-unit', `--pgdata=${a.pgdata(1)}`, '--unit-name=bad name']), /not a valid systemd unit name/);
+    refused(await bihactl(['systemd-unit', `--pgdata=${a.dir}`]), /is not a biha node/);
+  });
+
   it('the running cluster is untouched by all of the above: one member, LEADER_RW, writable', async () => {
     const s = await a.status(1);
     expect(s.status.map((x) => [x.id, x.state])).toEqual([[1, 'LEADER_RW']]);

@@ -300,7 +300,7 @@ export async function renderServiceUnit(o: {
   bindir: string;
   bihactl: string;
 }): Promise<string> {
-  return renderTemplate('biha.service', {
+  const text = await renderTemplate('biha.service', {
     unit_name: o.unitName,
     pgdata: o.pgdata,
     user: o.user,
@@ -308,4 +308,5 @@ export async function renderServiceUnit(o: {
     bindir: o.bindir,
     bihactl: o.bihactl,
   });
+  return text.endsWith('\n') ? text : `${text}\n`;
 }

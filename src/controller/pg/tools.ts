@@ -76,7 +76,7 @@ function execText(file: string, args: string[]): Promise<string | null> {
   });
 }
 
-async function findBindir(): Promise<string> {
+export async function findBindir(): Promise<string> {
   const fromEnv = process.env.BIHA_PG_BINDIR;
   if (fromEnv) {
     if (await exists(path.join(fromEnv, 'pg_ctl'))) return fromEnv;
