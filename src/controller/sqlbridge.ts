@@ -259,8 +259,10 @@ export interface SqlBridgeOptions {
   pgdata: string;
   logger: Logger;
   handler: (req: BridgeRequest) => Promise<BridgeReply>;
-  /** Poll period of the request directory, a fallback for missed fs.watch events (default 50 ms). */
+  /** Poll period of the request directory when fs.watch is unavailable (default 50 ms). */
   pollMs?: number;
+  /** Poll period while fs.watch works: only a safety net for a lost event (default 2000 ms). */
+  watchedPollMs?: number;
 }
 
 export class SqlBridge {
@@ -268,6 +270,7 @@ export class SqlBridge {
   private readonly log: Logger;
   private readonly handler: (req: BridgeRequest) => Promise<BridgeReply>;
   private readonly pollMs: number;
+  private readonly watchedPollMs: number;
   private readonly bihaDir: string;
   private readonly cmdDir: string;
   private watcher: fs.FSWatcher | null = null;
@@ -287,11 +290,20 @@ export class SqlBridge {
     this.log = o.logger;
     this.handler = o.handler;
     this.pollMs = o.pollMs ?? 50;
+    this.watchedPollMs = Math.max(this.pollMs, o.watchedPollMs ?? 2000);
     this.bihaDir = path.join(o.pgdata, 'pg_biha');
     this.cmdDir = path.join(o.pgdata, CMD_DIR);
   }
 
   /** Creates pg_biha/cmd (mode 0700) and starts picking up requests. */
+  /** fs.watch failed: poll at the fast period from now on. */
+  private repoll(): void {
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.kick(), this.pollMs);
+    this.timer.unref();
+  }
+
   async start(): Promise<void> {
     if (this.running) return;
     this.stopped = false;
@@ -304,11 +316,12 @@ export class SqlBridge {
         this.log.warn({ err }, 'sql bridge: watching %s failed; polling only', this.cmdDir);
         this.watcher?.close();
         this.watcher = null;
+        this.repoll();
       });
     } catch (err) {
       this.log.warn({ err }, 'sql bridge: cannot watch %s; polling only', this.cmdDir);
     }
-    this.timer = setInterval(() => this.kick(), this.pollMs);
+    this.timer = setInterval(() => this.kick(), this.watcher ? this.watchedPollMs : this.pollMs);
     this.timer.unref();
     this.kick();
     this.log.info({ dir: this.cmdDir }, 'sql bridge started');

@@ -162,6 +162,25 @@ describe('start and stop', () => {
     await expect(alterSystem(db, { 'work_mem; DROP TABLE x': '1' })).rejects.toMatchObject({ code: 'bad_setting' });
   });
 
+  it('runs queries issued at the same time one after another, in call order, without node-postgres warnings', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const order: number[] = [];
+      const q = (i: number, sleep: number): Promise<void> =>
+        db.query(`SELECT pg_sleep(${sleep})`).then(() => void order.push(i));
+      const failing = db.query('SELECT no_such_column');
+      await Promise.all([q(1, 0.2), failing.catch(() => undefined), q(2, 0), q(3, 0.05)]);
+      expect(order).toEqual([1, 2, 3]);
+      await expect(failing).rejects.toMatchObject({ name: 'LocalPgError', sqlState: '42703' });
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((m) => /already executing a query/.test(m))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('creates and drops slots idempotently', async () => {
     await ensureSlot(db, 'n9');
     await ensureSlot(db, 'n9');

@@ -91,7 +91,17 @@ export class LocalPg {
     }
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+  /** The end of the queue of queries: one at a time on the one connection, in call order. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  /** Runs after every query issued before it (the poller and actions share the connection). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    const run = this.tail.then(() => this.queryNow<T>(sql, params));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async queryNow<T>(sql: string, params?: unknown[]): Promise<T[]> {
     if (this.closed) throw new BihaError('pg_closed', 'the local PostgreSQL connection was closed');
     let c: PgClient;
     try {
