@@ -29,6 +29,7 @@ export class Metrics {
   private readonly nodesOnline: Gauge;
   private readonly nodesOffline: Gauge;
   private readonly nodeError: Gauge;
+  private readonly serviceMode: Gauge;
   private readonly peerOnline: Gauge<'peer'>;
   private readonly sinceLastHb: Gauge<'peer'>;
   private readonly lagBytes: Gauge<'follower'>;
@@ -62,6 +63,7 @@ export class Metrics {
     this.nodesOnline = gauge('biha_nodes_online', 'Cluster members this node sees online (itself included).');
     this.nodesOffline = gauge('biha_nodes_offline', 'Cluster members this node sees offline.');
     this.nodeError = gauge('biha_node_error', '1 while this node is in NODE_ERROR (see biha.error_details()), else 0.');
+    this.serviceMode = gauge('biha_service_mode', '1 while the cluster is in service mode (no automatic elections or rewinds), else 0.');
     this.peerOnline = gauge('biha_peer_online', '1 when the peer is online as this node sees it, else 0.', ['peer']);
     this.sinceLastHb = gauge('biha_peer_since_last_heartbeat_seconds', 'Seconds since the last heartbeat from / to the peer.', ['peer']);
     this.lagBytes = gauge('biha_replication_lag_bytes', 'On the leader: WAL bytes a follower has not replayed yet.', ['follower']);
@@ -89,6 +91,7 @@ export class Metrics {
     this.nodesOnline.set(online);
     this.nodesOffline.set(status.status.length - online);
     this.nodeError.set(status.error.type !== 'NO_ERROR' ? 1 : 0);
+    this.serviceMode.set(status.config.service_mode ? 1 : 0);
 
     // Labelled gauges start empty each time, so that removed nodes disappear.
     this.peerOnline.reset();

@@ -57,7 +57,7 @@ describe('Metrics', () => {
     for (const s of await scrape(m)) expect(s.labels).toMatchObject({ node_id: '4', node_name: 'node4', region: 'default' });
   });
 
-  it('exports term, one-hot state, leader, nodes online/offline and node error', async () => {
+  it('exports term, one-hot state, leader, nodes online/offline, node error and service mode', async () => {
     const m = new Metrics(LABELS);
     m.update(leaderRW());
     let all = await scrape(m);
@@ -70,6 +70,12 @@ describe('Metrics', () => {
     expect(value(all, 'biha_nodes_online')).toBe(3);
     expect(value(all, 'biha_nodes_offline')).toBe(0);
     expect(value(all, 'biha_node_error')).toBe(0);
+    expect(value(all, 'biha_service_mode')).toBe(0);
+
+    const inService = leaderRW();
+    inService.config.service_mode = true;
+    m.update(inService);
+    expect(value(await scrape(m), 'biha_service_mode')).toBe(1);
 
     const st = nodeError();
     st.status[0]!.online = false;
