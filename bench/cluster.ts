@@ -166,15 +166,13 @@ async function makeCluster(basePort: number, hb: number, lost: number): Promise<
 
 // ---- the writing client ----
 
-type GapFn = typeof measureWriteGap;
-let writeGap: GapFn = measureWriteGap;
+const writeGap = measureWriteGap;
 let writerChecked = false;
 
 /**
- * Uses measureWriteGap of src/client/multihost.ts when its connectMultiHost honours
- * target_session_attrs=read-write: asked for [a follower, the leader], it must pick the leader.
- * Otherwise (the follower is picked: every later insert fails on a hot standby) the benchmark uses
- * writeGapReadWrite below, the same loop with a working read-write check, and says so.
+ * Checks once that connectMultiHost of src/client/multihost.ts honours
+ * target_session_attrs=read-write: asked for [a follower, the leader], it must pick the leader,
+ * or every insert of the write-gap loop would fail on a hot standby and the figures mean nothing.
  */
 async function chooseWriter(c: TestCluster, leader: number): Promise<void> {
   if (writerChecked) return;
@@ -183,69 +181,10 @@ async function chooseWriter(c: TestCluster, leader: number): Promise<void> {
   const t = parseMultiHostUri(`postgresql://biha_replication_user:${PASSWORD}@127.0.0.1:${c.port(follower)},127.0.0.1:${c.port(leader)}/biha_db?target_session_attrs=read-write&connect_timeout=2`);
   const { client, port } = await connectMultiHost(t);
   await client.end().catch(() => undefined);
-  if (port === c.port(leader)) {
-    console.log('writer: measureWriteGap of src/client/multihost.ts');
-  } else {
-    writeGap = writeGapReadWrite;
-    console.log(
-      `writer: connectMultiHost(target_session_attrs=read-write) picked the hot standby node ${follower} over the leader node ${leader}; ` +
-        'measuring with writeGapReadWrite (bench/cluster.ts): the same 20 ms insert loop and reconnects, with a working read-write check',
-    );
-  }
+  if (port !== c.port(leader))
+    throw new Error(`connectMultiHost(target_session_attrs=read-write) picked the hot standby node ${follower} over the leader node ${leader}`);
+  console.log('writer: measureWriteGap of src/client/multihost.ts');
 }
-
-/** The first host whose `show transaction_read_only` is off. */
-async function connectReadWrite(t: MultiHostTarget): Promise<{ client: pg.Client; port: number }> {
-  const reasons: string[] = [];
-  for (const h of t.hosts) {
-    const client = new pg.Client({ host: h.host, port: h.port, user: t.user, database: t.database, connectionTimeoutMillis: t.connectTimeoutMs, ...(t.password !== undefined ? { password: t.password } : {}) });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const r = await client.query<{ transaction_read_only: string }>('show transaction_read_only');
-      if (r.rows[0]?.transaction_read_only === 'off') return { client, port: h.port };
-      reasons.push(`${h.port}: read-only`);
-    } catch (e) {
-      reasons.push(`${h.port}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    await client.end().catch(() => undefined);
-  }
-  throw new Error(`no read-write host: ${reasons.join('; ')}`);
-}
-
-/** measureWriteGap's contract: an insert every periodMs for `seconds`, reconnecting on failure. */
-const writeGapReadWrite: GapFn = async (t, o) => {
-  const t0 = performance.now();
-  const end = t0 + o.seconds * 1000;
-  let conn: { client: pg.Client; port: number } | null = null;
-  let ok = 0;
-  let failed = 0;
-  let lastAck = t0;
-  let gap = { ms: 0, from: 0, to: 0 };
-  while (performance.now() < end) {
-    const started = performance.now();
-    try {
-      if (!conn) {
-        conn = await connectReadWrite(t);
-        await conn.client.query(`create table if not exists ${o.table} (id bigserial primary key, at timestamptz default clock_timestamp(), port int)`);
-      }
-      await conn.client.query({ text: `insert into ${o.table}(port) values ($1)`, values: [conn.port], query_timeout: 2000 } as pg.QueryConfig);
-      ok++;
-      const now = performance.now();
-      if (now - lastAck > gap.ms) gap = { ms: now - lastAck, from: lastAck - t0, to: now - t0 };
-      lastAck = now;
-      o.onAck?.(now - t0, conn.port);
-    } catch {
-      failed++;
-      if (conn) await conn.client.end().catch(() => undefined);
-      conn = null;
-    }
-    const wait = o.periodMs - (performance.now() - started);
-    if (wait > 0) await sleep(wait);
-  }
-  if (conn) await conn.client.end().catch(() => undefined);
-  return { ok, failed, maxGapMs: Math.round(gap.ms), gapFromMs: Math.round(gap.from), gapToMs: Math.round(gap.to) };
-};
 
 // ---- controller logs ----
 

@@ -7,44 +7,36 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
 import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { WriteLoop } from '../helpers/writer.js';
 
 /** A client pinned to one node that inserts as fast as it can and records when each insert was acknowledged. */
 class PinnedWriter {
   lastAck = 0;
   acks = 0;
-  private stopFlag = false;
-  private done: Promise<void> | null = null;
-  constructor(private readonly port: number) {}
-
-  start(): void {
-    this.done = (async () => {
-      let c: pg.Client | null = null;
-      while (!this.stopFlag) {
-        try {
-          if (!c) {
-            c = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'biha_replication_user', password: PASSWORD, database: 'biha_db', connectionTimeoutMillis: 1000 });
-            c.on('error', () => undefined);
-            await c.connect();
-            // Walk through both soft fences, as any client could.
-            await c.query("set default_transaction_read_only = off; set synchronous_commit = local");
-            await c.query('create table if not exists pinned (id bigserial primary key, at timestamptz default clock_timestamp())');
-          }
-          await c.query('insert into pinned default values');
-          this.lastAck = Date.now();
-          this.acks++;
-        } catch {
-          if (c) await c.end().catch(() => undefined);
-          c = null;
-          await sleep(20);
-        }
-      }
-      if (c) await c.end().catch(() => undefined);
-    })();
+  private readonly loop: WriteLoop;
+  constructor(port: number) {
+    this.loop = new WriteLoop(
+      async () => {
+        const c = new pg.Client({ host: '127.0.0.1', port, user: 'biha_replication_user', password: PASSWORD, database: 'biha_db', connectionTimeoutMillis: 1000 });
+        c.on('error', () => undefined);
+        await c.connect();
+        // Walk through both soft fences, as any client could.
+        await c.query('set default_transaction_read_only = off; set synchronous_commit = local');
+        await c.query('create table if not exists pinned (id bigserial primary key, at timestamptz default clock_timestamp())');
+        return c;
+      },
+      async (c) => {
+        await c.query('insert into pinned default values');
+        this.lastAck = Date.now();
+        this.acks++;
+      },
+    );
   }
-
+  start(): void {
+    this.loop.start();
+  }
   async stop(): Promise<void> {
-    this.stopFlag = true;
-    await this.done;
+    await this.loop.stop();
   }
 }
 

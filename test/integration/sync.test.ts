@@ -4,46 +4,41 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
 import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { WriteLoop } from '../helpers/writer.js';
 
 /** Inserts unique ids through the multi-host string; a commit counts as acknowledged only without a
  * "might not have been replicated" warning. */
 class SyncWriter {
   readonly acked: number[] = [];
-  readonly errors: string[] = [];
   private next = 1;
-  private stopFlag = false;
-  private done: Promise<void> | null = null;
-  constructor(private readonly c: TestCluster) {}
+  private warned = false;
+  private readonly loop: WriteLoop;
+  constructor(c: TestCluster) {
+    this.loop = new WriteLoop(
+      async () => {
+        const client = (await connectMultiHost(parseMultiHostUri(c.connString()))).client;
+        client.on('notice', (n) => {
+          if (/might not have been replicated/.test(n.detail ?? n.message ?? '')) this.warned = true;
+        });
+        await client.query('create table if not exists acked (id int primary key)');
+        return client;
+      },
+      async (client) => {
+        const id = this.next++;
+        this.warned = false;
+        await client.query({ text: 'insert into acked values ($1)', values: [id], query_timeout: 5000 } as pg.QueryConfig);
+        if (!this.warned) this.acked.push(id);
+      },
+    );
+  }
+  get errors(): string[] {
+    return this.loop.errors;
+  }
   start(): void {
-    this.done = (async () => {
-      let client: pg.Client | null = null;
-      let warned = false;
-      while (!this.stopFlag) {
-        try {
-          if (!client) {
-            client = (await connectMultiHost(parseMultiHostUri(this.c.connString()))).client;
-            client.on('notice', (n) => {
-              if (/might not have been replicated/.test(n.detail ?? n.message ?? '')) warned = true;
-            });
-            await client.query('create table if not exists acked (id int primary key)');
-          }
-          const id = this.next++;
-          warned = false;
-          await client.query({ text: 'insert into acked values ($1)', values: [id], query_timeout: 5000 } as pg.QueryConfig);
-          if (!warned) this.acked.push(id);
-        } catch (e) {
-          this.errors.push(e instanceof Error ? e.message : String(e));
-          if (client) await client.end().catch(() => undefined);
-          client = null;
-          await sleep(20);
-        }
-      }
-      if (client) await client.end().catch(() => undefined);
-    })();
+    this.loop.start();
   }
   async stop(): Promise<void> {
-    this.stopFlag = true;
-    await this.done;
+    await this.loop.stop();
   }
 }
 
