@@ -221,9 +221,14 @@ export async function loadTlsDir(pgdata: string): Promise<TlsMaterial> {
  * Returns null when good, else why not.
  */
 export function checkPinnedPeer(socket: TLSSocket, pin: string): string | null {
-  const leaf = socket.getPeerX509Certificate();
   const chain = socket.getPeerCertificate(true);
-  if (!leaf || !chain || Object.keys(chain).length === 0) return 'it presented no certificate';
+  if (!chain || !chain.raw) return 'it presented no certificate';
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(chain.raw);
+  } catch {
+    return 'its certificate cannot be parsed';
+  }
   const issuerRaw = chain.issuerCertificate?.raw;
   if (!issuerRaw) return 'it presented no CA certificate';
   let ca: X509Certificate;
