@@ -1,5 +1,6 @@
 // TLS on the control channel of a real cluster: init --use-ssl, nodes added with certificates
 // signed by the cluster CA, failover over TLS, plain-TCP peers refused, private file modes.
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import net from 'node:net';
@@ -172,5 +173,78 @@ describe('a TLS cluster on real PostgreSQL', () => {
       }
     }
     expect(files).toBeGreaterThanOrEqual(3);
+  });
+});
+
+/** A CA of the organisation (its key stays here) and node certificates signed by it, made by openssl. */
+function externalPki(dir: string, name: string, nodes: number[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run(['req', '-x509', ...ec, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-days', '30', '-subj', `/CN=${name} CA`, '-addext', 'basicConstraints=critical,CA:TRUE']);
+  for (const i of nodes) {
+    run(['req', ...ec, '-keyout', `${name}-${i}.key`, '-out', `${name}-${i}.csr`, '-subj', `/CN=db${i}`]);
+    run(['x509', '-req', '-in', `${name}-${i}.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-set_serial', String(100 + i), '-days', '30', '-out', `${name}-${i}.crt`]);
+  }
+}
+
+describe('a TLS cluster with certificates from files (an external CA)', () => {
+  const c = new TestCluster({ nodes: 2, basePort: 22700 });
+  const pki = path.join(c.dir, 'pki');
+  const files = (name: string, i: number): string[] => [
+    `--ssl-ca-file=${path.join(pki, `${name}-ca.crt`)}`,
+    `--ssl-cert-file=${path.join(pki, `${name}-${i}.crt`)}`,
+    `--ssl-key-file=${path.join(pki, `${name}-${i}.key`)}`,
+  ];
+  beforeAll(() => {
+    externalPki(pki, 'corp', [1, 2]);
+    externalPki(pki, 'rogue', [1]);
+  });
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
+
+  it('init refuses files that do not fit together, in one line, and leaves nothing behind', async () => {
+    const mixed = [`--ssl-ca-file=${path.join(pki, 'corp-ca.crt')}`, `--ssl-cert-file=${path.join(pki, 'rogue-1.crt')}`, `--ssl-key-file=${path.join(pki, 'rogue-1.key')}`];
+    const r = await c.init(mixed);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bihactl: --ssl-cert-file \S+rogue-1.crt is not signed by the CA in --ssl-ca-file \S+corp-ca.crt \(sign the node certificate with the cluster CA\)\n$/);
+    expect(fs.existsSync(c.pgdata(1))).toBe(false);
+    const r2 = await c.init([`--ssl-ca-file=${path.join(pki, 'corp-ca.crt')}`, `--ssl-cert-file=${path.join(pki, 'corp-1.crt')}`, `--ssl-key-file=${path.join(pki, 'corp-2.key')}`]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/corp-2.key is not the private key of --ssl-cert-file/);
+    expect(fs.existsSync(c.pgdata(1))).toBe(false);
+  });
+
+  it('init takes the files; the CA key is nowhere in the cluster', async () => {
+    const r = await c.init(files('corp', 1));
+    expect(r.code, r.stderr).toBe(0);
+    const m = decodeMagic(c.magic);
+    expect(m.tls && m.tlsOwnCerts).toBe(true);
+    const dir = tlsDir(c, 1);
+    expect(fs.readdirSync(dir).sort()).toEqual(['ca.crt', 'node.crt', 'node.key']);
+    expect(mode(dir)).toBe('700');
+    for (const f of fs.readdirSync(dir)) expect(mode(path.join(dir, f))).toBe('600');
+    await c.start(1);
+  });
+
+  it('add asks for the node certificate before registering anything, then joins with it', async () => {
+    const r = await c.add(2);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bring their own TLS certificates/);
+    expect(fs.existsSync(c.pgdata(2))).toBe(false);
+    const bad = await c.add(2, files('rogue', 1));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/is not the CA of this cluster/);
+    const ok = await c.add(2, files('corp', 2));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(fs.readdirSync(tlsDir(c, 2)).sort()).toEqual(['ca.crt', 'node.crt', 'node.key']);
+    expect(fs.readFileSync(path.join(tlsDir(c, 2), 'node.crt'), 'utf8')).toBe(fs.readFileSync(path.join(pki, 'corp-2.crt'), 'utf8'));
+    await c.start(2);
+    await c.waitLeader();
+    await waitFor('both nodes linked over TLS', async () => {
+      const s = await c.status(2);
+      return s.nodes.length === 1 && s.nodes[0]!.state === 'ACTIVE' && s.status.every((x) => x.state === 'LEADER_RW' || x.state === 'FOLLOWER');
+    });
   });
 });
