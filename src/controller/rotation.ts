@@ -1,14 +1,15 @@
 // Rotation of the cluster secret through the configuration log, without downtime.
 //
-// Two committed `set_meta` entries make a rotation:
-//   1. key 'secret': the new secret, sealed (AES-256-GCM) under a key derived from the current
-//      secret, so the config log and the raft messages that carry it never hold it in clear, even
-//      on a plain-TCP control channel. Every node that applies it holds [new, old]: its handshakes
-//      prove both, so nodes that have and have not applied it yet keep talking (no reconnect, no
-//      election).
-//   2. key 'secret_retired': proposed by the leader once every member answered that the new secret
-//      is its current one. Nodes that apply it drop every other secret; from then on a magic string
-//      made before the rotation no longer authenticates.
+// Two committed `set_meta` entries on key 'secret' make a rotation:
+//   1. the new secret, sealed (AES-256-GCM) under a key derived from the current secret, so the
+//      config log and the raft messages that carry it never hold it in clear, even on a plain-TCP
+//      control channel. Every node that applies it holds [new, old]: its handshakes prove both, so
+//      nodes that have and have not applied it yet keep talking (no reconnect, no election).
+//   2. only the id of the new secret, marked done: proposed by the leader once every member answered
+//      that the new secret is its current one. Nodes that apply it drop every other secret; from
+//      then on a magic string made before the rotation no longer authenticates. It also replaces
+//      the sealed value, so no snapshot sent later (to a node being added) carries it: someone who
+//      holds the retired secret cannot open anything the cluster keeps.
 // A rotation interrupted between the two (a member was down, the leader changed) is completed by the
 // next `bihactl rotate-secret`, which then does not start another one: a node never needs more than
 // two secrets.
@@ -19,7 +20,6 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 import { BihaError } from './errors.js';
 
 export const SECRET_META_KEY = 'secret';
-export const RETIRED_META_KEY = 'secret_retired';
 
 interface Sealed {
   v: 1;
@@ -30,6 +30,13 @@ interface Sealed {
   iv: string;
   ct: string;
   tag: string;
+}
+
+/** Phase 2: the rotation to `id` is complete; every other secret is retired. */
+interface Done {
+  v: 1;
+  id: string;
+  done: true;
 }
 
 export function secretId(clusterId: string, secret: string): string {
@@ -56,16 +63,28 @@ export function sealSecret(clusterId: string, current: string, next: string): st
   return JSON.stringify(v);
 }
 
-function parseSealed(value: string | undefined): Sealed | null {
+function parseMeta(value: string | undefined): Sealed | Done | null {
   if (value === undefined) return null;
   try {
-    const o = JSON.parse(value) as Partial<Sealed>;
-    if (o.v === 1 && typeof o.id === 'string' && typeof o.by === 'string' && typeof o.iv === 'string' && typeof o.ct === 'string' && typeof o.tag === 'string')
-      return o as Sealed;
+    const o = JSON.parse(value) as Partial<Sealed & { done: boolean }>;
+    if (o.v !== 1 || typeof o.id !== 'string') return null;
+    if (o.done === true) return { v: 1, id: o.id, done: true };
+    if (typeof o.by === 'string' && typeof o.iv === 'string' && typeof o.ct === 'string' && typeof o.tag === 'string') return o as Sealed;
   } catch {
     // not ours
   }
   return null;
+}
+
+function parseSealed(value: string | undefined): Sealed | null {
+  const m = parseMeta(value);
+  return m && !('done' in m) ? m : null;
+}
+
+/** The meta value that completes the rotation to the secret with id `id`. */
+export function doneValue(id: string): string {
+  const v: Done = { v: 1, id, done: true };
+  return JSON.stringify(v);
 }
 
 /** Opens a sealed value with `secret`; throws when it is not the one it was sealed under or was altered. */
@@ -88,9 +107,9 @@ export interface RotationView {
 }
 
 export function rotationView(meta: Readonly<Record<string, string>>): RotationView {
-  const s = parseSealed(meta[SECRET_META_KEY]);
+  const s = parseMeta(meta[SECRET_META_KEY]);
   if (!s) return { latest: null, pending: false };
-  return { latest: s.id, pending: meta[RETIRED_META_KEY] !== s.id };
+  return { latest: s.id, pending: !('done' in s) };
 }
 
 /**
@@ -99,12 +118,16 @@ export function rotationView(meta: Readonly<Record<string, string>>): RotationVi
  * under: it missed a whole rotation).
  */
 export function reconcileSecrets(clusterId: string, meta: Readonly<Record<string, string>>, held: readonly string[]): string[] | null {
-  const s = parseSealed(meta[SECRET_META_KEY]);
+  const s = parseMeta(meta[SECRET_META_KEY]);
   if (!s) return null;
   const id = (x: string): string => secretId(clusterId, x);
   let next = [...held];
   const have = next.find((x) => id(x) === s.id);
   if (have === undefined) {
+    if ('done' in s)
+      throw new BihaError('secret_lost', 'the cluster secret was rotated to one this node does not hold', {
+        hint: 're-add this node with a magic string from bihactl magic-string',
+      });
     const sealer = next.find((x) => id(x) === s.by);
     if (sealer === undefined)
       throw new BihaError('secret_lost', 'the cluster secret was rotated with a secret this node does not hold', {
@@ -115,7 +138,7 @@ export function reconcileSecrets(clusterId: string, meta: Readonly<Record<string
   } else if (next[0] !== have) {
     next = [have, ...next.filter((x) => x !== have)].slice(0, 2);
   }
-  if (meta[RETIRED_META_KEY] === s.id) next = next.filter((x) => id(x) === s.id);
+  if ('done' in s) next = next.filter((x) => id(x) === s.id);
   const same = next.length === held.length && next.every((x, i) => x === held[i]);
   return same ? null : next;
 }
@@ -179,7 +202,7 @@ export async function rotateSecret(h: RotationHost, waitMs = 20_000): Promise<Ro
       `the new cluster secret is committed, but node(s) ${missing.join(', ')} did not confirm it within ${Math.round(waitMs / 1000)} s; the old secret stays accepted until they do`,
       { hint: 'start or reconnect those nodes, then run bihactl rotate-secret again to finish the rotation' },
     );
-  await h.proposeMeta(RETIRED_META_KEY, latest);
+  await h.proposeMeta(SECRET_META_KEY, doneValue(latest));
   const secret = h.secrets().find((x) => secretId(h.clusterId, x) === latest);
   if (secret === undefined) throw new BihaError('rotation_failed', 'the leader does not hold the new secret after the rotation');
   h.log('cluster secret rotated; the old secret is no longer accepted');

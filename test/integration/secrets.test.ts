@@ -117,6 +117,11 @@ describe('the cluster secret', () => {
       expect(s.status.find((x) => x.state === 'LEADER_RW')?.id).toBe(leader);
       expect(s.nodes.every((n) => n.state === 'ACTIVE')).toBe(true);
     }
+    // The completed rotation keeps only the new secret's id in the log, not the sealed value.
+    for (const i of [1, 2, 3]) {
+      const st = JSON.parse(fs.readFileSync(path.join(c.pgdata(i), 'pg_biha', 'biha.state'), 'utf8')) as { data: { raft: { log: { snapshot: { meta: Record<string, string> } } } } };
+      expect(JSON.parse(st.data.raft.log.snapshot.meta['secret']!)).toEqual({ v: 1, id: expect.any(String), done: true });
+    }
     // The magic string from SQL carries the new secret too.
     const sqlMagic = await c.sql<{ m: string }>(leader, 'select biha.get_magic_string() as m', [], 'biha_db');
     expect(decodeMagic(sqlMagic[0]!.m).secret).toBe(fresh);

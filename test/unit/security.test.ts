@@ -9,8 +9,8 @@ import { connectClient } from '../../src/controller/bcp/transport.js';
 import { oneLine } from '../../src/controller/errors.js';
 import { decodeMagic, encodeMagic } from '../../src/controller/magic.js';
 import {
-  RETIRED_META_KEY,
   SECRET_META_KEY,
+  doneValue,
   newSecret,
   openSealed,
   reconcileSecrets,
@@ -46,7 +46,8 @@ describe('secret rotation values', () => {
     expect(rotationView(meta1)).toEqual({ latest: secretId(CID, b), pending: true });
     expect(reconcileSecrets(CID, meta1, [a])).toEqual([b, a]);
     expect(reconcileSecrets(CID, meta1, [b, a])).toBeNull();
-    const meta2 = { ...meta1, [RETIRED_META_KEY]: secretId(CID, b) };
+    const meta2 = { [SECRET_META_KEY]: doneValue(secretId(CID, b)) };
+    expect(meta2[SECRET_META_KEY]).not.toContain((JSON.parse(meta1[SECRET_META_KEY]) as { ct: string }).ct);
     expect(rotationView(meta2).pending).toBe(false);
     expect(reconcileSecrets(CID, meta2, [b, a])).toEqual([b]);
     expect(reconcileSecrets(CID, meta2, [b])).toBeNull();
@@ -59,6 +60,7 @@ describe('secret rotation values', () => {
     const c = newSecret();
     const meta = { [SECRET_META_KEY]: sealSecret(CID, b, c) };
     expect(() => reconcileSecrets(CID, meta, [a])).toThrow(/does not hold/);
+    expect(() => reconcileSecrets(CID, { [SECRET_META_KEY]: doneValue(secretId(CID, c)) }, [a])).toThrow(/does not hold/);
   });
 
   it('the leader completes a pending rotation instead of starting a new one, and reports members that do not confirm', async () => {
@@ -85,7 +87,8 @@ describe('secret rotation values', () => {
     peers.set(2, [held[0]!, a]);
     const r = await rotateSecret(host, 300);
     expect(r.resumed).toBe(true);
-    expect(proposed).toEqual([SECRET_META_KEY, RETIRED_META_KEY]);
+    expect(proposed).toEqual([SECRET_META_KEY, SECRET_META_KEY]);
+    expect(rotationView(meta)).toEqual({ latest: secretId(CID, r.secret), pending: false });
     expect(held).toEqual([r.secret]);
     expect(r.secret).not.toBe(a);
   });
