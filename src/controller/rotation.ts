@@ -172,7 +172,19 @@ async function sleep(ms: number): Promise<void> {
  * Leader side of `bihactl rotate-secret`. Announces a new secret (unless one is pending), waits
  * until every member holds it as its current secret, then retires the others.
  */
+let running = false;
+
 export async function rotateSecret(h: RotationHost, waitMs = 20_000): Promise<RotationResult> {
+  if (running) throw new BihaError('busy', 'a secret rotation is already running on this node; wait for it to finish');
+  running = true;
+  try {
+    return await rotate(h, waitMs);
+  } finally {
+    running = false;
+  }
+}
+
+async function rotate(h: RotationHost, waitMs: number): Promise<RotationResult> {
   const view = rotationView(h.meta());
   let resumed = false;
   if (view.pending) {

@@ -214,3 +214,30 @@ function catchErr(fn: () => void): unknown {
   }
   throw new Error('expected an error');
 }
+
+describe('one rotation at a time', () => {
+  it('a second rotate-secret while one runs is refused', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let meta: Record<string, string> = {};
+    let held = [newSecret()];
+    const host = {
+      clusterId: CID,
+      secrets: () => held,
+      meta: () => meta,
+      members: () => [],
+      proposeMeta: async (key: string, value: string) => {
+        await gate;
+        meta = { ...meta, [key]: value };
+        held = reconcileSecrets(CID, meta, held) ?? held;
+      },
+      askSecrets: async () => [],
+      log: () => undefined,
+    };
+    const first = rotateSecret(host, 100);
+    await expect(rotateSecret(host, 100)).rejects.toThrow(/already running/);
+    release();
+    await expect(first).resolves.toMatchObject({ resumed: false });
+    expect(held).toHaveLength(1);
+  });
+});
