@@ -11,6 +11,9 @@ import type { Magic, MagicPeer } from '../controller/magic.js';
 import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/nodefiles.js';
 import { setAutoConfOffline, writeBihaConf } from '../controller/pg/conf.js';
 import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv, writeStandbySignal } from '../controller/pg/tools.js';
+import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTlsDir } from '../controller/tlsfiles.js';
+import type { TlsMaterial } from '../controller/tlsfiles.js';
+import { assertPrivate } from '../controller/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
 import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
 
@@ -30,6 +33,9 @@ export interface AddOptions {
   canBeLeader?: string;
   canVote?: string;
   priority?: string;
+  sslCaFile?: string;
+  sslCertFile?: string;
+  sslKeyFile?: string;
 }
 
 function boolOpt(name: string, v: string | undefined, dflt: boolean): boolean {
@@ -109,25 +115,47 @@ interface JoinReply {
   redirect?: MagicPeer;
   leader?: MagicPeer;
   snapshot?: Snapshot;
+  /** TLS clusters: the CA certificate and, when the cluster holds it, the CA key. */
+  tls?: { ca?: string; caKey?: string };
 }
 
+const ROTATED_HINT = 'if the cluster secret was rotated, get a new magic string with bihactl magic-string or select biha.get_magic_string()';
+
 /** Register through the leader: try each known member, follow one redirect per member. */
-async function register(magic: Magic, node: NodeInfo): Promise<{ leader: MagicPeer; snapshot: Snapshot | null }> {
+async function register(
+  magic: Magic,
+  node: NodeInfo,
+  own: TlsMaterial | null,
+): Promise<{ leader: MagicPeer; snapshot: Snapshot | null; tls: JoinReply['tls'] }> {
+  // A TLS cluster: the server must chain to the CA whose fingerprint the magic string carries.
+  const tls = magic.tls ? { pin: magic.tlsCa!, ...(own ? { key: own.key, cert: own.cert } : {}) } : undefined;
   const tried: string[] = [];
   const queue: MagicPeer[] = [...magic.peers];
   for (let i = 0; i < queue.length && i < 10; i++) {
     const p = queue[i]!;
     let client;
     try {
-      client = await connectClient({ host: p.host, port: p.bihaPort, clusterId: magic.clusterId, secret: magic.secret, selfId: node.id, timeoutMs: 5000 });
+      client = await connectClient({
+        host: p.host,
+        port: p.bihaPort,
+        clusterId: magic.clusterId,
+        secret: magic.secret,
+        selfId: node.id,
+        timeoutMs: 5000,
+        ...(tls ? { tls } : {}),
+      });
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       const code = (e as { code?: unknown }).code;
       if (code === 'auth' || /secret|cluster id/i.test(msg)) {
         if (/cluster id/i.test(msg))
           throw new BihaError('auth', `the node at ${p.host}:${p.bihaPort} belongs to another cluster than the one the magic string names (${magic.clusterId}): check the magic string`);
-        throw new BihaError('auth', msg);
+        throw new BihaError('auth', msg, /secret/i.test(msg) ? { hint: ROTATED_HINT } : undefined);
       }
+      if (!magic.tls && /closed the connection during the handshake/.test(msg))
+        throw new BihaError('auth', `${msg}: the cluster may use TLS on its control channel, which this magic string does not say`, {
+          hint: 'use a magic string from bihactl magic-string or select biha.get_magic_string() on a cluster node',
+        });
       tried.push(`${p.host}:${p.bihaPort} (${msg})`);
       continue;
     }
@@ -137,7 +165,7 @@ async function register(magic: Magic, node: NodeInfo): Promise<{ leader: MagicPe
         queue.splice(i + 1, 0, r.redirect);
         continue;
       }
-      if (r.leader) return { leader: r.leader, snapshot: r.snapshot ?? null };
+      if (r.leader) return { leader: r.leader, snapshot: r.snapshot ?? null, tls: r.tls };
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (/no leader/.test(msg)) {
@@ -203,8 +231,16 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     const text = o.magicString ?? (await fsp.readFile(o.magicFile!, 'utf8').catch(() => {
       throw new BihaError('bad_args', `cannot read --magic-file ${o.magicFile}`);
     }));
+    if (o.magicFile !== undefined) {
+      try {
+        assertPrivate(o.magicFile, 'the cluster secret');
+      } catch (e) {
+        info(`warning: ${(e as BihaError).message}; ${(e as BihaError).hint ?? ''}`);
+      }
+    }
     magic = decodeMagic(text);
   }
+  const ownTls = await tlsOptions(magic, o);
   const first = magic.peers[0]!;
   if (password === null && mode !== 'referee') {
     password = lookupPassword(first.host, first.port, REPLICATION_USER);
@@ -230,10 +266,11 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       });
   }
   info(`registering node ${nodeId} with the cluster`);
-  const { leader, snapshot } = await register(magic, node);
+  const { leader, snapshot, tls: joinTls } = await register(magic, node, ownTls);
   info(`node ${nodeId} is registered; the leader is node ${leader.id} (${leader.host}:${leader.port})`);
 
   try {
+    const tlsMat = magic.tls ? await nodeTls(magic, joinTls, ownTls, nodeId, host) : null;
     if (mode !== 'referee' && !o.convertStandby) {
       // The leader may restart or promote its PostgreSQL during the copy (it becomes writable as
       // nodes join); such a copy is refused by PostgreSQL and is taken again.
@@ -286,6 +323,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       replicationUser: REPLICATION_USER,
       tls: magic.tls,
     });
+    if (tlsMat) await writeTlsDir(pgdata, tlsMat);
     const raft: PersistentState = snapshot
       ? { hard: { term: 0, vote: 0, commit: snapshot.index }, log: { snapshot, entries: [] } }
       : joiningState();
@@ -299,4 +337,38 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     });
   }
   info(`node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`);
+}
+
+/** Checks the TLS options against the magic string before anything is registered or written. */
+async function tlsOptions(magic: Magic, o: AddOptions): Promise<TlsMaterial | null> {
+  const given = o.sslCaFile !== undefined || o.sslCertFile !== undefined || o.sslKeyFile !== undefined;
+  if (!magic.tls) {
+    if (given) throw new BihaError('bad_args', 'the cluster does not use TLS on its control channel: drop --ssl-ca-file, --ssl-cert-file and --ssl-key-file');
+    return null;
+  }
+  if (!given) {
+    if (magic.tlsOwnCerts)
+      throw new BihaError('bad_args', 'the nodes of this cluster bring their own TLS certificates (no node holds the CA key)', {
+        hint: 'give --ssl-ca-file (the cluster CA), --ssl-cert-file and --ssl-key-file (this node, signed by that CA)',
+      });
+    await assertOpenssl();
+    return null;
+  }
+  const own = await readMaterialFiles({ ca: o.sslCaFile, cert: o.sslCertFile, key: o.sslKeyFile });
+  if (caFingerprint(own.ca) !== magic.tlsCa)
+    throw new BihaError('bad_tls', `--ssl-ca-file ${o.sslCaFile} is not the CA of this cluster (its fingerprint differs from the one in the magic string)`);
+  return own;
+}
+
+/** This node's TLS material: its own files, or a key and certificate signed here with the CA from the join reply. */
+async function nodeTls(magic: Magic, reply: JoinReply['tls'], own: TlsMaterial | null, nodeId: number, host: string): Promise<TlsMaterial> {
+  if (!reply?.ca || caFingerprint(reply.ca) !== magic.tlsCa)
+    throw new BihaError('bad_tls', 'the leader did not send the cluster CA named in the magic string');
+  if (own) return { ...own, ...(reply.caKey === undefined ? {} : { caKey: reply.caKey }) };
+  if (reply.caKey === undefined)
+    throw new BihaError('bad_tls', 'the leader holds no CA key to sign a certificate for this node', {
+      hint: 'give --ssl-ca-file, --ssl-cert-file and --ssl-key-file',
+    });
+  info(`making a TLS key and certificate for node ${nodeId}, signed by the cluster CA`);
+  return await makeNodeCert(reply.ca, reply.caKey, nodeId, host);
 }

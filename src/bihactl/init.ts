@@ -13,6 +13,9 @@ import { pgpassLine, quoteLiteral, withConn } from '../controller/pg/conn.js';
 import { chownToRunAs, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
 import { installSql } from '../controller/sqlbridge.js';
+import { secretDir, writeSecretFile } from '../controller/secfiles.js';
+import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/tlsfiles.js';
+import type { TlsMaterial } from '../controller/tlsfiles.js';
 import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
 export interface InitOptions {
@@ -29,6 +32,10 @@ export interface InitOptions {
   magicFile?: string;
   heartbeatSendPeriod?: string;
   heartbeatMaxLost?: string;
+  useSsl?: boolean;
+  sslCaFile?: string;
+  sslCertFile?: string;
+  sslKeyFile?: string;
 }
 
 export const REPLICATION_USER = 'biha_replication_user';
@@ -100,6 +107,14 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   }
   await assertPortFree('port', port);
   await assertPortFree('biha port', bihaPort);
+  const clusterId = randomBytes(8).toString('hex');
+  // TLS material is made or checked before anything is written: a bad file leaves nothing behind.
+  let tls: TlsMaterial | null = null;
+  if (o.sslCaFile !== undefined || o.sslCertFile !== undefined || o.sslKeyFile !== undefined) {
+    tls = await readMaterialFiles({ ca: o.sslCaFile, cert: o.sslCertFile, key: o.sslKeyFile });
+  } else if (o.useSsl) {
+    tls = await makeClusterPki(clusterId, nodeId, host);
+  }
   const password = await initPassword();
   if (syncStandbys > 0)
     info(
@@ -137,7 +152,6 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     await pgCtlStop(env, pgdata, 'fast', { timeoutMs: 120_000 });
     started = false;
 
-    const clusterId = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('hex');
     await writePassfile(pgdata, password);
     const conf: NodeConf = {
@@ -151,16 +165,21 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       secrets: [secret],
       seeds: [],
       replicationUser: REPLICATION_USER,
-      tls: false,
+      tls: tls !== null,
     };
     await writeNodeConf(pgdata, conf);
-    await writeNodeState(pgdata, { raft: bootstrapState(node, params), nodeError: null });
-    await chownToRunAs(env, bihaDir(pgdata));
-    const magic = encodeMagic({ clusterId, secret, peers: [{ id: nodeId, host, port, bihaPort }], tls: false });
-    if (o.magicFile) {
-      await fsp.writeFile(o.magicFile, magic + '\n', { mode: 0o600 });
-      await fsp.chmod(o.magicFile, 0o600);
+    const raft = bootstrapState(node, params);
+    // TLS is a property of the cluster: the CA fingerprint is in the committed configuration.
+    const meta = tls ? { ...raft.log.snapshot.meta, [TLS_META_KEY]: caFingerprint(tls.ca) } : raft.log.snapshot.meta;
+    await writeNodeState(pgdata, { raft: { ...raft, log: { ...raft.log, snapshot: { ...raft.log.snapshot, meta } } }, nodeError: null });
+    if (tls) {
+      await writeTlsDir(pgdata, tls);
+      info(`TLS on the control channel: ${tls.caKey ? 'a new cluster CA and a node certificate' : 'the given CA and certificate'} are in ${path.join(bihaDir(pgdata), 'tls')}`);
     }
+    await chownToRunAs(env, bihaDir(pgdata));
+    const tlsMagic = tls ? { tlsCa: caFingerprint(tls.ca), tlsOwnCerts: tls.caKey === undefined } : {};
+    const magic = encodeMagic({ clusterId, secret, peers: [{ id: nodeId, host, port, bihaPort }], tls: tls !== null, ...tlsMagic });
+    if (o.magicFile) await writeSecretFile(o.magicFile, magic + '\n');
     process.stdout.write(magic + '\n');
     info(`node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`);
   } catch (e) {
@@ -194,7 +213,6 @@ async function setupDatabase(env: PgEnv, port: number, password: string): Promis
 /** pg_biha/pgpass: the replication password for this node's walreceiver and pg_rewind. */
 export async function writePassfile(pgdata: string, password: string): Promise<void> {
   const line = pgpassLine({ host: '*', port: '*', database: '*', user: REPLICATION_USER, password });
-  await fsp.mkdir(bihaDir(pgdata), { recursive: true, mode: 0o700 });
-  await fsp.writeFile(passfilePath(pgdata), line + '\n', { mode: 0o600 });
-  await fsp.chmod(passfilePath(pgdata), 0o600);
+  await secretDir(bihaDir(pgdata));
+  await writeSecretFile(passfilePath(pgdata), line + '\n');
 }

@@ -9,6 +9,7 @@ import { localRequest, localSocketPath } from '../controller/localsock.js';
 import { bihaDir, logDir, readNodeConf } from '../controller/nodefiles.js';
 import type { NodeConf } from '../controller/nodefiles.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
+import { assertNodeFilesPrivate } from '../controller/secfiles.js';
 import type { StatusFile } from '../controller/sqlbridge.js';
 import { info, requireOpt } from './util.js';
 
@@ -45,6 +46,7 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   const { pgdata, conf } = await loadConf(o.pgdata);
   const running = await controllerPid(pgdata);
   if (running !== null) throw new BihaError('already_running', `the controller of ${pgdata} already runs (PID ${running})`);
+  assertNodeFilesPrivate(pgdata);
   const st = fs.statSync(pgdata);
   const asRoot0 = typeof process.getuid === 'function' && process.getuid() === 0;
   if (asRoot0) {

@@ -7,14 +7,15 @@ import { cmdAdd } from './add.js';
 import { cmdInit } from './init.js';
 import { cmdStart, cmdStatus, cmdStop, nodeRequest } from './lifecycle.js';
 import { cmdSystemdUnit } from './systemd.js';
+import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
-  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster)$/.test(e.code)) return EXIT.BAD_ARGS;
+  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
-  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner)$/.test(e.code)) return EXIT.BAD_STATE;
+  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch)$/.test(e.code)) return EXIT.BAD_STATE;
   return EXIT.FAILURE;
 }
 
@@ -41,6 +42,10 @@ export function buildProgram(): Command {
     .option('--heartbeat-max-lost <n>', 'heartbeats a follower may miss before an election (default 10)')
     .option('--convert', 'turn an existing, stopped data directory into the first node')
     .option('--magic-file <file>', 'also write the magic string to this file (mode 0600)')
+    .option('--use-ssl', 'TLS on the control channel: make a cluster CA and a node certificate in pg_biha/tls (openssl)')
+    .option('--ssl-ca-file <file>', 'TLS with this cluster CA certificate (PEM) instead of a generated one; implies --use-ssl')
+    .option('--ssl-cert-file <file>', "this node's certificate (PEM), signed by --ssl-ca-file")
+    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)")
     .action(async (o) => cmdInit(o));
 
   program
@@ -61,6 +66,9 @@ export function buildProgram(): Command {
     .option('--can-be-leader <bool>', 'whether the node may become the leader')
     .option('--can-vote <bool>', 'whether the node votes in elections')
     .option('--priority <n>', 'breaks ties between equally up-to-date candidates (higher first)')
+    .option('--ssl-ca-file <file>', 'TLS clusters: the cluster CA certificate (PEM); without the three --ssl options the node gets a certificate from the cluster CA')
+    .option('--ssl-cert-file <file>', "TLS clusters: this node's certificate (PEM), signed by the cluster CA")
+    .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
     .action(async (o) => cmdAdd(o));
 
   program
@@ -162,6 +170,13 @@ export function buildProgram(): Command {
     .action(async (o: { pgdata?: string }) => {
       process.stdout.write(String(await nodeRequest(o.pgdata, 'get_magic_string', {})) + '\n');
     });
+
+  program
+    .command('rotate-secret')
+    .description('replace the cluster secret by a new random one on every node, without downtime; prints the new magic string')
+    .option('--pgdata <dir>', 'data directory of any node')
+    .option('--magic-file <file>', 'also write the new magic string to this file (mode 0600)')
+    .action(async (o: { pgdata?: string; magicFile?: string }) => cmdRotateSecret(o));
 
   return program;
 }

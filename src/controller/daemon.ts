@@ -41,6 +41,10 @@ import { HeartbeatRtt, Metrics } from './metrics.js';
 import { osUserById } from './osuser.js';
 import { fileURLToPath } from 'node:url';
 import type { BridgeReply, BridgeRequest, StatusFile } from './sqlbridge.js';
+import { assertNodeFilesPrivate } from './secfiles.js';
+import { caFingerprint, checkClusterTls, loadTlsDir, tlsJoinExtras } from './tlsfiles.js';
+import type { TlsMaterial } from './tlsfiles.js';
+import { reconcileSecrets, rotateSecret, secretId } from './rotation.js';
 
 const MESSAGE_TYPES = new Set(['app', 'app_resp', 'prevote', 'vote', 'prevote_resp', 'vote_resp', 'timeout_now']);
 const RaftEnvelope = z
@@ -129,6 +133,9 @@ export class Controller {
   private lastTickAt = performance.now();
   private walProgressAt = performance.now();
   private lastReceiveLsn = -1;
+  private tlsMat: TlsMaterial | null = null;
+  private syncedMeta: Readonly<Record<string, string>> | null = null;
+  private confWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -154,6 +161,9 @@ export class Controller {
   async start(): Promise<void> {
     this.conf = await readNodeConf(this.pgdata);
     this.state = await readNodeState(this.pgdata);
+    assertNodeFilesPrivate(this.pgdata);
+    this.tlsMat = this.conf.tls ? await loadTlsDir(this.pgdata) : null;
+    checkClusterTls(this.state.raft.log.snapshot.meta, this.tlsMat);
     if (this.hasData()) this.gucs = await readBihaGucs(this.pgdata).catch(() => ({}));
     fs.mkdirSync(logDir(this.pgdata), { recursive: true });
     this.loggers = createLoggers({ file: this.opts.logFile, nodeId: this.conf.nodeId, gucs: this.gucs });
@@ -218,6 +228,8 @@ export class Controller {
       listenHost: process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
       listenPort: this.conf.bihaPort,
       logger: this.loggers.get('BCP'),
+      // The CA goes in the chain too: a node being added pins it by its fingerprint.
+      ...(this.tlsMat ? { tls: { key: this.tlsMat.key, cert: `${this.tlsMat.cert.trim()}\n${this.tlsMat.ca.trim()}\n`, ca: this.tlsMat.ca } } : {}),
     });
     this.transport.onMessage((from, kind, body) => this.onPeerMessage(from, kind, body));
     this.transport.onRequest((from, kind, body) => this.onPeerRequest(from, kind, body));
@@ -266,6 +278,7 @@ export class Controller {
     if (this.state.nodeError) this.raft.setNodeError(true);
     this.raft.setLocalFenced(this.observed.role !== 'PRIMARY');
     this.lastSoft = this.raft.soft();
+    this.syncSecrets();
 
     const hb = this.config().params.heartbeatSendPeriod;
     // Fine enough for the lease margin (>= 50 ms) and cheap when idle.
@@ -513,6 +526,7 @@ export class Controller {
       }
       if (rd.committed.length > 0) this.onCommitted(rd.committed);
       if (rd.config) this.updatePeers(rd.config);
+      if (rd.log) this.syncSecrets();
       if (rd.soft) this.onSoft(rd.soft);
     }
   }
@@ -541,11 +555,7 @@ export class Controller {
         if (p.term === e.term) p.resolve();
         else p.reject(new BihaError('lost', 'the change was replaced by a newer leader; try again'));
       }
-      if (e.change?.type === 'set_meta' && e.change.key === 'secret') {
-        const v = e.change.value;
-        this.conf = { ...this.conf, secrets: [v, ...this.conf.secrets.filter((x) => x !== v)].slice(0, 2) };
-        void writeNodeConf(this.pgdata, this.conf).catch((err: unknown) => this.log.error({ err: String(err) }, 'cannot save the new secret'));
-      }
+      if (e.change?.type === 'set_meta') this.syncSecrets();
     }
     this.nc.kick();
     void this.writeStatus(true);
@@ -581,8 +591,12 @@ export class Controller {
       case 'tl_history':
         if (!this.hasData()) throw new BihaError('no_data', 'this node has no PostgreSQL data');
         return await this.actions.timeline();
-      case 'join':
-        return await this.join(JoinSchema.parse(body).node);
+      case 'join': {
+        const r = await this.join(JoinSchema.parse(body).node);
+        return (r as { ok?: boolean }).ok && this.tlsMat ? { ...(r as object), ...tlsJoinExtras(this.tlsMat) } : r;
+      }
+      case 'secret_state':
+        return { ids: this.conf.secrets.map((x) => secretId(this.conf.clusterId, x)) };
       case 'admin': {
         const a = AdminSchema.parse(body);
         return await this.command(a.fn, a.args, from);
@@ -659,10 +673,34 @@ export class Controller {
     });
   }
 
-  private async forwardToLeader(fn: string, args: Record<string, unknown>): Promise<unknown> {
+  private async forwardToLeader(fn: string, args: Record<string, unknown>, timeoutMs = 35_000): Promise<unknown> {
     const l = this.leaderInfo();
     if (!l || l.id === this.conf.nodeId) throw new BihaError('no_leader', `no leader is known right now; ${fn} needs one`);
-    return await this.transport.request(l.id, 'admin', { fn, args }, 35_000);
+    return await this.transport.request(l.id, 'admin', { fn, args }, timeoutMs);
+  }
+
+  /**
+   * The secrets this node holds follow the committed meta (a rotation). They are used at once and
+   * saved in the background; after a crash in between, the persisted log brings them back at start.
+   */
+  private syncSecrets(): void {
+    const meta = this.raft ? this.raft.meta() : this.state.raft.log.snapshot.meta;
+    if (meta === this.syncedMeta) return;
+    this.syncedMeta = meta;
+    let next: string[] | null;
+    try {
+      next = reconcileSecrets(this.conf.clusterId, meta, this.conf.secrets);
+    } catch (e) {
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'cannot take the rotated cluster secret');
+      return;
+    }
+    if (!next) return;
+    this.conf = { ...this.conf, secrets: next };
+    this.log.info({ held: next.length }, next.length > 1 ? 'cluster secret rotated; the previous one is still accepted' : 'cluster secret: only the current one is accepted');
+    // One write at a time, each of the latest identity.
+    this.confWrite = this.confWrite
+      .then(() => writeNodeConf(this.pgdata, this.conf))
+      .catch((err: unknown) => this.log.error({ err: String(err) }, 'cannot save the new secret'));
   }
 
   async command(fn: string, args: Record<string, unknown>, from: number): Promise<unknown> {
@@ -670,6 +708,21 @@ export class Controller {
       case 'status':
         return this.statusSnapshot();
       case 'get_magic_string':
+        return this.magicString();
+      case 'rotate_secret':
+        if (this.soft().role !== 'leader') {
+          if (from !== 0) throw new BihaError('not_leader', 'the leader moved while the request was forwarded; try again');
+          return await this.forwardToLeader(fn, args, 90_000);
+        }
+        await rotateSecret({
+          clusterId: this.conf.clusterId,
+          secrets: () => this.conf.secrets,
+          meta: () => this.raft?.meta() ?? {},
+          members: () => this.config().nodes.map((n) => n.id).filter((id) => id !== this.conf.nodeId),
+          proposeMeta: (key, value) => this.proposeAndWait('rotate-secret', { type: 'set_meta', key, value }),
+          askSecrets: async (id) => ((await this.transport.request(id, 'secret_state', {}, 2000)) as { ids: string[] }).ids,
+          log: (msg) => this.log.info(msg),
+        });
         return this.magicString();
       case 'set_leader': {
         const id = num(args, 'id');
@@ -734,7 +787,8 @@ export class Controller {
     const leaderId = this.soft().leaderId;
     const nodes = [...cfg.nodes].sort((a, b) => (a.id === leaderId ? -1 : b.id === leaderId ? 1 : a.id - b.id));
     const peers = nodes.filter(isDataNode).map((n) => ({ id: n.id, host: n.host, port: n.port, bihaPort: n.bihaPort }));
-    return encodeMagic({ clusterId: this.conf.clusterId, secret: this.conf.secrets[0]!, peers, tls: this.conf.tls });
+    const tlsCa = this.tlsMat ? { tlsCa: caFingerprint(this.tlsMat.ca), tlsOwnCerts: this.tlsMat.caKey === undefined } : {};
+    return encodeMagic({ clusterId: this.conf.clusterId, secret: this.conf.secrets[0]!, peers, tls: this.conf.tls, ...tlsCa });
   }
 
   private async setLeader(id: NodeId): Promise<boolean> {

@@ -1,6 +1,7 @@
 // The magic string: everything a new node needs to reach the cluster and prove it belongs to it.
 //
-//   biha1.<base64url of JSON {c: cluster id, s: cluster secret, l: [{id, host, port, bihaPort}], t: tls?}>
+//   biha1.<base64url of JSON {c: cluster id, s: cluster secret, l: [{id, host, port, bihaPort}], t: tls?,
+//          f: CA fingerprint (TLS only), o: 1 when nodes bring their own certificates (TLS only)}>
 //
 // It carries the cluster secret, so it is printed only on stdout by `bihactl init` and by
 // biha.get_magic_string(), and files holding it are created 0600. It never carries the replication
@@ -24,6 +25,8 @@ const MagicSchema = z.object({
     )
     .min(1),
   t: z.boolean().optional(),
+  f: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+  o: z.literal(1).optional(),
 });
 
 export interface MagicPeer {
@@ -39,10 +42,21 @@ export interface Magic {
   /** Members known when the string was made, the leader first. */
   readonly peers: readonly MagicPeer[];
   readonly tls: boolean;
+  /** TLS clusters: SHA-256 of the cluster CA certificate (base64url), pinned by a node being added. */
+  readonly tlsCa?: string;
+  /** TLS clusters whose CA key no node holds: a node being added must bring its own certificate. */
+  readonly tlsOwnCerts?: boolean;
 }
 
 export function encodeMagic(m: Magic): string {
-  const body = { c: m.clusterId, s: m.secret, l: m.peers.map((p) => ({ ...p })), t: m.tls };
+  const body = {
+    c: m.clusterId,
+    s: m.secret,
+    l: m.peers.map((p) => ({ ...p })),
+    t: m.tls,
+    ...(m.tls && m.tlsCa !== undefined ? { f: m.tlsCa } : {}),
+    ...(m.tls && m.tlsOwnCerts ? { o: 1 as const } : {}),
+  };
   return PREFIX + Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
 }
 
@@ -61,5 +75,13 @@ export function decodeMagic(text: string): Magic {
   }
   const r = MagicSchema.safeParse(json);
   if (!r.success) throw bad('it is truncated or damaged');
-  return { clusterId: r.data.c, secret: r.data.s, peers: r.data.l, tls: r.data.t ?? false };
+  const tls = r.data.t ?? false;
+  if (tls && r.data.f === undefined) throw bad('it names a TLS cluster without the fingerprint of its CA (made by an older biha?)');
+  return {
+    clusterId: r.data.c,
+    secret: r.data.s,
+    peers: r.data.l,
+    tls,
+    ...(tls ? { tlsCa: r.data.f!, tlsOwnCerts: r.data.o === 1 } : {}),
+  };
 }

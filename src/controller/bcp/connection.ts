@@ -75,6 +75,8 @@ export interface ConnOptions {
   events: ConnEvents;
   /** Dialer under TLS: the socket becomes usable on 'secureConnect' rather than 'connect'. */
   tls?: boolean;
+  /** Dialer: checked once the socket is connected, before the hello; a string refuses the peer. */
+  verifyPeer?: () => string | null;
 }
 
 type ConnState = 'connecting' | 'handshake' | 'open' | 'closed';
@@ -164,6 +166,13 @@ export class Conn {
 
   private start(): void {
     if (this.state !== 'connecting') return;
+    const refused = this.o.verifyPeer?.() ?? null;
+    if (refused !== null) {
+      this.o.stats.authFailures++;
+      this.socket.destroy();
+      this.finish(new BcpError('auth', `${this.who} is refused: ${refused}`));
+      return;
+    }
     this.state = 'handshake';
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.write(HANDSHAKE_KINDS.hello, 0, false, {

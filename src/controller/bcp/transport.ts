@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import { MAX_FRAME_BYTES } from './codec.js';
 import { Conn, RESERVED_KINDS, type ConnEvents, type ConnOptions, type ConnStats } from './connection.js';
 import { BcpError } from './errors.js';
+import { checkPinnedPeer } from '../tlsfiles.js';
 
 export { BcpError, type BcpErrorCode } from './errors.js';
 
@@ -547,8 +548,12 @@ export interface ClientOptions {
   selfId?: number;
   /** Connect plus handshake deadline. */
   timeoutMs: number;
-  /** Server certificate verified against `ca`; key and cert present a client certificate. */
-  tls?: { ca: string; key?: string; cert?: string };
+  /**
+   * Server certificate verified against `ca`, or (a node being added, which has no CA yet) against
+   * the CA whose SHA-256 fingerprint is `pin` and which the server sends in its chain. key and cert
+   * present a client certificate.
+   */
+  tls?: { ca?: string; pin?: string; key?: string; cert?: string };
   /** Defaults to a silent logger (bihactl prints the rejection message itself). */
   logger?: Logger;
 }
@@ -572,7 +577,8 @@ export function connectClient(opts: ClientOptions): Promise<BcpClient> {
         ? tls.connect({
             host,
             port,
-            ca: t.ca,
+            ...(t.ca === undefined ? {} : { ca: t.ca }),
+            ...(t.pin === undefined ? {} : { rejectUnauthorized: false }),
             ...(t.key === undefined ? {} : { key: t.key }),
             ...(t.cert === undefined ? {} : { cert: t.cert }),
             checkServerIdentity: () => undefined,
@@ -619,6 +625,7 @@ export function connectClient(opts: ClientOptions): Promise<BcpClient> {
       stats,
       events,
       tls: Boolean(t),
+      ...(t?.pin === undefined ? {} : { verifyPeer: () => checkPinnedPeer(socket as tls.TLSSocket, t.pin!) }),
     });
   });
 }

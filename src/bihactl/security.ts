@@ -1,0 +1,11 @@
+// bihactl rotate-secret: a new random cluster secret, distributed through the configuration log.
+import { writeSecretFile } from '../controller/secfiles.js';
+import { nodeRequest } from './lifecycle.js';
+import { info } from './util.js';
+
+export async function cmdRotateSecret(o: { pgdata?: string; magicFile?: string }): Promise<void> {
+  const magic = String(await nodeRequest(o.pgdata, 'rotate_secret', {}, 120_000));
+  if (o.magicFile) await writeSecretFile(o.magicFile, magic + '\n');
+  process.stdout.write(magic + '\n');
+  info('the cluster secret is rotated on every node; magic strings made before no longer work (this one does)');
+}
