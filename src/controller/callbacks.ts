@@ -121,8 +121,10 @@ export class CallbackRunner {
     }
     this.queue.push(e);
     if (!this.running) {
+      // Takes the event off the queue now; everything after that (reading the settings, spawning)
+      // happens asynchronously.
       this.running = true;
-      setImmediate(() => void this.drain());
+      void this.drain();
     }
   }
 
