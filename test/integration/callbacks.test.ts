@@ -146,24 +146,29 @@ describe('callbacks and the failback window on a 3-node cluster', () => {
     configure({
       'biha.callback_role_change': hangScript,
       'biha.callback_failover': logScript,
-      'biha.callbacks_timeout': '3',
+      'biha.callbacks_timeout': '15',
     });
     const old = await c.waitLeader();
     await c.waitState(c.ids().find((i) => i !== old)!, 'FOLLOWER');
     c.kill9(old, 'both');
     const t0 = Date.now();
     const next = await c.waitLeader({ not: old, timeoutMs: 30_000 });
+    const pidsFile = path.join(c.dir, `hang-${next}.pids`);
+    await waitFor('the hanging callback to start', async () => fs.existsSync(pidsFile) && fs.readFileSync(pidsFile, 'utf8').includes(' '), 20_000);
+    const startedAt = Date.now();
+    const [sh, sl] = fs.readFileSync(pidsFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number];
     // The new leader takes writes while its role_change callback hangs.
     await waitFor('a write on the new leader', async () => {
       await c.su(next, 'create table if not exists cb_t (v int); insert into cb_t values (1)', 'biha_db');
       return true;
     }, 30_000);
-    const pidsFile = path.join(c.dir, `hang-${next}.pids`);
-    await waitFor('the hanging callback to start', async () => fs.existsSync(pidsFile) && fs.readFileSync(pidsFile, 'utf8').includes(' '), 20_000);
-    const [sh, sl] = fs.readFileSync(pidsFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number];
-    // Killed after 3 s (SIGTERM to its process group, SIGKILL 2 s later at the latest).
-    await waitFor('the hanging callback and its child to be gone', async () => !alive(sh) && !alive(sl), 30_000);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(3000);
+    // ... well before the callback's 15 s are up: it is still running.
+    expect(Date.now() - startedAt).toBeLessThan(14_000);
+    expect(alive(sh)).toBe(true);
+    expect(alive(sl)).toBe(true);
+    // Killed after 15 s (SIGTERM to its process group, SIGKILL 2 s later at the latest).
+    await waitFor('the hanging callback and its child to be gone', async () => !alive(sh) && !alive(sl), 40_000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(15_000);
     // The failover callback queued behind it ran after it was killed.
     const term = await termOf(next);
     await waitFor(`failover logged on node ${next}`, async () => lines(next).some((l) => l.startsWith(`failover ${next} ${term} leader`)), 20_000);
