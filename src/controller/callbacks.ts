@@ -172,7 +172,7 @@ export class CallbackRunner {
   private async runOne(e: CallbackEventInfo): Promise<void> {
     const settings = await this.o.settings();
     const file = settings.commands[e.event];
-    if (!file) return;
+    if (!file || this.closed) return;
     const r = await this.exec(file, e, settings.timeoutMs);
     this.o.onOutcome?.(e.event, r.outcome);
   }

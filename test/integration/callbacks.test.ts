@@ -65,6 +65,19 @@ describe('callbacks and the failback window on a 3-node cluster', () => {
     });
   }, 180_000);
   afterAll(async () => {
+    // A hanging callback whose controller was killed with -9 outlives it: end those this test
+    // started (their PIDs are in hang-*.pids and their working directory is a node of this cluster).
+    for (const f of fs.existsSync(c.dir) ? fs.readdirSync(c.dir).filter((x) => /^hang-\d+\.pids$/.test(x)) : []) {
+      for (const pid of fs.readFileSync(path.join(c.dir, f), 'utf8').split(/\s+/).map(Number).filter((n) => n > 0)) {
+        let cwd = '';
+        try {
+          cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+        } catch {
+          continue;
+        }
+        if (cwd.startsWith(c.dir)) process.kill(pid, 'SIGKILL');
+      }
+    }
     await c.destroy();
   }, 120_000);
 
