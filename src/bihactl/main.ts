@@ -161,6 +161,8 @@ export function buildProgram(): Command {
         process.stderr.write('bihactl: failback window off\n');
         return;
       }
+      if (o.id === undefined && o.cron === undefined)
+        throw new BihaError('bad_args', "give --id=N --cron='*/5 * * * *' to set the failback window, or --off to turn it off");
       const id = intOpt('id', o.id, 1, 1_000_000);
       if (o.cron === undefined) throw new BihaError('bad_args', "--cron is required (for example --cron='*/5 * * * *'), or give --off");
       const bad = cronProblem(o.cron);
