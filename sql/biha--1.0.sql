@@ -444,6 +444,29 @@ END
 $fn$;
 COMMENT ON FUNCTION biha.set_priority(integer, integer) IS 'Election priority of node id (higher goes first among equally advanced candidates).';
 
+CREATE FUNCTION biha.set_failback(id integer, cron text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM biha._check_id($1);
+  IF $2 IS NULL OR btrim($2) = '' THEN
+    RAISE EXCEPTION 'biha: cron must be a cron expression such as ''*/5 * * * *'', not %', coalesce(quote_literal($2), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN biha._bool_result(biha._command('set_failback', jsonb_build_object('id', $1, 'cron', $2), 10000));
+END
+$fn$;
+COMMENT ON FUNCTION biha.set_failback(integer, text) IS 'Makes node id the preferred leader: at each tick of the cron expression the leader hands leadership back to it when it is healthy and caught up.';
+
+CREATE FUNCTION biha.reset_failback() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  RETURN biha._bool_result(biha._command('reset_failback', '{}'::jsonb, 10000));
+END
+$fn$;
+COMMENT ON FUNCTION biha.reset_failback() IS 'Turns the failback window off (no preferred leader).';
+
 ---------------------------------------------------------------------------------------------------
 -- Privileges
 ---------------------------------------------------------------------------------------------------
@@ -461,7 +484,7 @@ REVOKE ALL ON FUNCTION
   biha.set_no_wal_on_follower(integer), biha.set_nquorum_and_minnodes(integer, integer),
   biha.reset_node_error(), biha.set_sync_standbys(integer), biha.service_mode(boolean),
   biha.set_can_be_leader(integer, boolean), biha.set_can_vote(integer, boolean),
-  biha.set_priority(integer, integer)
+  biha.set_priority(integer, integer), biha.set_failback(integer, text), biha.reset_failback()
 FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
@@ -474,5 +497,5 @@ GRANT EXECUTE ON FUNCTION
   biha.set_no_wal_on_follower(integer), biha.set_nquorum_and_minnodes(integer, integer),
   biha.reset_node_error(), biha.set_sync_standbys(integer), biha.service_mode(boolean),
   biha.set_can_be_leader(integer, boolean), biha.set_can_vote(integer, boolean),
-  biha.set_priority(integer, integer)
+  biha.set_priority(integer, integer), biha.set_failback(integer, text), biha.reset_failback()
 TO biha_cluster_management_role;

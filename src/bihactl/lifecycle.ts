@@ -155,6 +155,8 @@ export function renderStatus(s: StatusFile): string {
     sep,
   ];
   if (extra?.lsn) out.push(`this node: timeline ${extra.tli ?? '?'}, WAL ${extra.lsn}`);
+  const fb = (s as unknown as { extra?: { failback?: { id: number; cron: string } | null } }).extra?.failback;
+  if (fb) out.push(`failback window: leadership may return to node ${fb.id} at '${fb.cron}'`);
   if (s.error.type !== 'NO_ERROR') out.push(`NODE_ERROR ${s.error.type}: ${s.error.details ?? ''}`);
   return out.join('\n');
 }

@@ -9,6 +9,7 @@ import { cmdStart, cmdStatus, cmdStop, nodeRequest } from './lifecycle.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
+import { cronProblem } from '../controller/failback.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
@@ -161,6 +162,30 @@ export function buildProgram(): Command {
     .action(async (o: { pgdata?: string }) => {
       const r = await nodeRequest(o.pgdata, 'rewind', {}, 600_000);
       process.stderr.write(`bihactl: ${String(r)}\n`);
+    });
+
+  program
+    .command('failback')
+    .description("set the preferred leader and the cron expression of its failback window (biha.set_failback), or turn it off with --off")
+    .option('--pgdata <dir>', 'data directory of any node')
+    .option('--id <id>', 'the preferred leader')
+    .option('--cron <expr>', "when leadership may return to it, e.g. '*/5 * * * *' (6 fields: seconds first)")
+    .option('--off', 'no preferred leader (biha.reset_failback)')
+    .action(async (o: { pgdata?: string; id?: string; cron?: string; off?: boolean }) => {
+      if (o.off) {
+        if (o.id !== undefined || o.cron !== undefined) throw new BihaError('bad_args', '--off takes no --id or --cron');
+        await nodeRequest(o.pgdata, 'reset_failback', {});
+        process.stderr.write('bihactl: failback window off\n');
+        return;
+      }
+      if (o.id === undefined && o.cron === undefined)
+        throw new BihaError('bad_args', "give --id=N --cron='*/5 * * * *' to set the failback window, or --off to turn it off");
+      const id = intOpt('id', o.id, 1, 1_000_000);
+      if (o.cron === undefined) throw new BihaError('bad_args', "--cron is required (for example --cron='*/5 * * * *'), or give --off");
+      const bad = cronProblem(o.cron);
+      if (bad) throw new BihaError('bad_args', bad);
+      await nodeRequest(o.pgdata, 'set_failback', { id, cron: o.cron });
+      process.stderr.write(`bihactl: leadership may return to node ${id} at '${o.cron.trim()}'\n`);
     });
 
   program

@@ -40,6 +40,8 @@ import type { HttpServerHandle } from './http.js';
 import { HeartbeatRtt, Metrics } from './metrics.js';
 import { osUserById } from './osuser.js';
 import { fileURLToPath } from 'node:url';
+import { CallbackEvents, CallbackRunner, callbackSettings } from './callbacks.js';
+import { FAILBACK_META_KEY, FailbackScheduler, decodeFailback, failbackChange } from './failback.js';
 import type { BridgeReply, BridgeRequest, StatusFile } from './sqlbridge.js';
 import { assertNodeFilesPrivate } from './secfiles.js';
 import { caFingerprint, checkClusterTls, loadTlsDir, tlsJoinExtras } from './tlsfiles.js';
@@ -136,6 +138,9 @@ export class Controller {
   private tlsMat: TlsMaterial | null = null;
   private syncedMeta: Readonly<Record<string, string>> | null = null;
   private confWrite: Promise<void> = Promise.resolve();
+  private cbRunner: CallbackRunner | null = null;
+  private callbacks: CallbackEvents | null = null;
+  private failback: FailbackScheduler | null = null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -176,6 +181,22 @@ export class Controller {
       region: process.env['BIHA_REGION'] ?? '',
     });
     this.rtt = new HeartbeatRtt(this.metrics);
+    this.cbRunner = new CallbackRunner({
+      log: this.loggers.get('BIHA'),
+      settings: async () => callbackSettings(await readBihaGucs(this.pgdata).catch(() => this.gucs)),
+      onOutcome: (event, outcome) => this.metrics.callbackRun(event, outcome),
+    });
+    this.callbacks = new CallbackEvents(this.cbRunner, this.conf.nodeId, this.pgdata);
+    this.failback = new FailbackScheduler({
+      selfId: this.conf.nodeId,
+      log: this.loggers.get('BIHA'),
+      setting: () => decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]),
+      isLeader: () => this.soft().role === 'leader',
+      serviceMode: () => this.config().params.serviceMode,
+      config: () => this.config(),
+      status: () => this.statusSnapshot(),
+      transfer: (id) => this.setLeader(id),
+    });
     this.env = await resolvePgEnv(this.pgdata);
     this.pg = new LocalPg({ socketDir: '/tmp', port: this.conf.port, user: this.env.user, database: 'postgres' });
     this.actions = new PostgresActions({
@@ -538,6 +559,8 @@ export class Controller {
       this.log.info({ role: s.role, term: s.term, leader: s.leaderId, state: s.state }, `state ${s.state}, term ${s.term}, leader ${s.leaderId || 'unknown'}`);
     if (s.role === 'candidate' && (prev?.role !== 'candidate' || prev.term !== s.term)) this.metrics.electionStarted();
     if (s.role === 'leader' && prev?.role !== 'leader') this.metrics.electionWon();
+    this.callbacks?.onSoft(prev, s);
+    this.failback?.sync();
     if (prev && prev.role === 'leader' && s.role !== 'leader') {
       for (const [, p] of this.pending) p.reject(new BihaError('not_leader', 'this node lost the leadership before the change was committed'));
       this.pending.clear();
@@ -557,6 +580,7 @@ export class Controller {
       }
       if (e.change?.type === 'set_meta') this.syncSecrets();
     }
+    this.failback?.sync();
     this.nc.kick();
     void this.writeStatus(true);
   }
@@ -577,6 +601,7 @@ export class Controller {
     const msg = body as Message;
     if (msg.type === 'app') this.metrics.heartbeatReceived();
     else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
+    else if (msg.type === 'timeout_now') this.callbacks?.noteTimeoutNow(msg.term);
     this.raft.step(msg, this.now());
     this.schedulePump();
   }
@@ -777,6 +802,13 @@ export class Controller {
         return true;
       case 'rewind':
         return await this.rewindNow();
+      case 'set_failback':
+      case 'reset_failback': {
+        const change = failbackChange(this.config(), fn === 'set_failback' ? args : null);
+        if (this.soft().role !== 'leader' && from === 0) return await this.forwardToLeader(fn, args);
+        await this.proposeAndWait(`biha.${fn}`, change);
+        return true;
+      }
       default:
         throw new BihaError('unknown_command', `unknown command "${fn}"`);
     }
@@ -870,6 +902,7 @@ export class Controller {
     await writeNodeState(this.pgdata, this.state);
     this.raft?.setNodeError(true);
     this.ncLog.error({ type: info.type }, `NODE_ERROR: ${info.details}`);
+    this.callbacks?.nodeError(this.soft(), info.type);
     this.schedulePump();
     this.nc.kick();
   }
@@ -978,7 +1011,7 @@ export class Controller {
           };
         }),
       },
-      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.observed.role, upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000) } } as object),
+      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.observed.role, upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000), failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]) } } as object),
     } as StatusFile;
   }
 
@@ -1019,6 +1052,8 @@ export class Controller {
     this.stoppingFlag = true;
     this.log.info({ stopPostgres }, 'controller stopping');
     for (const t of this.timers) clearInterval(t);
+    this.failback?.close();
+    this.cbRunner?.close();
     this.nc?.close();
     try {
       if (stopPostgres && this.hasData()) await this.nc.exclusive(() => this.actions.stop());

@@ -40,6 +40,7 @@ export class Metrics {
   private readonly electionsStarted: Counter;
   private readonly electionsWon: Counter;
   private readonly controlRtt: Histogram;
+  private readonly callbacks: Counter<'event' | 'outcome'>;
   /** Last conn_count seen per peer (reconnections are its increases after the first connection). */
   private readonly connSeen = new Map<number, number>();
 
@@ -73,6 +74,7 @@ export class Metrics {
     this.reconnects = counter('biha_reconnects_total', 'Control-channel connections to a peer after the first one.', ['peer']);
     this.electionsStarted = counter('biha_elections_started_total', 'Elections this node started as a candidate.');
     this.electionsWon = counter('biha_elections_won_total', 'Elections this node won (it became the leader).');
+    this.callbacks = counter('biha_callbacks_total', 'Event callbacks by event and outcome (ok, failed, timeout, error, dropped).', ['event', 'outcome']);
     this.controlRtt = new Histogram({
       name: 'biha_control_rtt_seconds',
       help: 'Round trip of a heartbeat and its acknowledgement on the control channel.',
@@ -146,6 +148,10 @@ export class Metrics {
 
   electionWon(): void {
     this.electionsWon.inc();
+  }
+
+  callbackRun(event: string, outcome: string): void {
+    this.callbacks.inc({ event, outcome });
   }
 
   observeControlRtt(seconds: number): void {

@@ -120,6 +120,8 @@ export const BRIDGE_FNS = [
   'set_can_be_leader',
   'set_can_vote',
   'set_priority',
+  'set_failback',
+  'reset_failback',
 ] as const;
 export type BridgeFn = (typeof BRIDGE_FNS)[number];
 
@@ -176,6 +178,8 @@ export const BRIDGE_ARGS = {
   set_can_be_leader: z.object({ id: nodeId, value: bool('can_be_leader') }).strict(),
   set_can_vote: z.object({ id: nodeId, value: bool('can_vote') }).strict(),
   set_priority: z.object({ id: nodeId, value: intAtLeast('priority', 0) }).strict(),
+  set_failback: z.object({ id: nodeId, cron: checked((v): v is string => typeof v === 'string' && v.trim() !== '', (v) => `cron must be a cron expression such as '*/5 * * * *', not ${v}`) }).strict(),
+  reset_failback: z.object({}).strict(),
 } satisfies Record<BridgeFn, z.ZodTypeAny>;
 
 /** The validated arguments of each function, for handlers: `req.args as BridgeArgs['set_leader']`. */

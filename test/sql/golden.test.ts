@@ -116,6 +116,9 @@ const EXPECTED_CALLS: Record<string, Call[]> = {
     ['set_leader', { id: 77 }],
     ['set_priority', { id: 2, value: 2 }],
     ['set_priority', { id: 2, value: 4 }],
+    ['set_failback', { id: 1, cron: '*/5 * * * *' }],
+    ['reset_failback', {}],
+    ['set_failback', { id: 9, cron: '*/5 * * * *' }],
   ].map(([fn, args]) => ({ fn: fn as string, args: args as Record<string, unknown>, user: 'postgres' })),
   permissions: [
     { fn: 'set_leader', args: { id: 2 }, user: 'biha_test_manager' },

@@ -63,3 +63,12 @@ SET biha.command_timeout_ms = '0';
 SELECT biha.set_priority(2, 3);
 RESET biha.command_timeout_ms;
 SELECT biha.set_priority(2, 4);
+
+-- the failback window: the cron expression is checked by the controller; an empty one never leaves SQL
+SELECT biha.set_failback(1, '*/5 * * * *');
+SELECT biha.reset_failback();
+SELECT biha.set_failback(9, '*/5 * * * *');
+SELECT biha.set_failback(1, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT biha.set_failback(1, NULL);
+SELECT biha.set_failback(NULL, '* * * * *');
