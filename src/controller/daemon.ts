@@ -13,6 +13,7 @@ import {
   BIHA_STATES,
 } from '../raft/index.js';
 import type { ClusterConfig, ConfigChange, Entry, Message, NodeId, NodeInfo, SoftState, WalPos } from '../raft/index.js';
+import { BackupLock, backupLockCommand } from './backuplock.js';
 import { Transport } from './bcp/transport.js';
 import type { PeerAddr } from './bcp/transport.js';
 import { BihaError } from './errors.js';
@@ -128,6 +129,7 @@ export class Controller {
   private lastTickAt = performance.now();
   private walProgressAt = performance.now();
   private lastReceiveLsn = -1;
+  private readonly backupLock = new BackupLock();
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -723,6 +725,12 @@ export class Controller {
         return true;
       case 'rewind':
         return await this.rewindNow();
+      case 'backup_lock':
+        if (this.soft().role !== 'leader') {
+          if (from !== 0) throw new BihaError('not_leader', 'the leader moved while the request was forwarded; try again');
+          return await this.forwardToLeader(fn, args);
+        }
+        return backupLockCommand(this.backupLock, args, this.conf.nodeId, () => this.statusSnapshot(), Date.now());
       default:
         throw new BihaError('unknown_command', `unknown command "${fn}"`);
     }
