@@ -10,12 +10,15 @@ import { BihaError, oneLine } from '../controller/errors.js';
 import { passfilePath } from '../controller/nodefiles.js';
 import { parseBasebackupProgress, resolvePgEnv, toolPath } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
+import type { NodeInfo } from '../raft/index.js';
 import { loadConf, nodeRequest } from './lifecycle.js';
 import { committedNodes } from './statusview.js';
 import { info, lookupPassword, progressBar, requireOpt } from './util.js';
 
 /** How long the lock lives without a renewal; bihactl renews it every third of that. */
 export const BACKUP_LOCK_TTL_MS = 30_000;
+/** How long a backup waits for a follower to stream before it gives up (or copies the leader). */
+const FOLLOWER_WAIT_MS = 30_000;
 
 /** The target must be absent or an empty directory: a backup never overwrites anything. */
 async function checkTarget(target: string, pgdata: string): Promise<'missing' | 'empty'> {
@@ -99,13 +102,15 @@ export async function cmdBackup(o: { pgdata?: string; target?: string; allowLead
   const env = await resolvePgEnv(pgdata);
   const token = randomBytes(16).toString('hex');
 
-  const got = await lockRequest(pgdata, { op: 'acquire', node: conf.nodeId, token, ttl_ms: BACKUP_LOCK_TTL_MS });
-  if (!got.ok)
+  let got = await lockRequest(pgdata, { op: 'acquire', node: conf.nodeId, token, ttl_ms: BACKUP_LOCK_TTL_MS });
+  if (!got.ok) {
+    const h = got.holder;
     throw new BihaError(
       'backup_locked',
-      `another backup is running: node ${got.holder.node} holds the cluster backup lock (taken ${secs(got.holder.held_ms)} ago, expires in ${secs(got.holder.expires_in_ms)} unless renewed)`,
+      `another backup is running: node ${h.node} holds the cluster backup lock (taken ${secs(h.held_ms)} ago, expires in ${secs(h.expires_in_ms)} unless renewed)`,
       { hint: 'try again when that backup has finished' },
     );
+  }
 
   let kill: (() => void) | null = null;
   let stopReason: string | null = null;
@@ -130,12 +135,23 @@ export async function cmdBackup(o: { pgdata?: string; target?: string; allowLead
   try {
     const nodes = await committedNodes(pgdata);
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    const followers = got.streaming.map((id) => byId.get(id)).filter((n) => n !== undefined && n.mode === 'regular' && n.port > 0);
-    let src = followers[0];
+    const pick = (streaming: number[]): NodeInfo | undefined => streaming.map((id) => byId.get(id)).find((n) => n !== undefined && n.mode === 'regular' && n.port > 0);
+    let src = pick(got.streaming);
+    // Followers may be reconnecting (after a switchover or a restart): ask the leader again for a while.
+    const waitUntil = Date.now() + FOLLOWER_WAIT_MS;
+    for (let i = 0; i < 1000 && !src && Date.now() < waitUntil && !stopReason; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      const again = await lockRequest(pgdata, { op: 'renew', node: conf.nodeId, token, ttl_ms: BACKUP_LOCK_TTL_MS }).catch(() => null);
+      if (again && !again.ok) throw new BihaError('backup_locked', `the backup lock was lost to node ${again.holder.node} while waiting for a streaming follower`);
+      if (again?.ok) {
+        got = again;
+        src = pick(got.streaming);
+      }
+    }
     if (!src) {
       const leader = byId.get(got.leader);
       if (!o.allowLeader || !leader)
-        throw new BihaError('no_streaming_follower', `no follower streams from the leader (node ${got.leader}) right now, and backups are not taken from the leader unless asked`, {
+        throw new BihaError('no_streaming_follower', `no follower streamed from the leader (node ${got.leader}) within ${secs(FOLLOWER_WAIT_MS)}, and backups are not taken from the leader unless asked`, {
           hint: 'wait for a follower to catch up (bihactl status), or add --allow-leader to copy from the leader',
         });
       info(`no streaming follower; --allow-leader: copying from the leader, node ${leader.id}`);

@@ -63,14 +63,20 @@ export async function cmdDrain(o: { pgdata?: string; drainSecs?: string; force?:
     await cmdStop({ pgdata });
     return;
   }
-  const v = await statusView(pgdata);
+  let v = await statusView(pgdata);
   const self = v.members.find((m) => m.self);
   if (self && LEADER_STATES.has(self.state)) {
     const nodes = await committedNodes(pgdata);
-    const succ = pickSuccessors(v, nodes);
+    let succ = pickSuccessors(v, nodes);
+    // Followers may be reconnecting (after a switchover or a restart): give them until the deadline.
+    for (let i = 0; i < 100_000 && succ.ids.length === 0 && Date.now() < deadline; i++) {
+      await sleep(500);
+      v = await statusView(pgdata);
+      succ = pickSuccessors(v, nodes);
+    }
     if (succ.ids.length === 0) {
       if (!o.force)
-        throw new BihaError('no_successor', `node ${conf.nodeId} is the leader and no other node can take over (${succ.excluded.join('; ') || 'it is the only node'}); the node keeps running`, {
+        throw new BihaError('no_successor', `node ${conf.nodeId} is the leader and no other node can take over within --drain-secs ${secs} s (${succ.excluded.join('; ') || 'it is the only node'}); the node keeps running`, {
           hint: 'bring a follower up to date first, or add --force to stop the leader anyway and leave the cluster without a leader until it returns',
         });
       info(`no other node can take over (${succ.excluded.join('; ') || 'it is the only node'}); --force: stopping the leader anyway`);
