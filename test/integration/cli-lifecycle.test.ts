@@ -179,7 +179,7 @@ describe('bihactl status, conninfo, drain/rejoin and backup on a three-node clus
     await rejoined(f, l, 'while-follower-down');
   }, 180_000);
 
-  it('drain refuses to stop the leader when no other node may take over, and the node keeps running', async () => {
+  it('drain refuses to stop the leader when no other node may take over, and the node keeps running; --force stops it', async () => {
     const l = await c.waitLeader();
     const others = c.ids().filter((i) => i !== l);
     for (const i of others) await c.sql(l, `select biha.set_can_be_leader(${i}, false)`);
@@ -192,10 +192,21 @@ describe('bihactl status, conninfo, drain/rejoin and backup on a three-node clus
       expect(c.controllerPid(l)).not.toBeNull();
       expect(c.postmasterPid(l)).not.toBeNull();
       expect(await c.leader(l)).toBe(l);
+
+      // --force stops it anyway; rejoin brings it back, and as the only node that may lead it leads again.
+      const f = await bihactl(['drain', `--pgdata=${c.pgdata(l)}`, '--drain-secs=3', '--force']);
+      expect(f.code, f.stderr).toBe(0);
+      expect(f.stderr).toMatch(/--force: stopping the leader anyway/);
+      expect(c.controllerPid(l)).toBeNull();
+      expect(c.postmasterPid(l)).toBeNull();
+      const back = await bihactl(['rejoin', `--pgdata=${c.pgdata(l)}`, '--wait=120']);
+      expect(back.code, back.stderr).toBe(0);
+      expect(back.stderr).toMatch(new RegExp(`node ${l} is back and is the leader`));
+      expect(await c.waitLeader()).toBe(l);
     } finally {
-      for (const i of others) await c.sql(l, `select biha.set_can_be_leader(${i}, true)`);
+      for (const i of others) await c.sql(await c.waitLeader(), `select biha.set_can_be_leader(${i}, true)`);
     }
-  }, 120_000);
+  }, 240_000);
 
   it('backup copies a streaming follower into a new directory: a valid data directory with a verified manifest', async () => {
     const l = await c.waitLeader();
