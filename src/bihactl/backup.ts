@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { BackupLockReply } from '../controller/backuplock.js';
 import { BihaError, oneLine } from '../controller/errors.js';
 import { passfilePath } from '../controller/nodefiles.js';
+import { setAutoConfOffline } from '../controller/pg/conf.js';
 import { parseBasebackupProgress, resolvePgEnv, toolPath } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
 import type { NodeInfo } from '../raft/index.js';
@@ -82,6 +83,12 @@ function runBasebackup(env: PgEnv, args: string[], extraEnv: Record<string, stri
     child.on('error', (e) => resolve({ code: 127, signal: null, stderrTail: `cannot run pg_basebackup: ${e.message}` }));
     child.on('close', (code, signal) => resolve({ code, signal, stderrTail: [...lines, buf.trim()].filter((l) => l !== '').slice(-3).join(' | ') }));
   });
+}
+
+/** No standby.signal and no primary_conninfo / primary_slot_name in the copy. */
+async function detachCopy(target: string): Promise<void> {
+  for (const f of ['standby.signal', 'recovery.signal']) await fsp.rm(path.join(target, f), { force: true });
+  await setAutoConfOffline(target, { primary_conninfo: null, primary_slot_name: null });
 }
 
 /** Brings the target back to what it was: absent, or an empty directory. */
@@ -195,6 +202,9 @@ export async function cmdBackup(o: { pgdata?: string; target?: string; allowLead
         hint: `${target} was cleaned up; check the source node and try again`,
       });
     }
+    // A copy of a standby would stream from the cluster (and use the source's slot) if started as it
+    // is: make it a plain backup. pg_verifybackup ignores these files, the manifest stays valid.
+    await detachCopy(target);
     if (!fs.existsSync(path.join(target, 'PG_VERSION'))) {
       await undoTarget(target, was);
       throw new BihaError('backup_failed', `pg_basebackup finished but ${target} holds no PG_VERSION; it was cleaned up`);

@@ -121,7 +121,10 @@ export async function committedNodes(pgdata: string): Promise<NodeInfo[]> {
 export async function statusView(pgdataOpt: unknown): Promise<StatusView> {
   const { pgdata, conf } = await loadConf(pgdataOpt);
   const s = (await nodeRequest(pgdata, 'status', {}, 5000)) as StatusFile;
-  return buildStatusView(s, conf.clusterId, await committedNodes(pgdata));
+  const nodes = await committedNodes(pgdata);
+  if (!nodes.some((n) => n.id === conf.nodeId))
+    nodes.push({ id: conf.nodeId, host: conf.host, port: conf.port, bihaPort: conf.bihaPort, mode: conf.mode, canBeLeader: s.config.can_be_leader, canVote: s.config.can_vote, priority: s.config.priority });
+  return buildStatusView(s, conf.clusterId, nodes);
 }
 
 export async function cmdStatus(o: { pgdata?: string; json?: boolean; watch?: string | boolean; count?: string }): Promise<void> {

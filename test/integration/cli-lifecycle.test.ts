@@ -220,6 +220,9 @@ describe('bihactl status, conninfo, drain/rejoin and backup on a three-node clus
     expect(fs.readFileSync(path.join(target, 'PG_VERSION'), 'utf8').trim()).toBe('15');
     const v = await asPostgres(`${PG_BIN}/pg_verifybackup`, [target]);
     expect(v.code, v.stderr).toBe(0);
+    // Detached from the cluster: started by itself it would not stream from it or use a node's slot.
+    expect(fs.existsSync(path.join(target, 'standby.signal'))).toBe(false);
+    expect(fs.readFileSync(path.join(target, 'postgresql.auto.conf'), 'utf8')).not.toMatch(/primary_conninfo|primary_slot_name/);
   }, 120_000);
 
   it('backup refuses a non-empty target and leaves it as it was', async () => {
