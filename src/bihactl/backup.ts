@@ -63,9 +63,17 @@ function runBasebackup(env: PgEnv, args: string[], extraEnv: Record<string, stri
       cwd: '/',
       env: childEnv,
       stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group: pg_basebackup forks a WAL receiver that must stop with it.
+      detached: true,
       ...(asRoot && env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}),
     });
-    started(() => child.kill('SIGTERM'));
+    started(() => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
+    });
     const lines: string[] = [];
     let buf = '';
     child.stderr.setEncoding('utf8');
@@ -81,7 +89,11 @@ function runBasebackup(env: PgEnv, args: string[], extraEnv: Record<string, stri
       }
     });
     child.on('error', (e) => resolve({ code: 127, signal: null, stderrTail: `cannot run pg_basebackup: ${e.message}` }));
-    child.on('close', (code, signal) => resolve({ code, signal, stderrTail: [...lines, buf.trim()].filter((l) => l !== '').slice(-3).join(' | ') }));
+    const done = (code: number | null, signal: NodeJS.Signals | null): void =>
+      resolve({ code, signal, stderrTail: [...lines, buf.trim()].filter((l) => l !== '').slice(-3).join(' | ') });
+    child.on('close', done);
+    // A leftover process of the group could keep stderr open: do not wait for it forever.
+    child.on('exit', (code, signal) => setTimeout(() => done(code, signal), 2000).unref());
   });
 }
 

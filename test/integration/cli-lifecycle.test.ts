@@ -1,10 +1,11 @@
 // bihactl lifecycle commands on one real three-node cluster: status (table, JSON, watch), conninfo
 // (the printed URIs reach the leader, also after a switchover), drain/rejoin (a rolling upgrade
 // step) and backup (from a follower, one at a time cluster-wide, never into a non-empty directory).
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, PG_BIN, TestCluster, asPostgres, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
+import { BIHACTL, PASSWORD, PG_BIN, TestCluster, asPostgres, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
 
 interface Member {
@@ -259,4 +260,31 @@ describe('bihactl status, conninfo, drain/rejoin and backup on a three-node clus
     expect(third.code, third.stderr).toBe(0);
     expect(fs.existsSync(path.join(backups(), 'b3', 'backup_manifest'))).toBe(true);
   }, 180_000);
+
+  it('an interrupted backup cleans its target and releases the lock at once', async () => {
+    const target = path.join(backups(), 'interrupted');
+    const child = spawn(process.execPath, [BIHACTL, 'backup', `--pgdata=${c.pgdata(1)}`, `--target=${target}`, '--max-rate=1M'], {
+      env: { ...process.env, BIHA_REPLICATION_PASSWORD: PASSWORD },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    try {
+      await waitFor('the backup to start copying', async () => /copying node \d+/.test(stderr), 60_000, 100);
+      // While it runs the lock is taken.
+      const busy = await bihactl(['backup', `--pgdata=${c.pgdata(2)}`, `--target=${path.join(backups(), 'busy')}`]);
+      expect(busy.code).toBe(3);
+      expect(busy.stderr).toMatch(/another backup is running: node 1 holds the cluster backup lock/);
+      child.kill('SIGINT');
+      expect(await exited).toBe(1);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(stderr).toMatch(/bihactl: backup stopped: interrupted; \S+ was cleaned up\n$/);
+    expect(fs.existsSync(target)).toBe(false);
+    const after = await bihactl(['backup', `--pgdata=${c.pgdata(2)}`, `--target=${path.join(backups(), 'after')}`]);
+    expect(after.code, after.stderr).toBe(0);
+  }, 120_000);
 });
