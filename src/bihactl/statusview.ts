@@ -17,6 +17,8 @@ export interface MemberRow {
   /** leader, follower or referee. */
   role: string;
   state: string;
+  /** The leader this row's node follows, as the node asked knows it. */
+  leader_id: number | null;
   term: number;
   online: boolean;
   /** Replay lag behind the leader in bytes, when the node asked knows it. */
@@ -59,6 +61,7 @@ export function buildStatusView(s: StatusFile, clusterId: string, nodes: readonl
       mode,
       role: mode === 'referee' || mode === 'referee_with_wal' ? 'referee' : st.id === leader ? 'leader' : 'follower',
       state: st.state,
+      leader_id: st.leader_id,
       term: st.term,
       online: st.online,
       lag_bytes: lag,
@@ -83,13 +86,14 @@ function fmtBytes(b: number | null): string {
 
 export function renderStatus(v: StatusView): string {
   const extra = (v as unknown as { extra?: Extra }).extra;
-  const rows: string[][] = [['Node', 'Host:Port', 'Role', 'State', 'Term', 'Lag', 'Since last HB']];
+  const rows: string[][] = [['Node', 'Host:Port', 'State', 'Leader', 'Role', 'Term', 'Lag', 'Since last HB']];
   for (const m of v.members) {
     rows.push([
       `${m.id}${m.self ? '*' : ''}`,
       m.host === null ? '?' : m.port ? `${m.host}:${m.port}` : m.host,
-      m.role,
       m.online ? m.state : `${m.state} (offline)`,
+      m.leader_id === null ? '-' : String(m.leader_id),
+      m.role,
       String(m.term),
       fmtBytes(m.lag_bytes),
       m.self ? '-' : fmtMs(m.since_last_hb_ms),

@@ -77,12 +77,13 @@ describe('bihactl status, conninfo, drain/rejoin and backup on a three-node clus
     expect(lines[0]).toContain(`Cluster ${v.cluster_id}`);
     expect(lines[0]).toContain(`leader ${l}`);
     expect(lines[0]).toMatch(/nquorum 2, minnodes 2/);
-    expect(lines[2]).toMatch(/Node .*Host:Port .*Role .*State .*Term .*Lag .*Since last HB/);
+    expect(lines[2]).toMatch(/Node .*Host:Port .*State .*Leader .*Role .*Term .*Lag .*Since last HB/);
     for (const m of v.members) {
       const row = lines.find((x) => x.startsWith(`| ${m.id}`));
       expect(row, `a row for node ${m.id}`).toBeDefined();
       expect(row).toContain(`127.0.0.1:${c.port(m.id)}`);
-      expect(row).toContain(m.id === l ? 'leader' : 'follower');
+      const cells = row!.split('|').slice(1, -1).map((x) => x.trim());
+      expect(cells.slice(1, 5)).toEqual([`127.0.0.1:${c.port(m.id)}`, m.state, String(l), m.id === l ? 'leader' : 'follower']);
     }
     expect(lines.find((x) => x.startsWith('| 2*'))).toBeDefined();
 
