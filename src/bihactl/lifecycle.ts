@@ -1,4 +1,4 @@
-// bihactl start / stop / status and the commands that go through the local socket.
+// bihactl start / stop and the commands that go through the local socket.
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -10,10 +10,9 @@ import { bihaDir, logDir, readNodeConf } from '../controller/nodefiles.js';
 import type { NodeConf } from '../controller/nodefiles.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertNodeFilesPrivate } from '../controller/secfiles.js';
-import type { StatusFile } from '../controller/sqlbridge.js';
 import { info, requireOpt } from './util.js';
 
-async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; conf: NodeConf }> {
+export async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; conf: NodeConf }> {
   const pgdata = path.resolve(requireOpt('pgdata', pgdataOpt));
   try {
     await fsp.access(path.join(bihaDir(pgdata), 'biha.conf'));
@@ -114,63 +113,4 @@ export async function cmdStop(o: { pgdata?: string; keepPostgres?: boolean }): P
 export async function nodeRequest(pgdataOpt: unknown, cmd: string, args: Record<string, unknown>, timeoutMs = 40_000): Promise<unknown> {
   const { conf } = await loadConf(pgdataOpt);
   return await localRequest(localSocketPath(conf.bihaPort), cmd, args, timeoutMs);
-}
-
-function fmtMs(ms: number | null): string {
-  if (ms === null) return '-';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-export function renderStatus(s: StatusFile): string {
-  const extra = (s as unknown as { extra?: { lsn?: string; tli?: number; decision?: string } }).extra;
-  const rows: string[][] = [['Node', 'Host', 'State', 'Leader', 'Term', 'Online', 'Lag', 'Since last HB']];
-  const nodes = new Map(s.nodes.map((n) => [n.id, n]));
-  for (const st of s.status) {
-    const n = nodes.get(st.id);
-    const f = s.monitoring.followers.find((x) => x.id === st.id);
-    const hostPort = n ? `${n.host}:${n.port}` : st.id === s.nodeId ? '(this node)' : '?';
-    rows.push([
-      `${st.id}${st.id === s.nodeId ? '*' : ''}`,
-      hostPort,
-      st.state,
-      st.leader_id === null ? '-' : String(st.leader_id),
-      String(st.term),
-      st.online ? 'yes' : 'no',
-      f && f.lag_bytes !== null ? `${f.lag_bytes} B` : '-',
-      st.id === s.nodeId ? '-' : fmtMs(st.since_last_hb_ms),
-    ]);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => '| ' + r.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-  const sep = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
-  const c = s.config;
-  const out = [
-    `Cluster seen from node ${s.nodeId} (term ${c.term}, nquorum ${c.nquorum}, minnodes ${c.minnodes}, heartbeat ${c.heartbeat_send_period} ms x ${c.heartbeat_max_lost}` +
-      `${c.sync_standbys > 0 ? `, sync standbys ${c.sync_standbys}` : ''}${c.service_mode ? ', SERVICE MODE' : ''})`,
-    sep,
-    line(rows[0]!),
-    sep,
-    ...rows.slice(1).map(line),
-    sep,
-  ];
-  if (extra?.lsn) out.push(`this node: timeline ${extra.tli ?? '?'}, WAL ${extra.lsn}`);
-  const fb = (s as unknown as { extra?: { failback?: { id: number; cron: string } | null } }).extra?.failback;
-  if (fb) out.push(`failback window: leadership may return to node ${fb.id} at '${fb.cron}'`);
-  if (s.error.type !== 'NO_ERROR') out.push(`NODE_ERROR ${s.error.type}: ${s.error.details ?? ''}`);
-  return out.join('\n');
-}
-
-export async function cmdStatus(o: { pgdata?: string; json?: boolean; watch?: string | boolean }): Promise<void> {
-  const once = async (): Promise<void> => {
-    const s = (await nodeRequest(o.pgdata, 'status', {}, 5000)) as StatusFile;
-    process.stdout.write((o.json ? JSON.stringify(s, null, 2) : renderStatus(s)) + '\n');
-  };
-  if (!o.watch) return await once();
-  const every = typeof o.watch === 'string' ? Math.max(0.2, Number(o.watch)) : 1;
-  for (let i = 0; i < 100_000; i++) {
-    if (process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-    await once().catch((e: unknown) => process.stdout.write(`${e instanceof Error ? e.message : String(e)}\n`));
-    await new Promise((r) => setTimeout(r, every * 1000));
-  }
 }

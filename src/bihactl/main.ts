@@ -4,8 +4,12 @@ import { runController } from '../controller/daemon.js';
 import { runWatchdog } from '../controller/watchdog.js';
 import { BihaError, EXIT, oneLine } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
+import { cmdBackup } from './backup.js';
+import { cmdConninfo } from './conninfo.js';
+import { cmdDrain, cmdRejoin } from './drain.js';
 import { cmdInit } from './init.js';
-import { cmdStart, cmdStatus, cmdStop, nodeRequest } from './lifecycle.js';
+import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
+import { cmdStatus } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
@@ -13,10 +17,10 @@ import { cronProblem } from '../controller/failback.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
-  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls)$/.test(e.code)) return EXIT.BAD_ARGS;
+  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
-  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch)$/.test(e.code)) return EXIT.BAD_STATE;
+  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error)$/.test(e.code)) return EXIT.BAD_STATE;
   return EXIT.FAILURE;
 }
 
@@ -119,7 +123,8 @@ export function buildProgram(): Command {
     .description('show the cluster as this node sees it')
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--json', 'print JSON')
-    .option('--watch [seconds]', 'refresh every N seconds (default 1)')
+    .option('--watch [seconds]', 'refresh every N seconds (default 1) until Ctrl-C')
+    .option('--count <n>', 'with --watch: stop after N refreshes')
     .action(async (o) => cmdStatus(o));
 
   program
@@ -202,6 +207,39 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of any node')
     .option('--magic-file <file>', 'also write the new magic string to this file (mode 0600)')
     .action(async (o: { pgdata?: string; magicFile?: string }) => cmdRotateSecret(o));
+
+  program
+    .command('conninfo')
+    .description('print libpq multi-host URIs over all data nodes: read-write first, then read-only')
+    .option('--pgdata <dir>', 'data directory of any node')
+    .option('--dbname <db>', 'database name (default postgres)')
+    .option('--user <user>', 'user name (default: none, libpq uses the OS user)')
+    .option('--json', 'print JSON')
+    .action(async (o) => cmdConninfo(o));
+
+  program
+    .command('drain')
+    .description('take this node out for maintenance: hand the leadership over if it leads, then stop it')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .option('--drain-secs <n>', 'how long to wait for another node to become LEADER_RW (default 30)')
+    .option('--force', 'stop even when no other node can take over')
+    .action(async (o) => cmdDrain(o));
+
+  program
+    .command('rejoin')
+    .description('start this node again and wait until it streams from the leader')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .option('--wait <seconds>', 'how long to wait (default 120)')
+    .action(async (o) => cmdRejoin(o));
+
+  program
+    .command('backup')
+    .description('pg_basebackup of the cluster from a streaming follower, one backup at a time cluster-wide')
+    .option('--pgdata <dir>', 'data directory of any node (its controller takes the backup lock)')
+    .option('--target <dir>', 'new or empty directory for the backup')
+    .option('--allow-leader', 'copy from the leader when no follower streams')
+    .option('--max-rate <rate>', 'limit the transfer rate (pg_basebackup --max-rate, e.g. 20M)')
+    .action(async (o) => cmdBackup(o));
 
   return program;
 }

@@ -157,7 +157,7 @@ export function progressBar(label: string): { update(pct: number, doneKb: number
   return {
     update(pct, doneKb, totalKb) {
       if (!tty) {
-        if (pct >= last + 25 || pct === 100) {
+        if (pct >= last + 25 || (pct === 100 && last !== 100)) {
           process.stderr.write(`${label}: ${pct}% (${doneKb}/${totalKb} kB)\n`);
           last = pct;
         }

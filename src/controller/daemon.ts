@@ -13,6 +13,7 @@ import {
   BIHA_STATES,
 } from '../raft/index.js';
 import type { ClusterConfig, ConfigChange, Entry, Message, NodeId, NodeInfo, SoftState, WalPos } from '../raft/index.js';
+import { BackupLock, backupLockCommand } from './backuplock.js';
 import { Transport } from './bcp/transport.js';
 import type { PeerAddr } from './bcp/transport.js';
 import { BihaError } from './errors.js';
@@ -141,6 +142,7 @@ export class Controller {
   private cbRunner: CallbackRunner | null = null;
   private callbacks: CallbackEvents | null = null;
   private failback: FailbackScheduler | null = null;
+  private readonly backupLock = new BackupLock();
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -809,6 +811,12 @@ export class Controller {
         await this.proposeAndWait(`biha.${fn}`, change);
         return true;
       }
+      case 'backup_lock':
+        if (this.soft().role !== 'leader') {
+          if (from !== 0) throw new BihaError('not_leader', 'the leader moved while the request was forwarded; try again');
+          return await this.forwardToLeader(fn, args);
+        }
+        return backupLockCommand(this.backupLock, args, this.conf.nodeId, () => this.statusSnapshot(), Date.now());
       default:
         throw new BihaError('unknown_command', `unknown command "${fn}"`);
     }
