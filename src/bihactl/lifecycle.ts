@@ -122,15 +122,16 @@ function fmtMs(ms: number | null): string {
 
 export function renderStatus(s: StatusFile): string {
   const extra = (s as unknown as { extra?: { lsn?: string; tli?: number; decision?: string } }).extra;
-  const rows: string[][] = [['Node', 'Host', 'State', 'Leader', 'Term', 'Online', 'Lag', 'Since last HB']];
+  const rows: string[][] = [['Node', 'Host', 'Mode', 'State', 'Leader', 'Term', 'Online', 'Lag', 'Since last HB']];
   const nodes = new Map(s.nodes.map((n) => [n.id, n]));
   for (const st of s.status) {
     const n = nodes.get(st.id);
     const f = s.monitoring.followers.find((x) => x.id === st.id);
-    const hostPort = n ? `${n.host}:${n.port}` : st.id === s.nodeId ? '(this node)' : '?';
+    const hostPort = n ? (n.port ? `${n.host}:${n.port}` : `${n.host} (no PostgreSQL)`) : st.id === s.nodeId ? '(this node)' : '?';
     rows.push([
       `${st.id}${st.id === s.nodeId ? '*' : ''}`,
       hostPort,
+      st.mode ?? '-',
       st.state,
       st.leader_id === null ? '-' : String(st.leader_id),
       String(st.term),

@@ -484,7 +484,7 @@ export class RaftNode {
     const node = findNode(this.cfg(), target);
     if (!node) return { ok: false, code: 'unknown_node', message: `node ${target} is not a member of the cluster` };
     if (!isLeaderCapable(node)) {
-      return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode === 'referee' ? 'it is a referee' : 'can_be_leader is false'})` };
+      return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode !== 'regular' ? `it is a ${node.mode} node` : 'can_be_leader is false'})` };
     }
     const p = this.progress.get(target);
     if (!p || p.heardAt === null || now - p.heardAt >= this.T()) {
