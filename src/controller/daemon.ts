@@ -741,6 +741,10 @@ export class Controller {
     if (id === this.conf.nodeId) return true;
     const node = raft.config().nodes.find((n) => n.id === id);
     if (!node) throw new BihaError('unknown_node', `node ${id} is not in the cluster`);
+    if (node.mode !== 'regular')
+      throw new BihaError('not_eligible', `node ${id} is a ${node.mode} node and can never be the leader`, {
+        hint: "choose a regular node: select id from biha.status_v where mode = 'regular'",
+      });
     const r = raft.transferLeadership(id, this.now());
     if (!r.ok) throw new BihaError(r.code, r.message);
     this.schedulePump();
