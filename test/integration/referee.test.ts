@@ -140,6 +140,12 @@ describe('two data nodes and a referee', () => {
     expect(replica.status).toBe(503);
     expect(((await replica.json()) as { reason: string }).reason).toContain('referee');
 
+    // A referee without a PostgreSQL port must be told its control channel port; nothing is left behind.
+    const bad = await bihactl(['add', '--biha-node-id=9', '--host=127.0.0.1', '--mode=referee', `--magic-string=${c.magic}`, `--pgdata=${path.join(c.dir, 'n9')}`]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('a referee has no PostgreSQL port to derive its ports from: give --biha-port');
+    expect(fs.existsSync(path.join(c.dir, 'n9'))).toBe(false);
+
     // biha.set_leader to the referee is refused with the reason.
     await expect(c.sql(1, 'select biha.set_leader(3)')).rejects.toThrow(/node 3 is a referee node and can never be the leader/);
   });
