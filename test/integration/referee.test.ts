@@ -136,6 +136,9 @@ describe('two data nodes and a referee', () => {
     ]);
     const health = await fetch(`http://127.0.0.1:${c.port(3) + 2}/health`);
     expect(health.status).toBe(200);
+    const metrics = await fetch(`http://127.0.0.1:${c.port(3) + 2}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/biha_leader_id\{[^}]*\} 1/);
     const replica = await fetch(`http://127.0.0.1:${c.port(3) + 2}/replica`);
     expect(replica.status).toBe(503);
     expect(((await replica.json()) as { reason: string }).reason).toContain('referee');
@@ -207,6 +210,37 @@ describe('two data nodes and a referee', () => {
     const errors = log.split('\n').filter((l) => /"level":(50|60)/.test(l));
     expect(errors).toEqual([]);
     expect(log).not.toMatch(/waiting for PostgreSQL|pg_ctl|status\.json/);
+  });
+
+  it('the referee does not help elect a data node that missed writes the leader made with the referee alone', async () => {
+    const leader = await c.waitLeader();
+    const stale = leader === 1 ? 2 : 1;
+    await c.waitState(stale, 'FOLLOWER');
+    c.kill9(stale);
+    await waitFor(`node ${leader} to see node ${stale} offline`, async () => (await c.status(leader)).status.find((x) => x.id === stale)?.online === false, 30_000);
+    await staysWritable(c, leader, 1000, 'written-alone');
+    await sleep(1500); // a few heartbeats: the referee sees the leader's WAL with no follower online
+    c.kill9(leader);
+
+    // The stale node comes back alone with the referee: it must not be elected.
+    await c.start(stale);
+    const states = new Set<string>();
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      const s = await c.status(stale);
+      states.add(s.status.find((x) => x.id === stale)?.state ?? '?');
+      expect(s.status.filter((x) => x.state === 'LEADER_RW')).toEqual([]);
+      await sleep(300);
+    }
+    expect([...states].filter((st) => st.startsWith('LEADER'))).toEqual([]);
+    expect((await c.status(3)).status.find((x) => x.id === 3)?.leader_id).toBeNull();
+
+    // The node that has the writes returns and is elected; the stale node follows it and gets them.
+    await c.start(leader);
+    expect(await c.waitLeader({ timeoutMs: 60_000 })).toBe(leader);
+    await waitFor('a write on the returned leader', async () => insert(c, leader, 'after-return').then(() => true, () => false), 30_000);
+    await c.waitState(stale, 'FOLLOWER', 90_000);
+    await waitFor('the stale node to replay the writes it missed', async () => (await hasRow(c, stale, 'written-alone')) && (await hasRow(c, stale, 'after-return')), 60_000);
   });
 });
 
