@@ -1157,16 +1157,16 @@ export class RaftNode {
   /**
    * A referee has no WAL of its own, and a referee_with_wal's WAL never decides anything (it cannot
    * lead and is no synchronous standby), so they vote on the WAL they have seen in the leader's
-   * heartbeats: the highest position any online regular follower reported, and, in asynchronous
-   * mode while the leader has no online regular follower, the leader's own position (it then
-   * acknowledges commits that exist on it alone). docs/architecture.md, "Referees".
+   * heartbeats: the highest position any online regular follower not in NODE_ERROR reported, and,
+   * in asynchronous mode while the leader has no such follower, the leader's own position (it
+   * then acknowledges commits that exist on it alone). docs/architecture.md, "Referees".
    */
   private noteSeenWal(msg: AppendMsg): void {
     const cfg = this.cfg();
     if (this.self()?.mode === 'regular') return;
     let follower = false;
     for (const p of msg.peers) {
-      if (p.id === msg.from || !p.online || findNode(cfg, p.id)?.mode !== 'regular') continue;
+      if (p.id === msg.from || !p.online || p.state.startsWith('NODE_ERROR') || findNode(cfg, p.id)?.mode !== 'regular') continue;
       follower = true;
       if (compareWal(p.wal, this.seenWal) > 0) this.seenWal = p.wal;
     }

@@ -133,6 +133,20 @@ describe('eligibility', () => {
     expect(c.leaders()).toEqual([2]);
   });
 
+  it('a follower in NODE_ERROR does not count as a copy: the referee demands what the leader wrote meanwhile', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })]);
+    c.run(3000);
+    c.node(2).setNodeError(true);
+    c.run(1000);
+    c.setWal(1, { tli: 1, lsn: 800 });
+    c.run(1000);
+    expect(c.node(1).soft().state).toBe('LEADER_RW');
+    c.crash(1);
+    c.node(2).setNodeError(false); // e.g. reset after a rewind that did not bring the leader's last WAL
+    c.run(15_000);
+    expect(c.leaders()).toEqual([]);
+  });
+
   it('in synchronous mode a referee does not demand the WAL of a leader without followers (nothing there was acknowledged)', () => {
     const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })], { syncStandbys: 1 });
     c.run(3000);
