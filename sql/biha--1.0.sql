@@ -215,7 +215,8 @@ $fn$;
 ---------------------------------------------------------------------------------------------------
 
 CREATE FUNCTION biha.status(OUT id integer, OUT leader_id integer, OUT term bigint, OUT online boolean,
-                            OUT state text, OUT last_known_state text, OUT since_last_hb interval)
+                            OUT state text, OUT last_known_state text, OUT since_last_hb interval,
+                            OUT mode text)
 RETURNS SETOF record
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -223,11 +224,12 @@ AS $fn$
          CASE WHEN d.stale THEN false ELSE s.online END,
          CASE WHEN d.stale THEN 'UNKNOWN' ELSE s.state END,
          CASE WHEN d.stale AND s.state IS DISTINCT FROM 'UNKNOWN' THEN s.state ELSE s.last_known_state END,
-         (s.since_last_hb_ms + d.age_ms) * interval '1 millisecond'
+         (s.since_last_hb_ms + d.age_ms) * interval '1 millisecond',
+         s.mode
     FROM biha._status_doc() AS d,
          jsonb_to_recordset(d.doc->'status') AS s(id integer, leader_id integer, term bigint, online boolean,
                                                  state text, last_known_state text,
-                                                 since_last_hb_ms double precision)
+                                                 since_last_hb_ms double precision, mode text)
    ORDER BY s.id
 $fn$;
 COMMENT ON FUNCTION biha.status() IS 'State of every node of the cluster as this node sees it (defines biha.status_v).';

@@ -188,9 +188,13 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const mode = (o.mode ?? 'regular') as NodeMode;
   if (!['regular', 'referee', 'referee_with_wal'].includes(mode))
     throw new BihaError('bad_args', `--mode must be regular, referee or referee_with_wal, not "${o.mode}"`);
-  const port = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
-  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', port || bihaPort - 1, 2);
+  // A referee runs no PostgreSQL: it is registered with port 0, and --port only derives its other ports.
+  const basePort = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
+  const port = mode === 'referee' ? 0 : basePort;
+  if (basePort === 0 && o.bihaPort === undefined)
+    throw new BihaError('bad_args', 'a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + 1)');
+  const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', basePort || bihaPort - 1, 2);
   distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;

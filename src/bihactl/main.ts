@@ -58,7 +58,7 @@ export function buildProgram(): Command {
     .description('add a node: register it through the leader and copy the data with pg_basebackup')
     .option('--biha-node-id <id>', 'id of the new node')
     .option('--host <host>', 'host name or address of the new node')
-    .option('--port <port>', 'PostgreSQL port of the new node')
+    .option('--port <port>', 'PostgreSQL port of the new node (a referee has none: --port then only derives the other ports)')
     .option('--biha-port <port>', 'control channel port (default: --port + 1)')
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2)')
     .option('--magic-string <s>', 'the magic string printed by bihactl init or biha.get_magic_string()')

@@ -87,14 +87,15 @@ function fmtBytes(b: number | null): string {
 
 export function renderStatus(v: StatusView): string {
   const extra = (v as unknown as { extra?: Extra }).extra;
-  const rows: string[][] = [['Node', 'Host:Port', 'State', 'Leader', 'Role', 'Term', 'Lag', 'Since last HB']];
+  const rows: string[][] = [['Node', 'Host:Port', 'State', 'Leader', 'Role', 'Mode', 'Term', 'Lag', 'Since last HB']];
   for (const m of v.members) {
     rows.push([
       `${m.id}${m.self ? '*' : ''}`,
-      m.host === null ? '?' : m.port ? `${m.host}:${m.port}` : m.host,
+      m.host === null ? '?' : m.port ? `${m.host}:${m.port}` : m.mode === 'referee' ? `${m.host} (no PostgreSQL)` : m.host,
       m.online ? m.state : `${m.state} (offline)`,
       m.leader_id === null ? '-' : String(m.leader_id),
       m.role,
+      m.mode ?? '-',
       String(m.term),
       fmtBytes(m.lag_bytes),
       m.self ? '-' : fmtMs(m.since_last_hb_ms),

@@ -836,6 +836,10 @@ export class Controller {
     if (id === this.conf.nodeId) return true;
     const node = raft.config().nodes.find((n) => n.id === id);
     if (!node) throw new BihaError('unknown_node', `node ${id} is not in the cluster`);
+    if (node.mode !== 'regular')
+      throw new BihaError('not_eligible', `node ${id} is a ${node.mode} node and can never be the leader`, {
+        hint: "choose a regular node: select id from biha.status_v where mode = 'regular'",
+      });
     const r = raft.transferLeadership(id, this.now());
     if (!r.ok) throw new BihaError(r.code, r.message);
     this.schedulePump();
@@ -960,7 +964,7 @@ export class Controller {
     const s = this.pgStatus;
     const status = cfg.nodes.map((n) => {
       if (n.id === this.conf.nodeId) {
-        return { id: n.id, leader_id: soft.leaderId || null, term: soft.term, online: true, state: this.localState(soft), last_known_state: this.localState(soft), since_last_hb_ms: 0 };
+        return { id: n.id, leader_id: soft.leaderId || null, term: soft.term, online: true, state: this.localState(soft), last_known_state: this.localState(soft), since_last_hb_ms: 0, mode: n.mode };
       }
       const p = peers.find((x) => x.id === n.id);
       return {
@@ -971,6 +975,7 @@ export class Controller {
         state: p?.state ?? 'UNKNOWN',
         last_known_state: p?.lastKnownState ?? null,
         since_last_hb_ms: p && p.sinceLastHbMs >= 0 ? p.sinceLastHbMs : null,
+        mode: n.mode,
       };
     });
     const nodes = cfg.nodes
@@ -1006,7 +1011,7 @@ export class Controller {
         ? { type: err.type, details: err.details, begin_lsn: err.beginLsn, end_lsn: err.endLsn, current_tli: err.currentTli, next_tli: err.nextTli, replay_lsn: err.replayLsn }
         : { type: 'NO_ERROR', details: null, begin_lsn: null, end_lsn: null, current_tli: null, next_tli: null, replay_lsn: null },
       monitoring: {
-        pg_state: !s ? 'startup' : s.inRecovery ? (s.replayPauseState && s.replayPauseState !== 'not paused' ? 'recovery_paused' : 'recovery') : 'promoted',
+        pg_state: !this.hasData() ? 'none' : !s ? 'startup' : s.inRecovery ? (s.replayPauseState && s.replayPauseState !== 'not paused' ? 'recovery_paused' : 'recovery') : 'promoted',
         followers: (s?.replication ?? []).map((r) => {
           const m = /^biha_node_(\d+)$/.exec(r.applicationName);
           return {
@@ -1019,7 +1024,7 @@ export class Controller {
           };
         }),
       },
-      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.observed.role, upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000), failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]) } } as object),
+      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.hasData() ? this.observed.role : 'NONE', upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000), failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]) } } as object),
     } as StatusFile;
   }
 

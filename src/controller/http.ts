@@ -7,7 +7,8 @@
 //   /replica[?lag=N]                        200 on a streaming follower (state FOLLOWER, PostgreSQL in
 //                                           recovery, streaming from an upstream), within the lag
 //   /read-only[?lag=N]                      200 on the leader (RW or RO) or a streaming follower
-//   /health                                 200 while PostgreSQL runs and answers the controller
+//   /health                                 200 while PostgreSQL runs and answers the controller (on a
+//                                           referee, which has no PostgreSQL: while it has no node error)
 //   /liveness                               200 while the controller's loop runs
 //   /readiness                              200 on the writable leader or a streaming follower
 //   /cluster                                the cluster as biha.status_v shows it, plus the config
@@ -27,7 +28,7 @@ import type { StatusFile } from './sqlbridge.js';
 
 /** What Controller.statusSnapshot() adds beside the StatusFile (all optional here). */
 export interface HttpExtra {
-  /** PostgreSQL role as the controller observed it: STOPPED | STANDBY | PRIMARY. */
+  /** PostgreSQL role as the controller observed it: STOPPED | STANDBY | PRIMARY, or NONE on a referee. */
   pg_role?: string;
   /** The node this standby streams from (0: detached). */
   upstream?: number;
@@ -118,8 +119,8 @@ function lsnOf(text: string | null | undefined): number | null {
 /** What the checks look at, derived from one StatusFile. */
 export interface NodeView {
   node_id: number;
-  /** PostgreSQL's role in Patroni's words: primary, replica, stopped or unknown. */
-  role: 'primary' | 'replica' | 'stopped' | 'unknown';
+  /** PostgreSQL's role in Patroni's words: primary, replica, stopped or unknown; none on a referee. */
+  role: 'primary' | 'replica' | 'stopped' | 'unknown' | 'none';
   /** The biha state of this node (FOLLOWER, LEADER_RW, NODE_ERROR, ...). */
   state: string;
   term: number;
@@ -177,7 +178,7 @@ export function nodeView(st: HttpStatus): NodeView {
   const up = st.extra?.upstream;
   return {
     node_id: st.nodeId,
-    role: pgRole === 'PRIMARY' ? 'primary' : pgRole === 'STANDBY' ? 'replica' : pgRole === 'STOPPED' ? 'stopped' : 'unknown',
+    role: pgRole === 'PRIMARY' ? 'primary' : pgRole === 'STANDBY' ? 'replica' : pgRole === 'STOPPED' ? 'stopped' : pgRole === 'NONE' ? 'none' : 'unknown',
     state: self?.state ?? 'UNKNOWN',
     term: st.config.term,
     leader_id: self?.leader_id ?? null,
@@ -213,6 +214,7 @@ function whyNotPrimary(v: NodeView): string | null {
 
 /** null when this node is a follower streaming from an upstream, else why not. */
 function whyNotReplica(v: NodeView): string | null {
+  if (v.role === 'none') return 'this node is a referee and runs no PostgreSQL';
   if (v.state !== 'FOLLOWER') return `state is ${v.state}, not FOLLOWER`;
   const h = healthy(v);
   if (h) return h;
@@ -249,11 +251,14 @@ export function evaluate(check: Check, st: HttpStatus, opts: { maxLag?: number |
       return result(why ?? whyOverLag(v, maxLag));
     }
     case 'readiness': {
+      // A referee serves no SQL: it is ready when it is healthy (it votes).
+      if (v.role === 'none') return result(v.error !== 'NO_ERROR' ? `node error ${v.error}` : null);
       const p = whyNotPrimary(v);
       const r = whyNotReplica(v);
       return result(p === null || r === null ? null : v.state.startsWith('LEADER') ? p : r);
     }
     case 'health':
+      if (v.role === 'none') return result(v.error !== 'NO_ERROR' ? `node error ${v.error}` : null);
       return result(pgRunning(v) ? null : `PostgreSQL is not running (role ${v.role}, pg_state ${v.pg_state})`);
     case 'liveness': {
       const age = opts.loopAgeMs ?? null;
@@ -274,6 +279,7 @@ export function clusterDoc(st: HttpStatus): Record<string, unknown> {
     return {
       id: r.id,
       ...(conn ? { host: conn.host, port: conn.port } : {}),
+      ...(r.mode ? { mode: r.mode } : {}),
       self: r.id === st.nodeId,
       leader: r.leader_id !== null && r.id === r.leader_id,
       state: r.state,

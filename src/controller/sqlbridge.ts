@@ -77,6 +77,8 @@ export interface StatusFile {
     state: string;
     last_known_state: string | null;
     since_last_hb_ms: number | null;
+    /** regular, referee or referee_with_wal. */
+    mode?: string;
   }>;
   nodes: Array<{ id: number; host: string; port: number; state: string; since_conn_start_ms: number | null; conn_count: number }>;
   error: {
@@ -90,7 +92,7 @@ export interface StatusFile {
     replay_lsn: string | null;
   };
   monitoring: {
-    /** startup | recovery | recovery_paused | promoting | promoted */
+    /** startup | recovery | recovery_paused | promoting | promoted; none on a referee (no PostgreSQL) */
     pg_state: string;
     followers: Array<{
       id: number;

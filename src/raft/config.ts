@@ -60,9 +60,9 @@ export function voterIds(config: ClusterConfig): NodeId[] {
   return config.nodes.filter((n) => n.canVote).map((n) => n.id);
 }
 
-/** A node that may ever become leader: not a referee and allowed to lead. */
+/** A node that may ever become leader: a regular node (no referee of either kind) allowed to lead. */
 export function isLeaderCapable(node: NodeInfo): boolean {
-  return node.canBeLeader && node.mode !== 'referee';
+  return node.canBeLeader && node.mode === 'regular';
 }
 
 /** Votes needed to win an election: nquorum, but never more than there are voters. */
@@ -128,6 +128,7 @@ export function validateChange(config: ClusterConfig, change: ConfigChange): str
       if (typeof n.id !== 'number' || !Number.isInteger(n.id) || n.id <= 0) return `node id must be a positive integer (got ${String(n.id)})`;
       if (isMember(config, n.id)) return `node ${n.id} is already a member of the cluster`;
       if (!(NODE_MODES as readonly string[]).includes(n.mode)) return `unknown node mode "${String(n.mode)}"`;
+      if (n.mode !== 'regular' && n.canBeLeader === true) return `a ${n.mode} node can never be the leader (can_be_leader must be false)`;
       return checkNodeFields(n as unknown as Record<string, unknown>, false);
     }
     case 'remove_node': {
@@ -146,6 +147,7 @@ export function validateChange(config: ClusterConfig, change: ConfigChange): str
       }
       const err = checkNodeFields(change.patch as Record<string, unknown>, true);
       if (err) return err;
+      if (change.patch.canBeLeader === true && node.mode !== 'regular') return `node ${change.id} is a ${node.mode} node and can never be the leader`;
       if (change.patch.canVote === false && !config.nodes.some((n) => n.id !== change.id && n.canVote)) {
         return `node ${change.id} is the last voting node and must keep its vote`;
       }

@@ -161,6 +161,8 @@ export class RaftNode {
   private view: readonly PeerView[] = [];
   private viewFrom: NodeId = 0;
   private viewAt = 0;
+  /** Referees (and referee_with_wal): WAL a newly elected leader must have (see noteSeenWal). */
+  private seenWal: WalPos = NO_WAL;
 
   private qcCache: { snap: Snapshot; lastIndex: number; lastTerm: number; configs: ClusterConfig[] } | null = null;
 
@@ -482,7 +484,7 @@ export class RaftNode {
     const node = findNode(this.cfg(), target);
     if (!node) return { ok: false, code: 'unknown_node', message: `node ${target} is not a member of the cluster` };
     if (!isLeaderCapable(node)) {
-      return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode === 'referee' ? 'it is a referee' : 'can_be_leader is false'})` };
+      return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode !== 'regular' ? `it is a ${node.mode} node` : 'can_be_leader is false'})` };
     }
     const p = this.progress.get(target);
     if (!p || p.heardAt === null || now - p.heardAt >= this.T()) {
@@ -1005,6 +1007,7 @@ export class RaftNode {
     this.view = msg.peers;
     this.viewFrom = msg.from;
     this.viewAt = now;
+    this.noteSeenWal(msg);
 
     const reply = (reject: boolean, matchIndex: number): void => {
       this.send<AppendRespMsg>({
@@ -1133,7 +1136,8 @@ export class RaftNode {
     if (!logAtLeast({ index: msg.lastIndex, term: msg.lastTerm }, { index: this.lastIndex(), term: this.lastTerm() })) {
       return reject('config_log_behind');
     }
-    if (me.mode !== 'referee' && compareWal(msg.wal, this.wal) < 0) return reject('wal_behind');
+    const need = me.mode === 'regular' ? this.wal : this.seenWal;
+    if (compareWal(msg.wal, need) < 0) return reject('wal_behind');
     if (msg.type === 'vote' && this.vote !== 0 && this.vote !== msg.from) return reject('already_voted');
 
     if (msg.type === 'prevote') {
@@ -1148,6 +1152,25 @@ export class RaftNode {
     // Give the candidate time to win before campaigning ourselves.
     if (this.mayCampaign(false)) this.electionAt = now + 2 * this.hb() + this.rank() * this.hb() + this.jitter();
     this.respondVote(msg, false, undefined);
+  }
+
+  /**
+   * A referee has no WAL of its own, and a referee_with_wal's WAL never decides anything (it cannot
+   * lead and is no synchronous standby), so they vote on the WAL they have seen in the leader's
+   * heartbeats: the highest position any online regular follower not in NODE_ERROR reported, and,
+   * in asynchronous mode while the leader has no such follower, the leader's own position (it
+   * then acknowledges commits that exist on it alone). docs/architecture.md, "Referees".
+   */
+  private noteSeenWal(msg: AppendMsg): void {
+    const cfg = this.cfg();
+    if (this.self()?.mode === 'regular') return;
+    let follower = false;
+    for (const p of msg.peers) {
+      if (p.id === msg.from || !p.online || p.state.startsWith('NODE_ERROR') || findNode(cfg, p.id)?.mode !== 'regular') continue;
+      follower = true;
+      if (compareWal(p.wal, this.seenWal) > 0) this.seenWal = p.wal;
+    }
+    if (!follower && cfg.params.syncStandbys === 0 && compareWal(msg.wal, this.seenWal) > 0) this.seenWal = msg.wal;
   }
 
   // ---------------------------------------------------------------- elections: candidate side

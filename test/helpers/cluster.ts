@@ -69,6 +69,8 @@ export interface ClusterOptions {
   heartbeatSendPeriod?: number;
   heartbeatMaxLost?: number;
   syncStandbys?: number;
+  /** Node modes by id (bihactl add --mode); nodes not listed are regular. */
+  modes?: Record<number, 'regular' | 'referee' | 'referee_with_wal'>;
 }
 
 export class TestCluster {
@@ -101,8 +103,16 @@ export class TestCluster {
     return r;
   }
 
+  mode(i: number): 'regular' | 'referee' | 'referee_with_wal' {
+    return this.o.modes?.[i] ?? 'regular';
+  }
+
   async add(i: number, extra: string[] = []): Promise<CliResult> {
-    return await bihactl(['add', `--biha-node-id=${i}`, '--host=127.0.0.1', `--port=${this.port(i)}`, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`, ...extra]);
+    const mode = this.mode(i);
+    // A referee has no PostgreSQL port: its biha and http ports are given as the derived ones would be.
+    const ports = mode === 'referee' ? [`--biha-port=${this.port(i) + 1}`, `--http-port=${this.port(i) + 2}`] : [`--port=${this.port(i)}`];
+    const modeArg = mode === 'regular' ? [] : [`--mode=${mode}`];
+    return await bihactl(['add', `--biha-node-id=${i}`, '--host=127.0.0.1', ...ports, ...modeArg, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`, ...extra]);
   }
 
   async start(i: number): Promise<CliResult> {

@@ -87,7 +87,7 @@ describe('votes', () => {
 });
 
 describe('eligibility', () => {
-  it('referees vote without a WAL check and never lead', () => {
+  it('referees ignore their own WAL position and never lead', () => {
     const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: true })]);
     c.setWal(3, { tli: 9, lsn: 9 }); // ignored: a referee has no WAL
     c.crash(2);
@@ -98,6 +98,66 @@ describe('eligibility', () => {
     expect(c.node(3).soft().role).toBe('follower');
     expect(c.node(3).transferLeadership(3, c.time)).toMatchObject({ ok: false, code: 'not_leader' });
     expect(c.node(1).transferLeadership(3, c.time)).toMatchObject({ ok: false, code: 'invalid' });
+  });
+
+  it('a referee grants a vote to a follower that lags the leader when another follower was online (asynchronous lag)', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })]);
+    c.run(3000);
+    expect(c.leaders()).toEqual([1]);
+    c.setWal(2, { tli: 1, lsn: 100 });
+    c.run(1000);
+    c.setWal(1, { tli: 1, lsn: 500 }); // not yet on node 2
+    c.run(1000);
+    c.crash(1);
+    c.run(10_000);
+    expect(c.leaders()).toEqual([2]);
+  });
+
+  it('a referee refuses a candidate missing WAL the leader wrote while it had no online data follower', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })]);
+    c.run(3000);
+    expect(c.leaders()).toEqual([1]);
+    c.crash(2);
+    c.run(3000); // node 1 stays leader with the referee's acknowledgements
+    c.setWal(1, { tli: 1, lsn: 800 });
+    c.run(1000);
+    expect(c.node(1).soft().state).toBe('LEADER_RW');
+    c.crash(1);
+    c.start(2); // node 2 comes back without the WAL node 1 wrote alone
+    c.run(15_000);
+    expect(c.leaders()).toEqual([]);
+    const refused = c.readies.get(3)!.flatMap((r) => responses(r.messages)).filter((m) => m.to === 2 && m.reject);
+    expect(refused.some((m) => m.reason === 'wal_behind')).toBe(true);
+    c.setWal(2, { tli: 1, lsn: 800 }); // e.g. the WAL copied over by hand: now it may lead
+    c.run(10_000);
+    expect(c.leaders()).toEqual([2]);
+  });
+
+  it('a follower in NODE_ERROR does not count as a copy: the referee demands what the leader wrote meanwhile', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })]);
+    c.run(3000);
+    c.node(2).setNodeError(true);
+    c.run(1000);
+    c.setWal(1, { tli: 1, lsn: 800 });
+    c.run(1000);
+    expect(c.node(1).soft().state).toBe('LEADER_RW');
+    c.crash(1);
+    c.node(2).setNodeError(false); // e.g. reset after a rewind that did not bring the leader's last WAL
+    c.run(15_000);
+    expect(c.leaders()).toEqual([]);
+  });
+
+  it('in synchronous mode a referee does not demand the WAL of a leader without followers (nothing there was acknowledged)', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })], { syncStandbys: 1 });
+    c.run(3000);
+    c.crash(2);
+    c.run(3000);
+    c.setWal(1, { tli: 1, lsn: 800 });
+    c.run(1000);
+    c.crash(1);
+    c.start(2);
+    c.run(15_000);
+    expect(c.leaders()).toEqual([2]);
   });
 
   it('a node with canBeLeader=false never campaigns, even when it alone is left', () => {
