@@ -1,8 +1,11 @@
-// Which nodes can follow a leader by streaming and which need pg_rewind (or NODE_ERROR): the
-// timeline comparison the controller makes against the leader's history ('tl_history').
+// The controller's pure decisions about PostgreSQL: which nodes can follow a leader by streaming
+// and which need pg_rewind (the timeline comparison against the leader's 'tl_history'), and the
+// synchronous_standby_names a leader sets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { divergence } from '../../src/controller/pgactions.js';
+import { divergence, syncStandbyNames } from '../../src/controller/pgactions.js';
+import { DEFAULT_PARAMS } from '../../src/raft/index.js';
+import type { ClusterConfig, NodeInfo, NodeMode } from '../../src/raft/index.js';
 import type { TimelineInfo } from '../../src/controller/pgactions.js';
 import { formatLsn } from '../../src/controller/pg/lsn.js';
 
@@ -55,5 +58,39 @@ describe('divergence from the leader\'s timeline history', () => {
         },
       ),
     );
+  });
+});
+
+function cluster(k: number, modes: NodeMode[]): ClusterConfig {
+  const nodes: NodeInfo[] = modes.map((mode, i) => ({
+    id: i + 1, host: '127.0.0.1', port: mode === 'referee' ? 0 : 5432 + i, bihaPort: 6000 + i, mode,
+    canBeLeader: mode === 'regular', canVote: true, priority: 0,
+  }));
+  return { nodes, params: { ...DEFAULT_PARAMS, syncStandbys: k } };
+}
+
+describe('synchronous_standby_names of a leader', () => {
+  it('is empty in asynchronous mode', () => {
+    expect(syncStandbyNames(cluster(0, ['regular', 'regular', 'regular']), 1)).toBe('');
+  });
+
+  it('lists the other regular nodes, never the leader itself, a referee or a referee_with_wal', () => {
+    expect(syncStandbyNames(cluster(1, ['regular', 'regular', 'regular']), 2)).toBe('ANY 1 (biha_node_1, biha_node_3)');
+    expect(syncStandbyNames(cluster(1, ['regular', 'regular', 'referee', 'referee_with_wal']), 1)).toBe('ANY 1 (biha_node_2)');
+    expect(syncStandbyNames(cluster(1, ['regular', 'referee']), 1)).toBe('');
+  });
+
+  it('asks for no more confirmations than there are standbys', () => {
+    expect(syncStandbyNames(cluster(3, ['regular', 'regular', 'regular']), 1)).toBe('ANY 2 (biha_node_2, biha_node_3)');
+  });
+
+  it('leaves NODE_ERROR nodes out while k healthy ones remain, and keeps them when too few would remain', () => {
+    const c = cluster(1, ['regular', 'regular', 'regular', 'regular']);
+    expect(syncStandbyNames(c, 1, new Set([3]))).toBe('ANY 1 (biha_node_2, biha_node_4)');
+    expect(syncStandbyNames(c, 1, new Set([2, 3]))).toBe('ANY 1 (biha_node_4)');
+    // No healthy standby left: keep waiting on all of them rather than dropping to asynchronous.
+    expect(syncStandbyNames(c, 1, new Set([2, 3, 4]))).toBe('ANY 1 (biha_node_2, biha_node_3, biha_node_4)');
+    const c2 = cluster(2, ['regular', 'regular', 'regular', 'regular']);
+    expect(syncStandbyNames(c2, 1, new Set([3, 4]))).toBe('ANY 2 (biha_node_2, biha_node_3, biha_node_4)');
   });
 });
