@@ -202,6 +202,18 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('service-mode')
+    .description('turn service (maintenance) mode on or off (biha.service_mode): no automatic elections or rewinds while on')
+    .option('--pgdata <dir>', 'data directory of the leader (to turn it off without a leader: any node that can lead)')
+    .option('--on', 'turn service mode on')
+    .option('--off', 'turn service mode off')
+    .action(async (o: { pgdata?: string; on?: boolean; off?: boolean }) => {
+      if (Boolean(o.on) === Boolean(o.off)) throw new BihaError('bad_args', 'give exactly one of --on and --off');
+      await nodeRequest(o.pgdata, 'service_mode', { value: Boolean(o.on) });
+      process.stderr.write(`bihactl: service mode is ${o.on ? 'on: no automatic elections or rewinds until --off' : 'off'}\n`);
+    });
+
+  program
     .command('rotate-secret')
     .description('replace the cluster secret by a new random one on every node, without downtime; prints the new magic string')
     .option('--pgdata <dir>', 'data directory of any node')

@@ -700,6 +700,35 @@ export class Controller {
     });
   }
 
+  /**
+   * Turning service mode off needs a leader, and service mode stops elections: when the cluster has
+   * none, this node campaigns once despite service mode (an ordinary election) so that it can commit
+   * the change. Returns at once when a leader is known (the change then goes to it as usual).
+   */
+  private async leadToLeaveServiceMode(): Promise<void> {
+    const raft = this.raft;
+    if (!raft || !this.config().params.serviceMode || raft.soft().role === 'leader') return;
+    const why = raft.campaignDespiteServiceMode(this.now());
+    if (why !== null) {
+      if (raft.soft().leaderId !== 0) return; // requireLeader names the leader
+      throw new BihaError('no_leader', `node ${this.conf.nodeId} cannot campaign to leave service mode: ${why}`, {
+        hint: 'run it on another node that can lead',
+      });
+    }
+    this.log.warn({ id: this.conf.nodeId }, 'service mode: no leader; campaigning once so that service mode can be turned off');
+    this.schedulePump();
+    const deadline = Date.now() + 4 * this.config().params.heartbeatSendPeriod * this.config().params.heartbeatMaxLost + 5000;
+    while (Date.now() < deadline) {
+      const soft = raft.soft();
+      if (soft.role === 'leader') return;
+      if (soft.leaderId !== 0 && soft.leaderId !== this.conf.nodeId) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new BihaError('no_leader', `node ${this.conf.nodeId} was not elected, so service mode stays on`, {
+      hint: 'its WAL may be behind another node, or too few voters are online: run it on the node with the most WAL',
+    });
+  }
+
   private async forwardToLeader(fn: string, args: Record<string, unknown>, timeoutMs = 35_000): Promise<unknown> {
     const l = this.leaderInfo();
     if (!l || l.id === this.conf.nodeId) throw new BihaError('no_leader', `no leader is known right now; ${fn} needs one`);
@@ -780,9 +809,12 @@ export class Controller {
       case 'set_sync_standbys':
         await this.proposeAndWait('biha.set_sync_standbys', { type: 'set_params', params: { syncStandbys: num(args, 'value') } });
         return true;
-      case 'service_mode':
-        await this.proposeAndWait('biha.service_mode', { type: 'set_params', params: { serviceMode: bool(args, 'value') } });
+      case 'service_mode': {
+        const on = bool(args, 'value');
+        if (!on) await this.leadToLeaveServiceMode();
+        await this.proposeAndWait('biha.service_mode', { type: 'set_params', params: { serviceMode: on } });
         return true;
+      }
       case 'set_nquorum_and_minnodes': {
         const change: ConfigChange = { type: 'set_params', params: { nquorum: num(args, 'nquorum'), minnodes: num(args, 'minnodes') } };
         await this.proposeAndWait('biha.set_nquorum_and_minnodes', change);

@@ -181,7 +181,8 @@ export class PostgresActions implements PgActions {
       `this node's WAL (timeline ${s.tli}, up to ${formatLsn(end)}) went past the point where ` +
       `timeline ${div.nextTli} of leader node ${node.id} forked off (${formatLsn(div.switchLsn)})`;
     this.d.log.warn({ tli: s.tli, end: formatLsn(end), leaderTli: leader.tli }, `timelines diverged: ${details}`);
-    if (await this.d.autorewind()) {
+    const inService = this.d.config().params.serviceMode;
+    if (!inService && (await this.d.autorewind())) {
       try {
         await this.rewindFrom(node);
         return;
@@ -201,7 +202,9 @@ export class PostgresActions implements PgActions {
     }
     await this.d.enterNodeError({
       type: 'TIMELINE_DIVERGED',
-      details: `${details}; set biha.autorewind = true or follow docs/runbooks/node-error.md`,
+      details: inService
+        ? `${details}; service mode is on, so no automatic pg_rewind: run bihactl rewind or follow docs/runbooks/node-error.md`
+        : `${details}; set biha.autorewind = true or follow docs/runbooks/node-error.md`,
       beginLsn: formatLsn(div.switchLsn),
       endLsn: formatLsn(end),
       currentTli: s.tli,

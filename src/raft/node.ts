@@ -175,6 +175,9 @@ export class RaftNode {
   private configDirty = false;
   private lastSoft: SoftState;
 
+  /** Until when service mode does not stop this node's campaigns (campaignDespiteServiceMode). */
+  private serviceOverrideUntil = Number.NEGATIVE_INFINITY;
+
   constructor(opts: RaftOptions) {
     if (!Number.isInteger(opts.id) || opts.id <= 0) throw new RaftError('invalid_state', `node id must be a positive integer (got ${opts.id})`);
     this.id = opts.id;
@@ -293,12 +296,15 @@ export class RaftNode {
     });
   }
 
-  /** Whether this node may start a campaign (transfer = after TimeoutNow: service mode does not stop it). */
+  /**
+   * Whether this node may start a campaign (transfer = after TimeoutNow: service mode does not stop
+   * it; nor does it within a window opened by campaignDespiteServiceMode).
+   */
   private mayCampaign(transfer: boolean): boolean {
     const me = this.self();
     if (!me || !isLeaderCapable(me) || this.nodeError) return false;
     if (voterIds(this.cfg()).length === 0) return false;
-    return transfer || !this.cfg().params.serviceMode;
+    return transfer || !this.cfg().params.serviceMode || this.now < this.serviceOverrideUntil;
   }
 
   /**
@@ -508,6 +514,28 @@ export class RaftNode {
     this.updateWritable(now);
   }
 
+  /**
+   * Service mode stops elections, so a cluster that lost its leader while in service mode has no
+   * leader left to turn it off. This lets this node campaign despite service mode for two election
+   * timeouts: an ordinary election (pre-vote, the voters' leader stickiness and WAL checks all
+   * apply), started only when no leader has been heard for an election timeout. Returns why not,
+   * or null when the campaign started.
+   */
+  campaignDespiteServiceMode(now: number): string | null {
+    this.now = now;
+    this.started = true;
+    if (this.role === 'leader') return 'this node is the leader';
+    if (this.heardLeaderRecently(now)) return `node ${this.leaderId || 'unknown'} leads: ask it`;
+    const me = this.self();
+    if (!me || !isLeaderCapable(me)) return 'this node can never be the leader';
+    if (this.nodeError) return 'this node is in NODE_ERROR';
+    this.serviceOverrideUntil = now + 2 * this.electionT();
+    if (!this.mayCampaign(false)) return 'this node may not campaign';
+    if (this.role === 'follower') this.startPreCampaign(now);
+    this.updateWritable(now);
+    return null;
+  }
+
   // ---------------------------------------------------------------- outputs
 
   hasReady(): boolean {
@@ -698,6 +726,7 @@ export class RaftNode {
     if (this.role !== 'candidate') throw new RaftError('invalid_transition', `node ${this.id} cannot become leader from ${this.role}`);
     this.role = 'leader';
     this.leaderId = this.id;
+    this.serviceOverrideUntil = Number.NEGATIVE_INFINITY;
     this.leaderSeenThisTerm = true;
     this.followedTerm = this.term;
     this.transfer = null;

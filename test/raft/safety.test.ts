@@ -198,6 +198,38 @@ describe('eligibility', () => {
     c.run(10_000);
     expect(c.leaders()).toEqual([]);
   });
+
+  it('a leaderless cluster in service mode elects again only when a node is asked to, and that leader can turn service mode off', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    expect(c.node(leader!).propose({ type: 'set_params', params: { serviceMode: true } }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+    c.crash(leader!);
+    c.run(10_000);
+    expect(c.leaders()).toEqual([]);
+    const other = [1, 2, 3].find((id) => id !== leader)!;
+    expect(c.node(other).campaignDespiteServiceMode(c.time)).toBeNull();
+    c.run(3000);
+    expect(c.leaders()).toEqual([other]);
+    expect(c.node(other).config().params.serviceMode).toBe(true);
+    expect(c.node(other).propose({ type: 'set_params', params: { serviceMode: false } }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+    expect(c.node(other).config().params.serviceMode).toBe(false);
+    const third = [1, 2, 3].find((id) => id !== leader && id !== other)!;
+    expect(c.node(third).config().params.serviceMode).toBe(false);
+  });
+
+  it('a node asked to campaign despite service mode refuses while it hears a leader', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const other = [1, 2, 3].find((id) => id !== leader)!;
+    expect(c.node(other).campaignDespiteServiceMode(c.time)).toMatch(/leads: ask it/);
+    expect(c.node(leader!).campaignDespiteServiceMode(c.time)).toBe('this node is the leader');
+    c.run(2000);
+    expect(c.leaders()).toEqual([leader]);
+  });
 });
 
 describe('fencing and lease', () => {
