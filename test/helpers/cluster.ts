@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import type { StatusFile } from '../../src/controller/sqlbridge.js';
 
 const pexec = promisify(execFile);
@@ -312,4 +313,15 @@ export async function psqlAsPostgres(port: number, database: string, sql: string
   const r = await asPostgres(`${PG_BIN}/psql`, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-p', String(port), '-d', database, '-c', sql], {}, 30_000);
   if (r.code !== 0) throw new Error(`psql on port ${port} failed: ${r.stderr.trim()}`);
   return r.stdout.trim();
+}
+
+/** Creates the cluster (then runs `prepare`) before the suite's tests, and destroys it after them. */
+export function useCluster(c: TestCluster, prepare?: () => void | Promise<void>): void {
+  beforeAll(async () => {
+    await c.create();
+    await prepare?.();
+  }, 180_000);
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
 }

@@ -1,7 +1,7 @@
 // init/add/start of 3 nodes, failover after kill -9 of the leader, rejoin, switchover, clean stop.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { TestCluster, bihaOk, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, useCluster, waitFor } from '../helpers/cluster.js';
 
 async function insertThroughUri(c: TestCluster, value: string): Promise<number> {
   const { client, port } = await connectMultiHost(parseMultiHostUri(c.connString()));
@@ -16,12 +16,7 @@ async function insertThroughUri(c: TestCluster, value: string): Promise<number> 
 
 describe('a 3-node cluster on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 16100 });
-  beforeAll(async () => {
-    await c.create();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  useCluster(c);
 
   it('elects node 1 and every node shows the same cluster', async () => {
     const l = await c.waitLeader();

@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { PASSWORD, TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 import { WriteLoop } from '../helpers/writer.js';
 
 /** A client pinned to one node that inserts as fast as it can and records when each insert was acknowledged. */
@@ -61,15 +61,11 @@ function log(c: TestCluster, i: number): string {
 
 describe('fencing a leader on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 16300 });
-  beforeAll(async () => {
-    await c.create();
+  useCluster(c, () => {
     // A fenced leader may hold a few records its followers never received (asynchronous mode):
     // it then rejoins through pg_rewind.
     c.setAutorewind(true);
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  });
 
   it('kill -9 of the leader controller: the watchdog fences PostgreSQL before the new leader acknowledges a write', async () => {
     const old = await c.waitLeader();

@@ -6,8 +6,8 @@
 // referee (2 + 2 > 3, so an old leader cut off alone cannot stay writable while the others elect).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, bihactl, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 
 interface Member {
   id: number;
@@ -97,12 +97,7 @@ async function staysWritable(c: TestCluster, leader: number, ms: number, v: stri
 
 describe('two data nodes and a referee', () => {
   const c = new TestCluster({ nodes: 3, basePort: 21000, nquorum: 2, minnodes: 2, modes: { 3: 'referee' } });
-  beforeAll(async () => {
-    await c.create();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  useCluster(c);
 
   it('the referee runs only its controller: no PostgreSQL, and every status view names its mode', async () => {
     expect(await c.waitLeader()).toBe(1);
@@ -246,12 +241,7 @@ describe('two data nodes and a referee', () => {
 
 describe('two data nodes and a referee_with_wal', () => {
   const c = new TestCluster({ nodes: 3, basePort: 21100, nquorum: 2, minnodes: 2, modes: { 3: 'referee_with_wal' } });
-  beforeAll(async () => {
-    await c.create();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  useCluster(c);
 
   it('receives WAL like a standby, cannot be made leader and is no synchronous standby', async () => {
     expect(await c.waitLeader()).toBe(1);

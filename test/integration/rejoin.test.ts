@@ -3,8 +3,8 @@
 // biha.autorewind on, rewound and following by itself.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 
 /**
  * Makes the leader's WAL diverge: its followers stop receiving WAL, the leader commits rows only it
@@ -35,12 +35,7 @@ function setAutorewind(c: TestCluster, i: number, on: boolean): void {
 
 describe('rejoining a diverged old leader', () => {
   const c = new TestCluster({ nodes: 3, basePort: 16500 });
-  beforeAll(async () => {
-    await c.create();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  useCluster(c);
 
   it('autorewind off: NODE_ERROR with the divergence details, kept across a restart; bihactl rewind brings it back', async () => {
     const old = await divergeAndCrashLeader(c);

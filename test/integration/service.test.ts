@@ -1,8 +1,8 @@
 // Service (maintenance) mode on real PostgreSQL: while it is on, the loss of the leader starts no
 // election; it shows in bihactl status, biha.config(), GET /cluster and /metrics; and it can be
 // turned off even when the cluster has no leader left (one node campaigns once to commit that).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 
 async function httpGet(port: number, p: string): Promise<{ status: number; text: string }> {
   const r = await fetch(`http://127.0.0.1:${port}${p}`);
@@ -13,12 +13,7 @@ describe('service mode on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 23000 });
   const httpPort = (i: number): number => c.port(i) + 2;
 
-  beforeAll(async () => {
-    await c.create();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  useCluster(c);
 
   it('is refused on a follower with the leader named, and turned on at the leader; every view shows it', async () => {
     const l = await c.waitLeader();

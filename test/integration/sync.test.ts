@@ -1,9 +1,9 @@
 // Synchronous mode (--sync-standbys=1 on 3 nodes, nquorum 2: 1 + 1 + 2 > 3): commits wait while no
 // standby confirms, and no acknowledged commit is lost over repeated failovers.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { PASSWORD, TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 import { WriteLoop } from '../helpers/writer.js';
 
 /** Inserts unique ids through the multi-host string; a commit counts as acknowledged only without a
@@ -44,15 +44,11 @@ class SyncWriter {
 
 describe('synchronous mode on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 16700, syncStandbys: 1 });
-  beforeAll(async () => {
-    await c.create();
+  useCluster(c, () => {
     // A crashed leader may hold commits that waited for a standby and were never acknowledged:
     // its WAL diverges, and with autorewind it rejoins by itself.
     c.setAutorewind(true);
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  });
 
   it("sets synchronous_standby_names = 'ANY 1 (...)' over the other nodes on the leader", async () => {
     const l = await c.waitLeader();
