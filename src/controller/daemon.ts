@@ -1128,6 +1128,10 @@ export class Controller {
 /** Run a controller in this process until it is told to stop. Returns the exit code. */
 export async function runController(opts: ControllerOptions): Promise<number> {
   dropPrivileges(opts.pgdata);
+  // Passwords given to bihactl itself never reach PostgreSQL, its tools or callbacks (the
+  // controller uses pg_biha/pgpass).
+  delete process.env['BIHA_REPLICATION_PASSWORD'];
+  delete process.env['PGPASSWORD'];
   const c = new Controller(opts);
   const onSignal = (): void => void c.shutdown(true, 0);
   process.on('SIGTERM', onSignal);

@@ -52,7 +52,7 @@ describe('callbacks and the failback window on a 3-node cluster', () => {
   }
 
   beforeAll(async () => {
-    fs.writeFileSync(logScript, `#!/bin/sh\necho "$* leader=$BIHA_LEADER_ID role=$BIHA_ROLE event=$BIHA_EVENT node=$BIHA_NODE_ID term=$BIHA_TERM pgdata=$BIHA_PGDATA" >> ${c.dir}/cb-$BIHA_NODE_ID.log\n`, { mode: 0o755 });
+    fs.writeFileSync(logScript, `#!/bin/sh\necho "$* leader=$BIHA_LEADER_ID role=$BIHA_ROLE event=$BIHA_EVENT node=$BIHA_NODE_ID term=$BIHA_TERM pgdata=$BIHA_PGDATA pw=\${BIHA_REPLICATION_PASSWORD:-none}" >> ${c.dir}/cb-$BIHA_NODE_ID.log\n`, { mode: 0o755 });
     fs.writeFileSync(hangScript, `#!/bin/sh\nsleep 1000 &\necho "$$ $!" >> ${c.dir}/hang-$BIHA_NODE_ID.pids\nwait\n`, { mode: 0o755 });
     fs.chmodSync(logScript, 0o755);
     fs.chmodSync(hangScript, 0o755);
@@ -88,8 +88,8 @@ describe('callbacks and the failback window on a 3-node cluster', () => {
     const term = await termOf(next);
     await waitFor(`failover on node ${next}`, async () => lines(next).some((l) => l.startsWith(`failover ${next} ${term} leader `)), 20_000);
     const mine = lines(next);
-    expect(mine).toContain(`role_change ${next} ${term} leader leader=${next} role=leader event=role_change node=${next} term=${term} pgdata=${c.pgdata(next)}`);
-    expect(mine).toContain(`failover ${next} ${term} leader leader=${next} role=leader event=failover node=${next} term=${term} pgdata=${c.pgdata(next)}`);
+    expect(mine).toContain(`role_change ${next} ${term} leader leader=${next} role=leader event=role_change node=${next} term=${term} pgdata=${c.pgdata(next)} pw=none`);
+    expect(mine).toContain(`failover ${next} ${term} leader leader=${next} role=leader event=failover node=${next} term=${term} pgdata=${c.pgdata(next)} pw=none`);
     // role_change was queued first, and nothing called it a switchover.
     expect(mine.findIndex((l) => l.startsWith('role_change') && l.includes(' leader leader='))).toBeLessThan(mine.findIndex((l) => l.startsWith('failover')));
     expect(mine.some((l) => l.startsWith('switchover'))).toBe(false);
