@@ -267,7 +267,9 @@ export class TestCluster {
       this.signalOwn(Number(entry), 'SIGKILL');
     }
     await sleep(300);
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    // BIHA_TEST_KEEP=1 keeps the data directories and logs for a post-mortem.
+    if (process.env['BIHA_TEST_KEEP'] === '1') process.stderr.write(`kept ${this.dir}\n`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
