@@ -31,6 +31,43 @@ describe('a 3-node cluster on real PostgreSQL', () => {
     expect(await insertThroughUri(c, 'before')).toBe(c.port(1));
   });
 
+  it('the HTTP endpoints of a real leader and follower answer as Patroni\'s do, and follow a switchover', async () => {
+    const get = async (i: number, p: string): Promise<{ status: number; body: string }> => {
+      const r = await fetch(`http://127.0.0.1:${c.port(i) + 2}${p}`, { signal: AbortSignal.timeout(5000) });
+      return { status: r.status, body: await r.text() };
+    };
+    const codes = async (i: number): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const p of ['/primary', '/replica', '/replica?lag=1GB', '/read-only', '/health', '/liveness', '/readiness']) out[p] = (await get(i, p)).status;
+      return out;
+    };
+    const l = await c.waitLeader();
+    const f = (l % 3) + 1;
+    await c.waitState(f, 'FOLLOWER');
+    const leaderCodes = { '/primary': 200, '/replica': 503, '/replica?lag=1GB': 503, '/read-only': 200, '/health': 200, '/liveness': 200, '/readiness': 200 };
+    const followerCodes = { '/primary': 503, '/replica': 200, '/replica?lag=1GB': 200, '/read-only': 200, '/health': 200, '/liveness': 200, '/readiness': 200 };
+    expect(await waitFor('leader endpoints', async () => { const r = await codes(l); return JSON.stringify(r) === JSON.stringify(leaderCodes) ? r : null; }, 30_000)).toEqual(leaderCodes);
+    expect(await waitFor('follower endpoints', async () => { const r = await codes(f); return JSON.stringify(r) === JSON.stringify(followerCodes) ? r : null; }, 30_000)).toEqual(followerCodes);
+    expect((await get(f, '/replica?lag=lots')).status).toBe(400);
+
+    const cluster = JSON.parse((await get(f, '/cluster')).body) as { leader_id: number; members: { id: number; state: string }[] };
+    expect(cluster.leader_id).toBe(l);
+    expect(cluster.members.map((m) => m.id)).toEqual([1, 2, 3]);
+    expect(cluster.members.find((m) => m.id === l)?.state).toBe('LEADER_RW');
+    const metrics = (await get(l, '/metrics')).body;
+    expect(metrics).toMatch(new RegExp(`^biha_state\\{[^}]*state="LEADER_RW"[^}]*\\} 1$`, 'm'));
+    expect(metrics).toMatch(new RegExp(`^biha_leader_id\\{[^}]*\\} ${l}$`, 'm'));
+    expect(metrics).toMatch(/^biha_replication_lag_bytes\{[^}]*follower="\d"[^}]*\} \d+$/m);
+
+    // After a switchover the roles of the endpoints swap.
+    await bihaOk(['set-leader', `--id=${f}`, `--pgdata=${c.pgdata(l)}`]);
+    await waitFor('the new leader\'s /primary', async () => (await get(f, '/primary')).status === 200, 30_000);
+    await waitFor('the old leader\'s /replica', async () => (await get(l, '/replica')).status === 200, 60_000);
+    expect((await get(l, '/primary')).status).toBe(503);
+    await bihaOk(['set-leader', `--id=${l}`, `--pgdata=${c.pgdata(f)}`]);
+    await c.waitState(f, 'FOLLOWER');
+  });
+
   it('fails over after kill -9 of the leader controller and postmaster, and the old leader rejoins as a follower', async () => {
     const old = await c.waitLeader();
     c.kill9(old, 'both');
