@@ -11,7 +11,7 @@ import { formatLsn, parseLsn } from './pg/lsn.js';
 import type { LocalPg, LocalPgStatus } from './pg/conn.js';
 import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './pg/conn.js';
 import type { PgEnv } from './pg/tools.js';
-import { pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './pg/tools.js';
+import { controldata, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './pg/tools.js';
 import { bihaDir, logDir, passfilePath, slotName } from './nodefiles.js';
 import type { NodeConf, NodeErrorInfo } from './nodefiles.js';
 
@@ -86,6 +86,12 @@ export function divergence(
   return endLsn > sw ? { switchLsn: sw, nextTli: next } : null;
 }
 
+/** PostgreSQL runs but refuses connections: starting up, or a standby not consistent yet (57P03). */
+export function notAcceptingConnections(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: unknown } } | null)?.cause;
+  return cause?.code === '57P03' || /not yet accepting connections|is starting up/.test(e instanceof Error ? e.message : String(e));
+}
+
 export class PostgresActions implements PgActions {
   private dutiesKey = '';
   private lastStatus: LocalPgStatus | null = null;
@@ -157,7 +163,14 @@ export class PostgresActions implements PgActions {
     const node = this.d.config().nodes.find((n) => n.id === upstream);
     if (!node || !isDataNode(node))
       throw new BihaError('bad_upstream', `node ${upstream} is not a data node of the cluster; cannot stream from it`);
-    const s = await this.d.status();
+    let s: LocalPgStatus;
+    try {
+      s = await this.d.status();
+    } catch (e) {
+      if (!notAcceptingConnections(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
+      await this.retargetNotConsistent(node);
+      return;
+    }
     this.lastStatus = s;
     const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0);
     const leader = await this.d.peerTimeline(upstream);
@@ -170,9 +183,42 @@ export class PostgresActions implements PgActions {
     this.d.setObserved({ role: 'STANDBY', upstream });
   }
 
+  /**
+   * A standby that has not reached a consistent state yet (after pg_rewind or a base backup, when
+   * the node it was copying from went away) refuses connections, so neither its status nor ALTER
+   * SYSTEM is available. Its position comes from pg_control (the minimum recovery point it must
+   * reach), and the new upstream goes into postgresql.auto.conf with a reload (primary_conninfo
+   * is reloadable): it then fetches the missing WAL from the new leader.
+   */
+  private async retargetNotConsistent(node: NodeInfo): Promise<void> {
+    const cd = await controldata(this.d.env, this.d.pgdata);
+    const lsnOf = (k: string): number => {
+      try {
+        return parseLsn(cd[k] ?? '0/0');
+      } catch {
+        return 0;
+      }
+    };
+    const tli = Number(cd["Min recovery ending loc's timeline"]) || Number(cd["Latest checkpoint's TimeLineID"]) || 0;
+    const end = Math.max(lsnOf('Minimum recovery ending location'), lsnOf('Latest checkpoint location'));
+    const leader = await this.d.peerTimeline(node.id);
+    const div = divergence(tli, end, leader);
+    if (div) {
+      await this.handleDivergence(node, { tli, replayLsn: null }, end, div, leader);
+      return;
+    }
+    this.d.log.info(
+      { upstream: node.id, tli, minRecovery: formatLsn(end) },
+      'PostgreSQL does not accept connections yet (not consistent): new upstream through postgresql.auto.conf and a reload',
+    );
+    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
+    await pgCtlReload(this.d.env, this.d.pgdata);
+    this.d.setObserved({ role: 'STANDBY', upstream: node.id });
+  }
+
   private async handleDivergence(
     node: NodeInfo,
-    s: LocalPgStatus,
+    s: Pick<LocalPgStatus, 'tli' | 'replayLsn'>,
     end: number,
     div: { switchLsn: number; nextTli: number },
     leader: TimelineInfo,
@@ -253,7 +299,10 @@ export class PostgresActions implements PgActions {
     await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
     await writeStandbySignal(this.d.env, pgdata);
     await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
-    await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+    // Only until the postmaster runs: it accepts connections once it has replayed up to the
+    // rewind's minimum recovery point, which needs the source — which may go away meanwhile. The
+    // controller goes on (another leader can be followed: retargetNotConsistent).
+    await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 120_000, wait: 'started' });
     this.d.setObserved({ role: 'STANDBY', upstream: node.id });
     this.d.log.info({ saved: saveDir }, 'rewound; the WAL files from before the rewind are kept in the saved directory');
   }

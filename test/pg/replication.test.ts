@@ -4,6 +4,13 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { PostgresActions, notAcceptingConnections } from '../../src/controller/pgactions.js';
+import type { PgActionsDeps } from '../../src/controller/pgactions.js';
+import type { NodeConf } from '../../src/controller/nodefiles.js';
+import type { Observed } from '../../src/controller/nc.js';
+import { DEFAULT_PARAMS } from '../../src/raft/index.js';
+import type { ClusterConfig } from '../../src/raft/index.js';
 import { readBihaGucs, setAutoConfOffline, writeBihaConf } from '../../src/controller/pg/conf.js';
 import type { BihaConfVars } from '../../src/controller/pg/conf.js';
 import {
@@ -31,6 +38,7 @@ import {
   readPostmasterPidFile,
   resolvePgEnv,
   rewind,
+  runTool,
   walEnd,
   writeStandbySignal,
 } from '../../src/controller/pg/tools.js';
@@ -49,6 +57,8 @@ let env: PgEnv;
 let passfile = '';
 let db1: LocalPg;
 let db2: LocalPg;
+let n3 = '';
+let db3: LocalPg | undefined;
 
 const confVars = (id: number, port: number): BihaConfVars => ({
   listenAddresses: '127.0.0.1',
@@ -92,8 +102,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await db1?.close();
   await db2?.close();
-  for (const d of [n1, n2]) if (env && d) await pgCtlStop(env, d, 'immediate').catch(() => undefined);
-  if (base) await cleanup(base, [n1, n2]);
+  await db3?.close();
+  for (const d of [n1, n2, n3]) if (env && d) await pgCtlStop(env, d, 'immediate').catch(() => undefined);
+  if (base) await cleanup(base, [n1, n2, n3]);
 });
 
 async function caughtUp(): Promise<boolean> {
@@ -260,5 +271,68 @@ describe('failover and rewind of the diverged old primary', () => {
     const end = await walEnd(env, n1);
     expect(end.tli).toBe(2);
     expect(end.lsn).toBeGreaterThanOrEqual(replayed);
+  });
+});
+
+describe('a standby that is not consistent yet', () => {
+  // n2 is the primary (timeline 2). n3 is copied from it without WAL and pointed at a port where
+  // nothing listens, as a node whose rewind or base backup source went away: it refuses connections
+  // until it has replayed up to the backup's end, so only pg_control and a reload can retarget it.
+  let actions: PostgresActions;
+  let observed: Observed | null = null;
+
+  it('takes the new upstream from pg_control and a reload, then becomes consistent and streams', async () => {
+    n3 = path.join(base, 'n3');
+    const p3 = await freePort();
+    const dead = await freePort();
+    await ensureSlot(db2, 'biha_node_3');
+    await runTool(env, 'pg_basebackup', ['-D', n3, '-h', '127.0.0.1', '-p', String(p2), '-U', REPL_USER, '-X', 'none', '--checkpoint=fast', '--no-password'], {
+      extraEnv: { PGPASSFILE: passfile },
+      timeoutMs: 120_000,
+    });
+    await writeBihaConf(n3, confVars(3, p3));
+    await fsp.mkdir(path.join(n3, 'pg_biha'), { recursive: true, mode: 0o700 });
+    await fsp.copyFile(passfile, path.join(n3, 'pg_biha', 'pgpass'));
+    await chownToRunAs(env, path.join(n3, 'pg_biha'));
+    await chownToRunAs(env, path.join(n3, 'pg_biha', 'pgpass'));
+    await setAutoConfOffline(n3, { primary_conninfo: upstream(dead, 'biha_node_3'), primary_slot_name: 'biha_node_3' });
+    await writeStandbySignal(env, n3);
+    await pgCtlStart(env, n3, { logFile: path.join(base, 'n3.log'), wait: 'started' });
+    db3 = new LocalPg({ socketDir: '/tmp', port: p3, user: env.user });
+    const refused = await waitFor('n3 to refuse connections', async () => {
+      const e = await db3!.query('select 1').then(() => null, (err: unknown) => err);
+      return e && notAcceptingConnections(e) ? e : null;
+    });
+    expect(notAcceptingConnections(refused)).toBe(true);
+
+    const config: ClusterConfig = {
+      nodes: [2, 3].map((id) => ({ id, host: '127.0.0.1', port: id === 2 ? p2 : p3, bihaPort: 1, mode: 'regular' as const, canBeLeader: true, canVote: true, priority: 0 })),
+      params: DEFAULT_PARAMS,
+    };
+    const deps: PgActionsDeps = {
+      pgdata: n3,
+      conf: { nodeId: 3, replicationUser: REPL_USER } as NodeConf,
+      env,
+      pg: db3,
+      log: pino({ level: 'silent' }),
+      config: () => config,
+      peerTimeline: () => Promise.resolve({ tli: 2, history: [{ parentTli: 1, switchLsn: '0/1000000' }] }),
+      autorewind: () => Promise.resolve(false),
+      enterNodeError: (e) => Promise.reject(new Error(`unexpected NODE_ERROR: ${e.details}`)),
+      setObserved: (o) => void (observed = o),
+      status: () => localStatus(db3!),
+      restoreIdentity: () => Promise.resolve(),
+      nodesInError: () => new Set(),
+    };
+    actions = new PostgresActions(deps);
+    await actions.retarget(2);
+    expect(observed).toEqual({ role: 'STANDBY', upstream: 2 });
+    const st = await waitFor('n3 consistent and streaming from n2', async () => {
+      const s = await localStatus(db3!).catch(() => null);
+      return s?.walReceiver?.status === 'streaming' ? s : null;
+    }, 60_000);
+    expect(st.walReceiver?.senderPort).toBe(p2);
+    expect(st.tli).toBe(2);
+    await waitFor('n3 replays 102', async () => (await db3!.query<{ n: number }>('SELECT count(*)::int AS n FROM kept'))[0]?.n === 102);
   });
 });
