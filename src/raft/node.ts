@@ -1165,7 +1165,10 @@ export class RaftNode {
     if (!logAtLeast({ index: msg.lastIndex, term: msg.lastTerm }, { index: this.lastIndex(), term: this.lastTerm() })) {
       return reject('config_log_behind');
     }
-    const need = me.mode === 'regular' ? this.wal : this.seenWal;
+    // A node in NODE_ERROR left the cluster's history (its WAL diverged, or its rewind failed):
+    // what it holds past the fork was never acknowledged by the cluster (it confirms no synchronous
+    // commit), so its WAL position must not keep the healthy nodes from electing a leader.
+    const need = me.mode !== 'regular' ? this.seenWal : this.nodeError ? NO_WAL : this.wal;
     if (compareWal(msg.wal, need) < 0) return reject('wal_behind');
     if (msg.type === 'vote' && this.vote !== 0 && this.vote !== msg.from) return reject('already_voted');
 

@@ -172,6 +172,15 @@ export class TestCluster {
     }, timeoutMs);
   }
 
+  /** Waits until node i is a follower whose PostgreSQL streams from the leader (not only raft FOLLOWER: a rewind may still run). */
+  async waitStreaming(i: number, timeoutMs = 90_000): Promise<void> {
+    await this.waitState(i, 'FOLLOWER', timeoutMs);
+    await waitFor(`node ${i} to stream WAL`, async () => {
+      const r = await this.su<{ status: string }>(i, 'select status from pg_stat_wal_receiver').catch(() => []);
+      return r[0]?.status === 'streaming';
+    }, timeoutMs);
+  }
+
   ids(): number[] {
     return Array.from({ length: this.o.nodes }, (_, k) => k + 1);
   }

@@ -80,7 +80,7 @@ describe('fencing a leader on real PostgreSQL', () => {
     expect(w.lastAck).toBeLessThan(first.at);
     expect(log(c, old)).toContain('fenced with an immediate shutdown');
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
-    await c.waitState(old, 'FOLLOWER');
+    await c.waitStreaming(old);
   });
 
   it('SIGSTOP of the leader controller longer than the lease: fenced, and after SIGCONT the node follows', async () => {
@@ -98,7 +98,7 @@ describe('fencing a leader on real PostgreSQL', () => {
     } finally {
       c.signalController(old, 'SIGCONT');
     }
-    await c.waitState(old, 'FOLLOWER');
+    await c.waitStreaming(old);
   });
 
   it('a leader without minnodes acknowledgements stops being writable for every client; writes resume when the followers return', async () => {

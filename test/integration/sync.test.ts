@@ -108,7 +108,7 @@ describe('synchronous mode on real PostgreSQL', () => {
       const lost = w.acked.filter((id) => !have.has(id));
       expect(lost).toEqual([]);
       await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
-      await c.waitState(old, 'FOLLOWER', 90_000);
+      await c.waitStreaming(old);
       await c.sql(next, 'truncate acked', [], 'biha_db');
     }
   });

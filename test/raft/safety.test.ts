@@ -183,6 +183,24 @@ describe('eligibility', () => {
     expect(c.node(3).soft()).toMatchObject({ role: 'follower', state: 'NODE_ERROR', writable: false });
   });
 
+  it('a NODE_ERROR voter whose diverged WAL lies ahead does not block the healthy candidate', () => {
+    const c = three();
+    c.crash(1);
+    // Node 2 diverged: its WAL claims more than node 3 holds, on a branch the cluster left.
+    c.setWal(2, { tli: 3, lsn: 0x302d9d0 });
+    c.setWal(3, { tli: 3, lsn: 0x302d920 });
+    c.node(2).setNodeError(true);
+    c.run(5000);
+    expect(c.leaders()).toEqual([3]);
+    // Healthy, the same WAL would refuse node 3 (wal_behind) and leave the cluster without a leader.
+    const d = three();
+    d.crash(1);
+    d.setWal(2, { tli: 3, lsn: 0x302d9d0 });
+    d.setWal(3, { tli: 3, lsn: 0x302d920 });
+    d.run(5000);
+    expect(d.leaders()).toEqual([2]);
+  });
+
   it('service mode stops automatic elections but not a transfer', () => {
     const c = three();
     c.run(3000);
