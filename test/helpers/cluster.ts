@@ -124,9 +124,9 @@ export class TestCluster {
     return await bihactl(['stop', `--pgdata=${this.pgdata(i)}`]);
   }
 
-  /** init + start node 1, then add + start the others one by one, waiting for a writable leader. */
-  async create(): Promise<void> {
-    const r = await this.init();
+  /** init (with `initExtra`) + start node 1, then add + start the others one by one, waiting for a writable leader. */
+  async create(initExtra: string[] = []): Promise<void> {
+    const r = await this.init(initExtra);
     if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
     await this.start(1);
     for (let i = 2; i <= this.o.nodes; i++) {
@@ -326,10 +326,10 @@ export async function psqlAsPostgres(port: number, database: string, sql: string
   return r.stdout.trim();
 }
 
-/** Creates the cluster (then runs `prepare`) before the suite's tests, and destroys it after them. */
-export function useCluster(c: TestCluster, prepare?: () => void | Promise<void>): void {
+/** Creates the cluster (init with `initExtra`, then runs `prepare`) before the suite's tests, and destroys it after them. */
+export function useCluster(c: TestCluster, prepare?: () => void | Promise<void>, initExtra: string[] = []): void {
   beforeAll(async () => {
-    await c.create();
+    await c.create(initExtra);
     await prepare?.();
   }, 180_000);
   afterAll(async () => {

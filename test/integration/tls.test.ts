@@ -10,7 +10,7 @@ import { connectClient } from '../../src/controller/bcp/transport.js';
 import { PROTOCOL_VERSION, encodeFrame } from '../../src/controller/bcp/codec.js';
 import { decodeMagic, encodeMagic } from '../../src/controller/magic.js';
 import { caFingerprint } from '../../src/controller/tlsfiles.js';
-import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 
 const TLS_FILES = ['ca.crt', 'ca.key', 'node.crt', 'node.key'];
 
@@ -47,21 +47,9 @@ describe('a TLS cluster on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 22500 });
   let owner = 0;
 
-  beforeAll(async () => {
-    const r = await c.init(['--use-ssl']);
-    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
-    await c.start(1);
-    for (const i of [2, 3]) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
-      await c.start(i);
-    }
-    await c.waitLeader();
+  useCluster(c, () => {
     owner = fs.statSync(c.pgdata(1)).uid;
-  }, 300_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
+  }, ['--use-ssl']);
 
   it('records TLS and the CA fingerprint in the magic string', () => {
     const m = decodeMagic(c.magic);
