@@ -86,20 +86,32 @@ export function divergence(
   return endLsn > sw ? { switchLsn: sw, nextTli: next } : null;
 }
 
-/** PostgreSQL runs but refuses connections: starting up, or a standby not consistent yet (57P03). */
-export function notAcceptingConnections(e: unknown): boolean {
-  const cause = (e as { cause?: { code?: unknown } } | null)?.cause;
-  return cause?.code === '57P03' || /not yet accepting connections|is starting up/.test(e instanceof Error ? e.message : String(e));
+/**
+ * PostgreSQL runs but refuses connections (57P03): it has not reached a consistent state yet
+ * ("not yet accepting connections"), or has not even found its starting checkpoint ("starting up").
+ */
+export function notConsistentYet(e: unknown): boolean {
+  return /not yet accepting connections|is starting up/.test(e instanceof Error ? e.message : String(e));
 }
 
 export class PostgresActions implements PgActions {
   private dutiesKey = '';
+  /** Set by a rewind until PostgreSQL accepts connections: its position is pg_control's minimum recovery point. */
+  private rewoundNotConsistent = false;
   private lastStatus: LocalPgStatus | null = null;
 
   constructor(private readonly d: PgActionsDeps) {}
 
   private get pgLog(): string {
     return path.join(logDir(this.d.pgdata), 'postgresql.log');
+  }
+
+  /**
+   * The data directory was just made from another node's (pg_rewind, a base backup): until it
+   * accepts connections, pg_control's minimum recovery point says where its WAL ends.
+   */
+  noteCopied(): void {
+    this.rewoundNotConsistent = true;
   }
 
   noteStatus(s: LocalPgStatus | null): void {
@@ -167,10 +179,13 @@ export class PostgresActions implements PgActions {
     try {
       s = await this.d.status();
     } catch (e) {
-      if (!notAcceptingConnections(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
-      await this.retargetNotConsistent(node);
-      return;
+      // Only a fresh copy (rewind): a crashed primary restarted as a standby also refuses
+      // connections until it replayed its own WAL, but pg_control does not say where that WAL ends.
+      if (!this.rewoundNotConsistent || !notConsistentYet(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
+      if (await this.retargetNotConsistent(node)) return;
+      throw e;
     }
+    this.rewoundNotConsistent = false;
     this.lastStatus = s;
     const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0);
     const leader = await this.d.peerTimeline(upstream);
@@ -190,22 +205,15 @@ export class PostgresActions implements PgActions {
    * reach), and the new upstream goes into postgresql.auto.conf with a reload (primary_conninfo
    * is reloadable): it then fetches the missing WAL from the new leader.
    */
-  private async retargetNotConsistent(node: NodeInfo): Promise<void> {
-    const cd = await controldata(this.d.env, this.d.pgdata);
-    const lsnOf = (k: string): number => {
-      try {
-        return parseLsn(cd[k] ?? '0/0');
-      } catch {
-        return 0;
-      }
-    };
-    const tli = Number(cd["Min recovery ending loc's timeline"]) || Number(cd["Latest checkpoint's TimeLineID"]) || 0;
-    const end = Math.max(lsnOf('Minimum recovery ending location'), lsnOf('Latest checkpoint location'));
+  private async retargetNotConsistent(node: NodeInfo): Promise<boolean> {
+    const { tli, end } = await this.copiedWalPosition();
+    // Neither pg_control nor a backup label says where this node's WAL ends.
+    if (end === 0 || tli === 0) return false;
     const leader = await this.d.peerTimeline(node.id);
     const div = divergence(tli, end, leader);
     if (div) {
       await this.handleDivergence(node, { tli, replayLsn: null }, end, div, leader);
-      return;
+      return true;
     }
     this.d.log.info(
       { upstream: node.id, tli, minRecovery: formatLsn(end) },
@@ -214,6 +222,29 @@ export class PostgresActions implements PgActions {
     await setAutoConfOffline(this.d.pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
     await pgCtlReload(this.d.env, this.d.pgdata);
     this.d.setObserved({ role: 'STANDBY', upstream: node.id });
+    return true;
+  }
+
+  /**
+   * Where a fresh copy's WAL must reach: pg_control's minimum recovery point once recovery has
+   * begun, before that the start of the backup_label that pg_rewind and pg_basebackup leave.
+   */
+  private async copiedWalPosition(): Promise<{ tli: number; end: number }> {
+    const lsn = (text: string | undefined): number => {
+      try {
+        return parseLsn(text ?? '0/0');
+      } catch {
+        return 0;
+      }
+    };
+    const cd = await controldata(this.d.env, this.d.pgdata);
+    const min = { tli: Number(cd["Min recovery ending loc's timeline"]) || 0, end: lsn(cd['Minimum recovery ending location']) };
+    if (min.end > 0 && min.tli > 0) return min;
+    const label = await fs.readFile(path.join(this.d.pgdata, 'backup_label'), 'utf8').catch(() => '');
+    return {
+      tli: Number(/^START TIMELINE: (\d+)$/m.exec(label)?.[1] ?? 0),
+      end: lsn(/^START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/m.exec(label)?.[1]),
+    };
   }
 
   private async handleDivergence(
@@ -303,6 +334,7 @@ export class PostgresActions implements PgActions {
     // rewind's minimum recovery point, which needs the source — which may go away meanwhile. The
     // controller goes on (another leader can be followed: retargetNotConsistent).
     await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 120_000, wait: 'started' });
+    this.noteCopied();
     this.d.setObserved({ role: 'STANDBY', upstream: node.id });
     this.d.log.info({ saved: saveDir }, 'rewound; the WAL files from before the rewind are kept in the saved directory');
   }

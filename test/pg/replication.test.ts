@@ -5,7 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { PostgresActions, notAcceptingConnections } from '../../src/controller/pgactions.js';
+import { PostgresActions, notConsistentYet } from '../../src/controller/pgactions.js';
 import type { PgActionsDeps } from '../../src/controller/pgactions.js';
 import type { NodeConf } from '../../src/controller/nodefiles.js';
 import type { Observed } from '../../src/controller/nc.js';
@@ -301,9 +301,9 @@ describe('a standby that is not consistent yet', () => {
     db3 = new LocalPg({ socketDir: '/tmp', port: p3, user: env.user });
     const refused = await waitFor('n3 to refuse connections', async () => {
       const e = await db3!.query('select 1').then(() => null, (err: unknown) => err);
-      return e && notAcceptingConnections(e) ? e : null;
+      return e && notConsistentYet(e) ? e : null;
     });
-    expect(notAcceptingConnections(refused)).toBe(true);
+    expect(notConsistentYet(refused)).toBe(true);
 
     const config: ClusterConfig = {
       nodes: [2, 3].map((id) => ({ id, host: '127.0.0.1', port: id === 2 ? p2 : p3, bihaPort: 1, mode: 'regular' as const, canBeLeader: true, canVote: true, priority: 0 })),
@@ -325,6 +325,11 @@ describe('a standby that is not consistent yet', () => {
       nodesInError: () => new Set(),
     };
     actions = new PostgresActions(deps);
+    // Not consistent without being a fresh copy (a crashed primary replaying its own WAL): refused,
+    // pg_control does not say where its WAL ends.
+    await expect(actions.retarget(2)).rejects.toThrow(/not yet accepting connections|is starting up/);
+    expect(observed).toBeNull();
+    actions.noteCopied();
     await actions.retarget(2);
     expect(observed).toEqual({ role: 'STANDBY', upstream: 2 });
     const st = await waitFor('n3 consistent and streaming from n2', async () => {
