@@ -94,6 +94,18 @@ export function notConsistentYet(e: unknown): boolean {
   return /not yet accepting connections|is starting up/.test(e instanceof Error ? e.message : String(e));
 }
 
+/** Makes `dir` hold what `saved` holds: its files copied over, files only `dir` has removed. */
+async function restoreDir(saved: string, dir: string): Promise<void> {
+  await fs.cp(saved, dir, { recursive: true, force: true });
+  const keep = new Set((await fs.readdir(saved, { recursive: true })).map(String));
+  for (const rel of (await fs.readdir(dir, { recursive: true })).map(String)) {
+    if (keep.has(rel)) continue;
+    const st = await fs.lstat(path.join(dir, rel)).catch(() => null);
+    // What only the source had (its pending SQL requests among them) must not act here.
+    if (st && !st.isDirectory()) await fs.rm(path.join(dir, rel), { force: true });
+  }
+}
+
 export class PostgresActions implements PgActions {
   private dutiesKey = '';
   /** Set by a rewind until PostgreSQL accepts connections: its position is pg_control's minimum recovery point. */
@@ -320,9 +332,10 @@ export class PostgresActions implements PgActions {
     try {
       await rewind(this.d.env, { pgdata, source, dryRun: false });
     } finally {
-      // Success or not, pg_rewind may have copied the source's identity files: put ours back.
-      await fs.rm(bihaDir(pgdata), { recursive: true, force: true });
-      await fs.cp(path.join(saveDir, 'pg_biha'), bihaDir(pgdata), { recursive: true });
+      // Success or not, pg_rewind may have copied the source's identity files: put ours back. Not
+      // by removing pg_biha/ first: the controller keeps writing there (logs, status), and a
+      // removal racing with that left a node without its identity.
+      await restoreDir(path.join(saveDir, 'pg_biha'), bihaDir(pgdata));
       for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
       // The saved copy is older than what the controller wrote meanwhile (votes, terms): rewrite it.
       await this.d.restoreIdentity();

@@ -12,17 +12,26 @@ import { TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/clus
  */
 async function divergeAndCrashLeader(c: TestCluster): Promise<number> {
   const old = await c.waitLeader();
-  for (const f of c.ids().filter((i) => i !== old)) {
-    await c.su(f, "alter system set primary_conninfo = ''");
-    await c.su(f, 'select pg_reload_conf()');
+  const followers = c.ids().filter((i) => i !== old);
+  // Their password files are moved aside meanwhile, so that a follower attached again by its
+  // controller cannot authenticate and receives none of the leader's last rows.
+  const pgpass = (i: number): string => path.join(c.pgdata(i), 'pg_biha', 'pgpass');
+  for (const f of followers) fs.renameSync(pgpass(f), `${pgpass(f)}.aside`);
+  try {
+    for (const f of followers) {
+      await c.su(f, "alter system set primary_conninfo = ''");
+      await c.su(f, 'select pg_reload_conf()');
+    }
+    await waitFor('the followers to disconnect', async () => {
+      const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
+      return r[0]?.n === '0';
+    });
+    await c.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
+    await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
+    c.kill9(old, 'both');
+  } finally {
+    for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
   }
-  await waitFor('the followers to disconnect', async () => {
-    const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
-    return r[0]?.n === '0';
-  });
-  await c.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
-  await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
-  c.kill9(old, 'both');
   await c.waitLeader({ not: old, timeoutMs: 30_000 });
   return old;
 }
