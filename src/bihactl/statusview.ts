@@ -33,16 +33,8 @@ export type StatusView = StatusFile & {
   members: MemberRow[];
 };
 
-interface Extra {
-  lsn?: string | null;
-  tli?: number | null;
-  lag_bytes?: number | null;
-  pg_role?: string;
-  failback?: { id: number; cron: string } | null;
-}
-
 export function buildStatusView(s: StatusFile, clusterId: string, nodes: readonly NodeInfo[]): StatusView {
-  const extra = (s as unknown as { extra?: Extra }).extra;
+  const extra = s.extra;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const leader = s.status.find((x) => x.state === 'LEADER_RW' || x.state === 'LEADER_RO')?.id ?? s.status.find((x) => x.id === s.nodeId)?.leader_id ?? null;
   const members = s.status.map((st): MemberRow => {
@@ -86,7 +78,7 @@ function fmtBytes(b: number | null): string {
 }
 
 export function renderStatus(v: StatusView): string {
-  const extra = (v as unknown as { extra?: Extra }).extra;
+  const extra = v.extra;
   const rows: string[][] = [['Node', 'Host:Port', 'State', 'Leader', 'Role', 'Mode', 'Term', 'Lag', 'Since last HB']];
   for (const m of v.members) {
     rows.push([

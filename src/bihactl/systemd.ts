@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
 import { bihaDir, readNodeConf } from '../controller/nodefiles.js';
-import { osGroupById, osUserById } from '../controller/osuser.js';
+import { osGroupById } from '../controller/osuser.js';
 import { renderServiceUnit } from '../controller/pg/conf.js';
-import { findBindir } from '../controller/pg/tools.js';
+import { findBindir, lookupUid } from '../controller/pg/tools.js';
 import { info, requireOpt } from './util.js';
 
 const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
@@ -31,7 +31,7 @@ export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; ou
   const text = await renderServiceUnit({
     unitName,
     pgdata,
-    user: osUserById(st.uid).name,
+    user: (await lookupUid(st.uid))?.user ?? String(st.uid),
     group: osGroupById(st.gid),
     bindir: await findBindir(),
     bihactl: `${process.execPath} ${script}`,

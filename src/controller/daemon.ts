@@ -1056,8 +1056,8 @@ export class Controller {
           };
         }),
       },
-      ...({ extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.hasData() ? this.observed.role : 'NONE', upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000), failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]) } } as object),
-    } as StatusFile;
+      extra: { ...this.followerLag(soft, peers, s, curLsn), pg_role: this.hasData() ? this.observed.role : 'NONE', upstream: this.observed.upstream, tli: s?.tli ?? null, lsn: curLsn === null ? null : formatLsn(curLsn), decision: this.nc.lastDecision(), uptime_s: Math.round((nowWall - this.startedAt) / 1000), failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]) },
+    } satisfies StatusFile;
   }
 
   /** This follower's lag behind the leader's last reported WAL position (one heartbeat old at most). */

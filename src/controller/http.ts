@@ -24,28 +24,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
 import { parseLsn } from './pg/lsn.js';
-import type { StatusFile } from './sqlbridge.js';
+import type { StatusExtra, StatusFile } from './sqlbridge.js';
 
-/** What Controller.statusSnapshot() adds beside the StatusFile (all optional here). */
-export interface HttpExtra {
-  /** PostgreSQL role as the controller observed it: STOPPED | STANDBY | PRIMARY, or NONE on a referee. */
-  pg_role?: string;
-  /** The node this standby streams from (0: detached). */
-  upstream?: number;
-  tli?: number | null;
-  /** This node's WAL position (receive/replay on a standby, insert on a primary), as 0/59029D50. */
-  lsn?: string | null;
-  decision?: string;
-  uptime_s?: number;
-  /** This node's own replication lag in bytes (follower); see ownLag(). */
-  lag_bytes?: number | null;
-  /** This node's own replay lag in milliseconds (follower). */
-  lag_ms?: number | null;
-  /** The leader's WAL position from its latest heartbeat, as 0/59029D50. */
-  leader_lsn?: string | null;
-}
+/** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
+export type HttpExtra = StatusExtra;
 
-export type HttpStatus = StatusFile & { extra?: HttpExtra };
+export type HttpStatus = StatusFile;
 
 export interface HttpStatusSource {
   status(): HttpStatus;

@@ -103,7 +103,30 @@ export interface StatusFile {
       lag_ms: number | null;
     }>;
   };
+  extra?: StatusExtra;
 }
+
+/** What Controller.statusSnapshot() adds beside the reference's fields (all optional for readers). */
+export interface StatusExtra {
+  /** PostgreSQL role as the controller observed it: STOPPED | STANDBY | PRIMARY, or NONE on a referee. */
+  pg_role?: string;
+  /** The node this standby streams from (0: detached). */
+  upstream?: number;
+  tli?: number | null;
+  /** This node's WAL position (receive/replay on a standby, insert on a primary), as 0/59029D50. */
+  lsn?: string | null;
+  decision?: string;
+  uptime_s?: number;
+  /** This node's own replication lag in bytes (follower); see ownLag(). */
+  lag_bytes?: number | null;
+  /** This node's own replay lag in milliseconds (follower). */
+  lag_ms?: number | null;
+  /** The leader's WAL position from its latest heartbeat, as 0/59029D50. */
+  leader_lsn?: string | null;
+  /** The failback window committed in the config log (null: none). */
+  failback?: { id: number; cron: string } | null;
+}
+
 
 // ------------------------------------------------------------------------------------------------
 // Requests and replies

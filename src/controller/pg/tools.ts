@@ -93,14 +93,14 @@ export async function findBindir(): Promise<string> {
   });
 }
 
-interface PasswdEntry {
+export interface PasswdEntry {
   user: string;
   uid: number;
   gid: number;
   home: string;
 }
 
-function parsePasswdLine(line: string): PasswdEntry | null {
+export function parsePasswdLine(line: string): PasswdEntry | null {
   const f = line.split(':');
   if (f.length < 7 || f[0] === undefined) return null;
   const uid = Number(f[2]);
