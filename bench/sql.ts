@@ -9,7 +9,7 @@
 //                                   answers at once (as a biha_cluster_management_role member)
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { SqlBridge, installSql } from '../src/controller/sqlbridge.js';
+import { SqlBridge, installSql } from '../src/controller/bridge/sqlbridge.js';
 import { createBihaRolesAndDb, startPair, waitForReplay } from '../test/sql/cluster.js';
 import type { PgNode } from '../test/sql/cluster.js';
 import { fixture } from '../test/sql/standin.js';

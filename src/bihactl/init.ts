@@ -5,17 +5,17 @@ import * as path from 'node:path';
 import { bootstrapState, DEFAULT_PARAMS, splitBrainWarning, validateChange } from '../raft/index.js';
 import type { ClusterParams, NodeInfo } from '../raft/index.js';
 import { BihaError } from '../controller/errors.js';
-import { encodeMagic } from '../controller/magic.js';
-import { bihaDir, logDir, passfilePath, writeNodeConf, writeNodeState } from '../controller/nodefiles.js';
-import type { NodeConf } from '../controller/nodefiles.js';
+import { encodeMagic } from '../controller/security/magic.js';
+import { bihaDir, logDir, passfilePath, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
+import type { NodeConf } from '../controller/state/nodefiles.js';
 import { writeBihaConf } from '../controller/pg/conf.js';
 import { pgpassLine, quoteLiteral, withConn } from '../controller/pg/conn.js';
 import { chownToRunAs, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
-import { installSql } from '../controller/sqlbridge.js';
-import { secretDir, writeSecretFile } from '../controller/secfiles.js';
-import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/tlsfiles.js';
-import type { TlsMaterial } from '../controller/tlsfiles.js';
+import { installSql } from '../controller/bridge/sqlbridge.js';
+import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
+import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
+import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
 export interface InitOptions {

@@ -5,11 +5,11 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
-import { localRequest, localSocketPath } from '../controller/localsock.js';
-import { bihaDir, logDir, readNodeConf } from '../controller/nodefiles.js';
-import type { NodeConf } from '../controller/nodefiles.js';
+import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
+import { bihaDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
+import type { NodeConf } from '../controller/state/nodefiles.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
-import { assertNodeFilesPrivate } from '../controller/secfiles.js';
+import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
 import { info, requireOpt } from './util.js';
 
 export async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; conf: NodeConf }> {

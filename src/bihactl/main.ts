@@ -1,7 +1,7 @@
 // bihactl: the command-line interface of biha. Names and options follow the biha reference.
 import { Command, CommanderError } from 'commander';
 import { runController } from '../controller/daemon.js';
-import { runWatchdog } from '../controller/watchdog.js';
+import { runWatchdog } from '../controller/pg/watchdog.js';
 import { BihaError, EXIT, oneLine } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
 import { cmdBackup } from './backup.js';
@@ -13,7 +13,7 @@ import { cmdStatus } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
-import { cronProblem } from '../controller/failback.js';
+import { cronProblem } from '../controller/ops/failback.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;

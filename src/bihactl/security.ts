@@ -1,5 +1,5 @@
 // bihactl rotate-secret: a new random cluster secret, distributed through the configuration log.
-import { writeSecretFile } from '../controller/secfiles.js';
+import { writeSecretFile } from '../controller/security/secfiles.js';
 import { nodeRequest } from './lifecycle.js';
 import { info } from './util.js';
 

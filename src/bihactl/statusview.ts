@@ -1,8 +1,8 @@
 // bihactl status: the cluster as one node sees it, as a table (like `patronictl list`) or JSON.
 import type { NodeInfo } from '../raft/index.js';
 import { BihaError, oneLine } from '../controller/errors.js';
-import { readNodeState } from '../controller/nodefiles.js';
-import type { StatusFile } from '../controller/sqlbridge.js';
+import { readNodeState } from '../controller/state/nodefiles.js';
+import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { intOpt } from './util.js';
 import { loadConf, nodeRequest } from './lifecycle.js';
 

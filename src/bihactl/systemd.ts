@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
-import { bihaDir, readNodeConf } from '../controller/nodefiles.js';
+import { bihaDir, readNodeConf } from '../controller/state/nodefiles.js';
 import { osGroupById } from '../controller/osuser.js';
 import { renderServiceUnit } from '../controller/pg/conf.js';
 import { findBindir, lookupUid } from '../controller/pg/tools.js';

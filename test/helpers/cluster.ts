@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import type { StatusFile } from '../../src/controller/sqlbridge.js';
+import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 
 const pexec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');

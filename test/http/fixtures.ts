@@ -1,7 +1,7 @@
 // Hand-made StatusFile documents for the HTTP layer tests: a three-node cluster (nodes 1, 2, 3)
 // seen from one node, in the situations the health checks must tell apart.
 import { pino } from 'pino';
-import type { HttpExtra, HttpStatus, HttpStatusSource } from '../../src/controller/http.js';
+import type { HttpExtra, HttpStatus, HttpStatusSource } from '../../src/controller/ops/http.js';
 
 export const silentLogger = pino({ level: 'silent' });
 

@@ -1,9 +1,9 @@
 // Prometheus metrics: the text a scrape gets, labels on every sample, counters, and /metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register as globalRegistry } from 'prom-client';
-import { startHttpServer } from '../../src/controller/http.js';
-import type { HttpServerHandle } from '../../src/controller/http.js';
-import { HeartbeatRtt, Metrics } from '../../src/controller/metrics.js';
+import { startHttpServer } from '../../src/controller/ops/http.js';
+import type { HttpServerHandle } from '../../src/controller/ops/http.js';
+import { HeartbeatRtt, Metrics } from '../../src/controller/ops/metrics.js';
 import { FakeSource, leaderRW, makeStatus, nodeError, silentLogger, streamingFollower } from './fixtures.js';
 
 interface Sample {

@@ -3,9 +3,9 @@
 import * as net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { HTTP_PATHS, parseLag, startHttpServer } from '../../src/controller/http.js';
-import type { HttpServerHandle, HttpStatus } from '../../src/controller/http.js';
-import { Metrics } from '../../src/controller/metrics.js';
+import { HTTP_PATHS, parseLag, startHttpServer } from '../../src/controller/ops/http.js';
+import type { HttpServerHandle, HttpStatus } from '../../src/controller/ops/http.js';
+import { Metrics } from '../../src/controller/ops/metrics.js';
 import {
   FakeSource,
   candidate,

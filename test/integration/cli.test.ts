@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeMagic, encodeMagic } from '../../src/controller/magic.js';
-import type { Magic } from '../../src/controller/magic.js';
+import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
+import type { Magic } from '../../src/controller/security/magic.js';
 import { TestCluster, bihactl, bihactlWithEnv } from '../helpers/cluster.js';
 import type { CliResult } from '../helpers/cluster.js';
 

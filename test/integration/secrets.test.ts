@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeMagic } from '../../src/controller/magic.js';
+import { decodeMagic } from '../../src/controller/security/magic.js';
 import { PASSWORD, TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
 
 function mode(p: string): string {

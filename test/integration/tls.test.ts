@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../src/controller/bcp/transport.js';
 import { PROTOCOL_VERSION, encodeFrame } from '../../src/controller/bcp/codec.js';
-import { decodeMagic, encodeMagic } from '../../src/controller/magic.js';
-import { caFingerprint } from '../../src/controller/tlsfiles.js';
+import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
+import { caFingerprint } from '../../src/controller/security/tlsfiles.js';
 import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
 
 const TLS_FILES = ['ca.crt', 'ca.key', 'node.crt', 'node.key'];

@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { localRequest, localSocketPath } from '../../src/controller/localsock.js';
-import type { StatusFile } from '../../src/controller/sqlbridge.js';
+import { localRequest, localSocketPath } from '../../src/controller/bridge/localsock.js';
+import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import type { Hosts } from './hosts.js';
 import { pidFromFile, run, signalOwn, sleep } from './proc.js';
 import type { RunResult } from './proc.js';

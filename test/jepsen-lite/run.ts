@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readNodeState } from '../../src/controller/nodefiles.js';
+import { readNodeState } from '../../src/controller/state/nodefiles.js';
 import { Prng } from '../../src/sim/prng.js';
 import { checkConsensus, checkSet, checkSplitBrain, lostContext, unavailability } from './checker.js';
 import type { ConsensusResult, SetResult, SplitBrain, Window } from './checker.js';

@@ -13,8 +13,8 @@ import {
   SqlBridge,
   encodeRequestFile,
   parseRequestFile,
-} from '../../src/controller/sqlbridge.js';
-import type { BridgeReply, BridgeRequest } from '../../src/controller/sqlbridge.js';
+} from '../../src/controller/bridge/sqlbridge.js';
+import type { BridgeReply, BridgeRequest } from '../../src/controller/bridge/sqlbridge.js';
 import { fixture } from './standin.js';
 
 const logger = pino({ level: 'silent' });

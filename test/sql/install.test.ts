@@ -3,7 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqlInstallError, installSql, listSqlScripts, planSqlInstall, sqlDir } from '../../src/controller/sqlbridge.js';
+import { SqlInstallError, installSql, listSqlScripts, planSqlInstall, sqlDir } from '../../src/controller/bridge/sqlbridge.js';
 import { createBihaRolesAndDb, startPair, waitForReplay } from './cluster.js';
 import type { Pair } from './cluster.js';
 

@@ -1,6 +1,6 @@
 // A stand-in for the controller behind a SqlBridge: fixed answers per request, every call recorded.
 // It tests the bridge and the SQL, not the controller.
-import type { BridgeReply, BridgeRequest, StatusFile } from '../../src/controller/sqlbridge.js';
+import type { BridgeReply, BridgeRequest, StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 
 export interface Call {
   fn: string;

@@ -1,7 +1,7 @@
 // The backup lock and the pure parts of bihactl conninfo/drain.
 import { describe, expect, it } from 'vitest';
-import { BackupLock, backupLockCommand, streamingFollowers } from '../../src/controller/backuplock.js';
-import type { StatusFile } from '../../src/controller/sqlbridge.js';
+import { BackupLock, backupLockCommand, streamingFollowers } from '../../src/controller/ops/backuplock.js';
+import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import { buildConnInfo } from '../../src/bihactl/conninfo.js';
 import { pickSuccessors } from '../../src/bihactl/drain.js';
 import { buildStatusView } from '../../src/bihactl/statusview.js';

@@ -10,8 +10,8 @@ import {
   CallbackRunner,
   callbackRole,
   callbackSettings,
-} from '../../src/controller/callbacks.js';
-import type { CallbackEvent, CallbackEventInfo, CallbackOutcome, CallbackSettings } from '../../src/controller/callbacks.js';
+} from '../../src/controller/ops/callbacks.js';
+import type { CallbackEvent, CallbackEventInfo, CallbackOutcome, CallbackSettings } from '../../src/controller/ops/callbacks.js';
 import type { SoftState } from '../../src/raft/index.js';
 
 let dir = '';

@@ -10,9 +10,9 @@ import {
   failbackChange,
   nodeProblem,
   notReady,
-} from '../../src/controller/failback.js';
-import type { FailbackSetting } from '../../src/controller/failback.js';
-import type { StatusFile } from '../../src/controller/sqlbridge.js';
+} from '../../src/controller/ops/failback.js';
+import type { FailbackSetting } from '../../src/controller/ops/failback.js';
+import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import type { ClusterConfig, NodeInfo } from '../../src/raft/index.js';
 
 const node = (id: number, over: Partial<NodeInfo> = {}): NodeInfo => ({

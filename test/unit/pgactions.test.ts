@@ -3,10 +3,10 @@
 // synchronous_standby_names a leader sets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { divergence, syncStandbyNames } from '../../src/controller/pgactions.js';
+import { divergence, syncStandbyNames } from '../../src/controller/pg/actions.js';
 import { DEFAULT_PARAMS } from '../../src/raft/index.js';
 import type { ClusterConfig, NodeInfo, NodeMode } from '../../src/raft/index.js';
-import type { TimelineInfo } from '../../src/controller/pgactions.js';
+import type { TimelineInfo } from '../../src/controller/pg/actions.js';
 import { formatLsn } from '../../src/controller/pg/lsn.js';
 
 // Leader on timeline 3: timeline 1 forked into 2 at 0/5000000, timeline 2 into 3 at 0/6000000.

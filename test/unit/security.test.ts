@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../src/controller/bcp/transport.js';
 import { oneLine } from '../../src/controller/errors.js';
-import { decodeMagic, encodeMagic } from '../../src/controller/magic.js';
+import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
 import {
   SECRET_META_KEY,
   doneValue,
@@ -18,10 +18,10 @@ import {
   rotationView,
   sealSecret,
   secretId,
-} from '../../src/controller/rotation.js';
-import { assertPrivate, writeSecretFile } from '../../src/controller/secfiles.js';
-import { caFingerprint, makeClusterPki, makeNodeCert, readMaterialFiles, verifyMaterial } from '../../src/controller/tlsfiles.js';
-import type { TlsMaterial } from '../../src/controller/tlsfiles.js';
+} from '../../src/controller/security/rotation.js';
+import { assertPrivate, writeSecretFile } from '../../src/controller/security/secfiles.js';
+import { caFingerprint, makeClusterPki, makeNodeCert, readMaterialFiles, verifyMaterial } from '../../src/controller/security/tlsfiles.js';
+import type { TlsMaterial } from '../../src/controller/security/tlsfiles.js';
 import { CLUSTER, Fleet } from '../bcp/helpers.js';
 
 const CID = '0123456789abcdef';

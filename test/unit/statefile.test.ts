@@ -10,7 +10,7 @@ import {
   readStateFileSync,
   writeStateFile,
   writeStateFileSync,
-} from '../../src/controller/statefile.js';
+} from '../../src/controller/state/statefile.js';
 import { oneLine } from '../../src/controller/errors.js';
 
 let dir = '';

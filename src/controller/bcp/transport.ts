@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino';
 import { MAX_FRAME_BYTES } from './codec.js';
 import { Conn, RESERVED_KINDS, type ConnEvents, type ConnOptions, type ConnStats } from './connection.js';
 import { BcpError } from './errors.js';
-import { checkPinnedPeer } from '../tlsfiles.js';
+import { checkPinnedPeer } from '../security/tlsfiles.js';
 
 export { BcpError, type BcpErrorCode } from './errors.js';
 

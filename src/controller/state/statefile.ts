@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { BihaError } from './errors.js';
+import { BihaError } from '../errors.js';
 
 export type StateFileErrorCode = 'state_corrupt' | 'state_version' | 'state_missing';
 

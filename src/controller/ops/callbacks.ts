@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { SoftState } from '../raft/index.js';
+import type { SoftState } from '../../raft/index.js';
 
 export const CALLBACK_EVENTS = ['role_change', 'failover', 'switchover', 'node_error'] as const;
 export type CallbackEvent = (typeof CALLBACK_EVENTS)[number];

@@ -7,8 +7,8 @@
 // at its next renewal (same token), and a backup started in between may take it first, in which
 // case the renewal fails and the older backup stops.
 import { z } from 'zod';
-import { BihaError } from './errors.js';
-import type { StatusFile } from './sqlbridge.js';
+import { BihaError } from '../errors.js';
+import type { StatusFile } from '../bridge/sqlbridge.js';
 
 export const BACKUP_LOCK_MIN_TTL_MS = 5_000;
 export const BACKUP_LOCK_MAX_TTL_MS = 600_000;

@@ -23,8 +23,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
-import { parseLsn } from './pg/lsn.js';
-import type { StatusExtra, StatusFile } from './sqlbridge.js';
+import { parseLsn } from '../pg/lsn.js';
+import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
 
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
 export type HttpExtra = StatusExtra;

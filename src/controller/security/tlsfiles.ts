@@ -14,8 +14,8 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { BihaError } from './errors.js';
-import { bihaDir } from './nodefiles.js';
+import { BihaError } from '../errors.js';
+import { bihaDir } from '../state/nodefiles.js';
 import { assertPrivate, secretDir, writeSecretFile } from './secfiles.js';
 
 export interface TlsMaterial {

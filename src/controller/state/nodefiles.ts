@@ -1,7 +1,7 @@
 // The node's own files under PGDATA/pg_biha: identity (biha.conf) and raft + error state (biha.state).
 // Both are versioned, atomic, fsynced and checksummed (statefile.ts); a corrupt one stops the node.
 import * as path from 'node:path';
-import type { NodeMode, PersistentState } from '../raft/index.js';
+import type { NodeMode, PersistentState } from '../../raft/index.js';
 import { readStateFile, writeStateFile } from './statefile.js';
 
 export const BIHA_DIR = 'pg_biha';

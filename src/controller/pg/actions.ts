@@ -3,17 +3,17 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { ClusterConfig, NodeId, NodeInfo } from '../raft/index.js';
-import { setAutoConfOffline } from './pg/conf.js';
-import { BihaError } from './errors.js';
-import type { PgActions, Observed } from './nc.js';
-import { formatLsn, parseLsn } from './pg/lsn.js';
-import type { LocalPg, LocalPgStatus } from './pg/conn.js';
-import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './pg/conn.js';
-import type { PgEnv } from './pg/tools.js';
-import { controldata, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './pg/tools.js';
-import { bihaDir, logDir, passfilePath, slotName } from './nodefiles.js';
-import type { NodeConf, NodeErrorInfo } from './nodefiles.js';
+import type { ClusterConfig, NodeId, NodeInfo } from '../../raft/index.js';
+import { setAutoConfOffline } from './conf.js';
+import { BihaError } from '../errors.js';
+import type { PgActions, Observed } from '../driver/nc.js';
+import { formatLsn, parseLsn } from './lsn.js';
+import type { LocalPg, LocalPgStatus } from './conn.js';
+import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './conn.js';
+import type { PgEnv } from './tools.js';
+import { controldata, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './tools.js';
+import { bihaDir, logDir, passfilePath, slotName } from '../state/nodefiles.js';
+import type { NodeConf, NodeErrorInfo } from '../state/nodefiles.js';
 
 /** A leader's timeline history, as served over the control channel ('tl_history'). */
 export interface TimelineInfo {

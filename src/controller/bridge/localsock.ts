@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { BihaError } from './errors.js';
+import { BihaError } from '../errors.js';
 
 export function localSocketPath(bihaPort: number): string {
   return path.join(process.env['BIHA_SOCKET_DIR'] ?? os.tmpdir(), `.s.BIHA.${bihaPort}`);

@@ -6,7 +6,7 @@
 //   transition from "STANDBY" to "PRIMARY": promote: this node won term 3
 // runs it, and looks again. Only one action runs at a time; while one runs, further kicks are merged.
 import type { Logger } from 'pino';
-import type { ClusterConfig, NodeId, SoftState } from '../raft/index.js';
+import type { ClusterConfig, NodeId, SoftState } from '../../raft/index.js';
 
 export const PG_ROLES = ['STOPPED', 'STANDBY', 'PRIMARY'] as const;
 export type PgRole = (typeof PG_ROLES)[number];

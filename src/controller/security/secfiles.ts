@@ -8,8 +8,8 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { BihaError } from './errors.js';
-import { bihaDir, confPath, passfilePath, statePath } from './nodefiles.js';
+import { BihaError } from '../errors.js';
+import { bihaDir, confPath, passfilePath, statePath } from '../state/nodefiles.js';
 
 export const SECRET_FILE_MODE = 0o600;
 export const SECRET_DIR_MODE = 0o700;

@@ -7,8 +7,8 @@
 // counted by update() from the control channel's per-peer connection counts (nodes[].conn_count),
 // so the transport needs no hook; reconnect() is there for callers that see one directly.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BIHA_STATES } from '../raft/index.js';
-import type { StatusFile } from './sqlbridge.js';
+import { BIHA_STATES } from '../../raft/index.js';
+import type { StatusFile } from '../bridge/sqlbridge.js';
 
 export interface MetricLabels {
   node_id: string;

@@ -17,7 +17,7 @@
 // Secrets are named by an id (HMAC of the secret): it tells which secret sealed a value and which one
 // a node holds, and reveals nothing about the secret.
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { BihaError } from './errors.js';
+import { BihaError } from '../errors.js';
 
 export const SECRET_META_KEY = 'secret';
 

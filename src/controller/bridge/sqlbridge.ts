@@ -44,7 +44,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Client } from 'pg';
 import { z } from 'zod';
-import { BihaError } from './errors.js';
+import { BihaError } from '../errors.js';
 
 // ------------------------------------------------------------------------------------------------
 // The status file
@@ -562,10 +562,10 @@ export class SqlInstallError extends BihaError {
   }
 }
 
-/** The sql/ directory of the project, from src/controller (tests) and from dist/controller. */
+/** The sql/ directory of the project, from src/controller/bridge (tests) and from dist/controller/bridge. */
 export function sqlDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.resolve(here, '../../sql'), path.resolve(here, '../../../sql')];
+  const candidates = [path.resolve(here, '../../../sql')];
   for (const c of candidates) {
     if (fs.existsSync(path.join(c, 'biha--1.0.sql'))) return c;
   }

@@ -6,9 +6,9 @@
 import cron from 'node-cron';
 import type { ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { ClusterConfig, ConfigChange, NodeId } from '../raft/index.js';
-import { BihaError } from './errors.js';
-import type { StatusFile } from './sqlbridge.js';
+import type { ClusterConfig, ConfigChange, NodeId } from '../../raft/index.js';
+import { BihaError } from '../errors.js';
+import type { StatusFile } from '../bridge/sqlbridge.js';
 
 /** The config-log meta key of the setting. */
 export const FAILBACK_META_KEY = 'failback';

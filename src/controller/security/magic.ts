@@ -7,7 +7,7 @@
 // biha.get_magic_string(), and files holding it are created 0600. It never carries the replication
 // password: that comes from the password file or BIHA_REPLICATION_PASSWORD.
 import { z } from 'zod';
-import { BihaError } from './errors.js';
+import { BihaError } from '../errors.js';
 
 const PREFIX = 'biha1.';
 
