@@ -13,13 +13,13 @@ function median(xs: readonly number[]): number {
 }
 
 // Warm up the JIT so the first repetition is not an outlier.
-runBatch({ nodes: 5, seedBase: 1_000_000, count: 10 });
+await runBatch({ nodes: 5, seedBase: 1_000_000, count: 10 });
 
 const perMinute: number[] = [];
 const simSecondsPerSecond: number[] = [];
 for (let rep = 0; rep < REPETITIONS; rep++) {
   const t0 = performance.now();
-  const s = runBatch({ nodes: 5, seedBase: 1 + rep * runs, count: runs });
+  const s = await runBatch({ nodes: 5, seedBase: 1 + rep * runs, count: runs });
   const ms = performance.now() - t0;
   perMinute.push((runs * 60_000) / ms);
   simSecondsPerSecond.push(s.simMs / ms);

@@ -384,6 +384,21 @@ END
 $fn$;
 COMMENT ON FUNCTION biha.set_nquorum_and_minnodes(integer, integer) IS 'Votes needed to elect a leader, and live nodes the leader needs to stay writable.';
 
+-- The reference's function with the override of the zero-loss rule of synchronous mode: an
+-- overload, so that the reference's signature (and GRANTs naming it) stays exactly as it is.
+CREATE FUNCTION biha.set_nquorum_and_minnodes(integer, integer, allow_sync_loss boolean) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM biha._check_int('nquorum', $1, 1);
+  PERFORM biha._check_int('minnodes', $2, 1);
+  PERFORM biha._check_bool('allow_sync_loss', $3);
+  RETURN biha._bool_result(biha._command('set_nquorum_and_minnodes',
+                                         jsonb_build_object('nquorum', $1, 'minnodes', $2, 'allow_sync_loss', $3), 10000));
+END
+$fn$;
+COMMENT ON FUNCTION biha.set_nquorum_and_minnodes(integer, integer, boolean) IS 'As set_nquorum_and_minnodes(integer, integer); allow_sync_loss => true accepts values that break the zero-loss rule of synchronous mode.';
+
 CREATE FUNCTION biha.reset_node_error() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -402,6 +417,17 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION biha.set_sync_standbys(integer) IS 'Number of synchronous followers (0: asynchronous replication).';
+
+CREATE FUNCTION biha.set_sync_standbys(integer, allow_sync_loss boolean) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM biha._check_int('sync_standbys', $1, 0);
+  PERFORM biha._check_bool('allow_sync_loss', $2);
+  RETURN biha._bool_result(biha._command('set_sync_standbys', jsonb_build_object('value', $1, 'allow_sync_loss', $2), 10000));
+END
+$fn$;
+COMMENT ON FUNCTION biha.set_sync_standbys(integer, boolean) IS 'As set_sync_standbys(integer); allow_sync_loss => true accepts a value that breaks the zero-loss rule of synchronous mode.';
 
 CREATE FUNCTION biha.service_mode(boolean) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -484,7 +510,9 @@ REVOKE ALL ON FUNCTION
   biha.set_leader(integer), biha.remove_node(integer), biha.get_magic_string(),
   biha.set_heartbeat_max_lost(integer), biha.set_heartbeat_send_period(integer),
   biha.set_no_wal_on_follower(integer), biha.set_nquorum_and_minnodes(integer, integer),
-  biha.reset_node_error(), biha.set_sync_standbys(integer), biha.service_mode(boolean),
+  biha.set_nquorum_and_minnodes(integer, integer, boolean),
+  biha.reset_node_error(), biha.set_sync_standbys(integer), biha.set_sync_standbys(integer, boolean),
+  biha.service_mode(boolean),
   biha.set_can_be_leader(integer, boolean), biha.set_can_vote(integer, boolean),
   biha.set_priority(integer, integer), biha.set_failback(integer, text), biha.reset_failback()
 FROM PUBLIC;
@@ -497,7 +525,9 @@ GRANT EXECUTE ON FUNCTION
   biha.set_leader(integer), biha.remove_node(integer), biha.get_magic_string(),
   biha.set_heartbeat_max_lost(integer), biha.set_heartbeat_send_period(integer),
   biha.set_no_wal_on_follower(integer), biha.set_nquorum_and_minnodes(integer, integer),
-  biha.reset_node_error(), biha.set_sync_standbys(integer), biha.service_mode(boolean),
+  biha.set_nquorum_and_minnodes(integer, integer, boolean),
+  biha.reset_node_error(), biha.set_sync_standbys(integer), biha.set_sync_standbys(integer, boolean),
+  biha.service_mode(boolean),
   biha.set_can_be_leader(integer, boolean), biha.set_can_vote(integer, boolean),
   biha.set_priority(integer, integer), biha.set_failback(integer, text), biha.reset_failback()
 TO biha_cluster_management_role;

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import pg from 'pg';
 import { joiningState } from '../raft/index.js';
 import type { NodeInfo, NodeMode, PersistentState, Snapshot } from '../raft/index.js';
-import { connectClient } from '../controller/bcp/transport.js';
+import { BcpError, connectClient } from '../controller/bcp/transport.js';
 import { BihaError } from '../controller/errors.js';
 import { decodeMagic } from '../controller/security/magic.js';
 import type { Magic, MagicPeer } from '../controller/security/magic.js';
@@ -36,6 +36,7 @@ export interface AddOptions {
   sslCaFile?: string;
   sslCertFile?: string;
   sslKeyFile?: string;
+  allowSyncLoss?: boolean;
 }
 
 function boolOpt(name: string, v: string | undefined, dflt: boolean): boolean {
@@ -86,16 +87,26 @@ function pgConnectError(l: { host: string; port: number }, e: unknown): BihaErro
   return new BihaError('leader_sql', `cannot use the leader at ${l.host}:${l.port}: ${msg}`);
 }
 
+/**
+ * The password works on the leader's PostgreSQL. A leader that has just started (its PostgreSQL
+ * still starting up, or not consistent yet) is asked again for up to 30 s.
+ */
 async function checkPassword(l: { host: string; port: number }, password: string): Promise<void> {
-  const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
-  try {
-    await c.connect();
-    const r = await c.query<{ sid: string }>('select system_identifier::text as sid from pg_control_system()');
-    void r;
-  } catch (e) {
-    throw pgConnectError(l, e);
-  } finally {
-    await c.end().catch(() => undefined);
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 0; ; attempt++) {
+    const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
+    try {
+      await c.connect();
+      await c.query('select system_identifier::text as sid from pg_control_system()');
+      return;
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (!/starting up|not yet accepting connections|shutting down/.test(msg) || Date.now() > deadline) throw pgConnectError(l, e);
+      if (attempt === 0) info(`PostgreSQL of the leader at ${l.host}:${l.port} is not ready yet (${msg}); asking again for up to 30 s`);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 }
 
@@ -121,15 +132,43 @@ interface JoinReply {
 
 const ROTATED_HINT = 'if the cluster secret was rotated, get a new magic string with bihactl magic-string or select biha.get_magic_string()';
 
-/** Register through the leader: try each known member, follow one redirect per member. */
+/**
+ * Register through the leader. A member that answers but knows no leader (an election, or a first
+ * node that has just started) is asked again for up to 30 s: a DBA adding a node right after
+ * starting the leader, or during a failover, should not have to retry by hand.
+ */
 async function register(
   magic: Magic,
   node: NodeInfo,
   own: TlsMaterial | null,
+  allowSyncLoss: boolean,
+): Promise<{ leader: MagicPeer; snapshot: Snapshot | null; tls: JoinReply['tls'] }> {
+  const deadline = Date.now() + 30_000;
+  for (let round = 0; ; round++) {
+    try {
+      return await registerOnce(magic, node, own, allowSyncLoss);
+    } catch (e) {
+      if (!(e instanceof BihaError) || e.code !== 'no_leader_yet' || Date.now() > deadline) {
+        if (e instanceof BihaError && e.code === 'no_leader_yet') throw new BihaError('unreachable', e.message, e.hint ? { hint: e.hint } : undefined);
+        throw e;
+      }
+      if (round === 0) info('the cluster has no leader right now (an election?); asking again for up to 30 s');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** One pass over the known members, following one redirect per member. */
+async function registerOnce(
+  magic: Magic,
+  node: NodeInfo,
+  own: TlsMaterial | null,
+  allowSyncLoss: boolean,
 ): Promise<{ leader: MagicPeer; snapshot: Snapshot | null; tls: JoinReply['tls'] }> {
   // A TLS cluster: the server must chain to the CA whose fingerprint the magic string carries.
   const tls = magic.tls ? { pin: magic.tlsCa!, ...(own ? { key: own.key, cert: own.cert } : {}) } : undefined;
   const tried: string[] = [];
+  let noLeader = false;
   const queue: MagicPeer[] = [...magic.peers];
   for (let i = 0; i < queue.length && i < 10; i++) {
     const p = queue[i]!;
@@ -160,7 +199,7 @@ async function register(
       continue;
     }
     try {
-      const r = (await client.request('join', { node }, 20_000)) as JoinReply;
+      const r = (await client.request('join', { node, ...(allowSyncLoss ? { allowSyncLoss } : {}) }, 20_000)) as JoinReply;
       if (r.redirect) {
         queue.splice(i + 1, 0, r.redirect);
         continue;
@@ -169,15 +208,18 @@ async function register(
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (/no leader/.test(msg)) {
+        noLeader = true;
         tried.push(`${p.host}:${p.bihaPort} (${msg})`);
         continue;
       }
-      throw new BihaError('join_refused', `the leader refused to add node ${node.id}: ${msg}`);
+      // The zero-loss rule of synchronous mode: the cluster's settings, not this command's, must change first.
+      const code = e instanceof BcpError && e.remoteCode === 'sync_loss' ? 'sync_loss' : 'join_refused';
+      throw new BihaError(code, `the leader refused to add node ${node.id}: ${msg}`);
     } finally {
       client.close();
     }
   }
-  throw new BihaError('unreachable', `cannot reach the leader of the cluster: ${tried.join('; ') || 'no member answered'}`, {
+  throw new BihaError(noLeader ? 'no_leader_yet' : 'unreachable', `cannot reach the leader of the cluster: ${tried.join('; ') || 'no member answered'}`, {
     hint: 'start the leader (bihactl start) or pass a fresh magic string (select biha.get_magic_string())',
   });
 }
@@ -270,7 +312,15 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       });
   }
   info(`registering node ${nodeId} with the cluster`);
-  const { leader, snapshot, tls: joinTls } = await register(magic, node, ownTls);
+  let registered: Awaited<ReturnType<typeof register>>;
+  try {
+    registered = await register(magic, node, ownTls, o.allowSyncLoss === true);
+  } catch (e) {
+    // Nothing was registered: leave no directory this command made.
+    if (created) await fsp.rm(pgdata, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+  const { leader, snapshot, tls: joinTls } = registered;
   info(`node ${nodeId} is registered; the leader is node ${leader.id} (${leader.host}:${leader.port})`);
 
   try {

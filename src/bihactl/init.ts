@@ -119,7 +119,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   if (syncStandbys > 0)
     info(
       `synchronous mode: a commit waits for ${syncStandbys} standby(s); acknowledged commits survive a failover ` +
-        `only while sync_standbys + 1 + nquorum > number of nodes (here ${syncStandbys} + 1 + ${nquorum} > N allows N <= ${syncStandbys + nquorum})`,
+        `only while sync_standbys + 1 + nquorum > voting nodes (here ${syncStandbys} + 1 + ${nquorum} > N allows N <= ${syncStandbys + nquorum}); ` +
+        'bihactl add, biha.set_sync_standbys and biha.set_nquorum_and_minnodes refuse a change that breaks it unless told to allow it',
     );
   const warn = splitBrainWarning({ nodes: [node, { ...node, id: nodeId + 1 }, { ...node, id: nodeId + 2 }], params });
   if (warn) info(`warning for a 3-node cluster with these settings: ${warn}`);

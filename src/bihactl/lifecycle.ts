@@ -6,16 +6,21 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
-import { bihaDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
+import { identityDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
 import type { NodeConf } from '../controller/state/nodefiles.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
 import { info, requireOpt } from './util.js';
 
+/**
+ * The node's identity. While a rewind is in progress or was interrupted, PGDATA/pg_biha may hold
+ * the source node's files: the node's own are then in the rewind's save directory (identityDir),
+ * until its controller starts and puts them back.
+ */
 export async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; conf: NodeConf }> {
   const pgdata = path.resolve(requireOpt('pgdata', pgdataOpt));
   try {
-    await fsp.access(path.join(bihaDir(pgdata), 'biha.conf'));
+    await fsp.access(path.join(identityDir(pgdata), 'biha.conf'));
   } catch {
     throw new BihaError('not_a_node', `${pgdata} is not a biha node (no pg_biha/biha.conf)`, {
       hint: 'create one with bihactl init or bihactl add',
@@ -26,7 +31,7 @@ export async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; co
 
 export async function controllerPid(pgdata: string): Promise<number | null> {
   try {
-    const pid = Number((await fsp.readFile(path.join(bihaDir(pgdata), 'controller.pid'), 'utf8')).trim());
+    const pid = Number((await fsp.readFile(path.join(identityDir(pgdata), 'controller.pid'), 'utf8')).trim());
     if (!pid) return null;
     process.kill(pid, 0);
     const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');

@@ -1,6 +1,6 @@
 // bihactl: the command-line interface of biha. Names and options follow the biha reference.
 import { Command, CommanderError } from 'commander';
-import { runController } from '../controller/daemon.js';
+import { runController } from '../controller/controller.js';
 import { runWatchdog } from '../controller/pg/watchdog.js';
 import { BihaError, EXIT, oneLine } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
@@ -13,6 +13,7 @@ import { cmdStatus } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
+import { cmdFsm } from './fsm.js';
 import { cronProblem } from '../controller/ops/failback.js';
 
 function exitCodeOf(e: unknown): number {
@@ -20,7 +21,7 @@ function exitCodeOf(e: unknown): number {
   if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
-  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error)$/.test(e.code)) return EXIT.BAD_STATE;
+  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss)$/.test(e.code)) return EXIT.BAD_STATE;
   return EXIT.FAILURE;
 }
 
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
     .option('--ssl-ca-file <file>', 'TLS clusters: the cluster CA certificate (PEM); without the three --ssl options the node gets a certificate from the cluster CA')
     .option('--ssl-cert-file <file>', "TLS clusters: this node's certificate (PEM), signed by the cluster CA")
     .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
+    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)')
     .action(async (o) => cmdAdd(o));
 
   program
@@ -117,6 +119,12 @@ export function buildProgram(): Command {
       if (!o.pgdata) throw new BihaError('bad_args', '--pgdata is required');
       process.exitCode = await runWatchdog(o.pgdata);
     });
+
+  program
+    .command('fsm')
+    .description('print the node controller\'s transition table: what NC does for each PostgreSQL role and goal')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => cmdFsm(o));
 
   program
     .command('status')

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
-import { bihaDir, readNodeConf } from '../controller/state/nodefiles.js';
+import { identityDir, readNodeConf } from '../controller/state/nodefiles.js';
 import { osGroupById } from '../controller/osuser.js';
 import { renderServiceUnit } from '../controller/pg/conf.js';
 import { findBindir, lookupUid } from '../controller/pg/tools.js';
@@ -14,7 +14,7 @@ const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
 
 export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; output?: string }): Promise<void> {
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
-  if (!fs.existsSync(path.join(bihaDir(pgdata), 'biha.conf')))
+  if (!fs.existsSync(path.join(identityDir(pgdata), 'biha.conf')))
     throw new BihaError('not_a_node', `${pgdata} is not a biha node (no pg_biha/biha.conf)`, { hint: 'create one with bihactl init or bihactl add' });
   const conf = await readNodeConf(pgdata);
   const unitName = (o.unitName ?? `biha-node${conf.nodeId}`).replace(/\.service$/, '');

@@ -206,3 +206,139 @@ export function splitBrainWarning(config: ClusterConfig): string | null {
   if (problems.length === 0) return null;
   return `split brain possible: ${problems.join('; ')}; raise nquorum above half the voting nodes and minnodes to at least voting nodes - nquorum + 1`;
 }
+
+/**
+ * Timeline numbers are reserved through the config log (meta key `timeline`): a leader promotes
+ * PostgreSQL only to a number it reserved in its own term, and every reservation is above every
+ * earlier one in the log. PostgreSQL alone picks "newest history file + 1", which two nodes that
+ * never saw each other's history pick alike for different WAL (docs/architecture.md, "Timelines").
+ */
+export const TIMELINE_META_KEY = 'timeline';
+
+export interface TimelineReservation {
+  readonly tli: number;
+  /** The term of the leader that reserved it: only that leader promotes to it. */
+  readonly term: number;
+}
+
+export function encodeTimelineReservation(r: TimelineReservation): string {
+  return `${r.tli}@${r.term}`;
+}
+
+/** The reservation stored under TIMELINE_META_KEY (null when absent or unreadable). */
+export function decodeTimelineReservation(value: string | undefined): TimelineReservation | null {
+  const m = value === undefined ? null : /^(\d+)@(\d+)$/.exec(value);
+  return m ? { tli: Number(m[1]), term: Number(m[2]) } : null;
+}
+
+export function timelineChange(r: TimelineReservation): ConfigChange {
+  return { type: 'set_meta', key: TIMELINE_META_KEY, value: encodeTimelineReservation(r) };
+}
+
+/** The reservation a config-log entry makes, if it is one. */
+export function reservationOf(change: ConfigChange | null): TimelineReservation | null {
+  return change?.type === 'set_meta' && change.key === TIMELINE_META_KEY ? decodeTimelineReservation(change.value) : null;
+}
+
+/**
+ * The zero-loss rule of synchronous mode in numbers. An acknowledged commit is on the leader and
+ * on `effective` synchronous standbys (ANY k over the other regular nodes, so k counts only as
+ * far as there are such nodes); of those copies, the ones on regular nodes without a vote may
+ * not help, so at worst `votingCopies` voters hold it. A voter only elects a candidate with at
+ * least its WAL, so every election keeps the commit when every election quorum contains one of
+ * them: votingCopies + quorum > voters, i.e. sync_standbys + 1 + nquorum > voting nodes when
+ * every regular node votes. `deficit` = voters - votingCopies - quorum + 1: the rule holds when
+ * it is 0 or less. Null in asynchronous mode (sync_standbys 0), which promises nothing.
+ */
+export interface ZeroLoss {
+  /** sync_standbys as configured. */
+  readonly syncStandbys: number;
+  /** The k that synchronous_standby_names gets: at most the other regular nodes. */
+  readonly effective: number;
+  /** The leader and its synchronous standbys: effective + 1. */
+  readonly copies: number;
+  /** Copies on voting nodes in the worst case. */
+  readonly votingCopies: number;
+  /** Votes that win an election (electionQuorum). */
+  readonly quorum: number;
+  /** Voting members, referees included. */
+  readonly voters: number;
+  readonly deficit: number;
+}
+
+export function zeroLoss(config: ClusterConfig): ZeroLoss | null {
+  const k = config.params.syncStandbys;
+  if (k <= 0) return null;
+  const regular = config.nodes.filter((n) => n.mode === 'regular');
+  const effective = Math.min(k, Math.max(0, regular.length - 1));
+  const copies = effective + 1;
+  const votingCopies = copies - Math.min(copies, regular.filter((n) => !n.canVote).length);
+  const quorum = electionQuorum(config);
+  const voters = voterIds(config).length;
+  return { syncStandbys: k, effective, copies, votingCopies, quorum, voters, deficit: voters - votingCopies - quorum + 1 };
+}
+
+function zeroLossSum(z: ZeroLoss): string {
+  return z.votingCopies === z.copies
+    ? `${z.effective} + 1 + ${z.quorum} = ${z.copies + z.quorum}`
+    : `${z.votingCopies} + ${z.quorum} = ${z.votingCopies + z.quorum}`;
+}
+
+/**
+ * Why `change` would break the zero-loss rule of synchronous mode (see ZeroLoss), as one line that
+ * states the rule with the numbers and what to change first; null when it keeps it. Refused: a
+ * change after which synchronous mode (sync_standbys > 0) does not keep acknowledged commits
+ * through every failover, when the rule held before or the cluster was asynchronous, or when it
+ * was already broken and the change widens the gap. A change that keeps a broken rule as it is or
+ * narrows the gap is not refused, and neither is asynchronous mode. A change validateChange
+ * refuses is left to it (null). The entry points (bihactl add, biha.set_sync_standbys,
+ * biha.set_nquorum_and_minnodes) add how to accept the risk instead.
+ */
+export function zeroLossViolation(config: ClusterConfig, change: ConfigChange): string | null {
+  if (validateChange(config, change) !== null) return null;
+  const after = applyChange(config, change);
+  const a = zeroLoss(after);
+  if (a === null || a.deficit <= 0) return null;
+  const b = zeroLoss(config);
+  if (b !== null && a.deficit <= b.deficit) return null;
+
+  const params = change.type === 'set_params' ? change.params : {};
+  const setsK = params.syncStandbys !== undefined;
+  const setsQ = params.nquorum !== undefined;
+  const what =
+    change.type === 'add_node' ? `adding node ${change.node.id}`
+    : change.type === 'remove_node' ? `removing node ${change.id}`
+    : change.type === 'set_node' ? `that change to node ${change.id}`
+    : [setsK ? `sync_standbys ${a.syncStandbys}` : '', setsQ ? `nquorum ${after.params.nquorum}` : ''].filter((x) => x !== '').join(' with ') || 'that change';
+
+  const notes = ['referees included'];
+  const others = Math.max(0, after.nodes.filter((n) => n.mode === 'regular').length - 1);
+  const otherNodes = others === 0 ? 'no other regular node' : `${others} other regular node${others === 1 ? '' : 's'}`;
+  if (a.effective < a.syncStandbys) notes.push(`sync_standbys ${a.syncStandbys} counts as ${a.effective}: the leader has ${otherNodes}`);
+  if (a.votingCopies < a.copies) notes.push(`${a.copies - a.votingCopies} of the ${a.copies} copies of a commit may be on regular nodes that do not vote`);
+  if (after.params.nquorum > a.quorum) notes.push(`nquorum ${after.params.nquorum} counts as ${a.quorum}`);
+  const before = b !== null && b.deficit > 0 ? `; it was already broken before (${zeroLossSum(b)}, ${b.voters} voting nodes) and this makes it worse` : '';
+
+  // The least sync_standbys (up to the other regular nodes) and the least nquorum that keep it.
+  let fixK: number | null = null;
+  for (let k = a.effective + 1; k <= others && fixK === null; k++) {
+    const z = zeroLoss({ nodes: after.nodes, params: { ...after.params, syncStandbys: k } });
+    if (z !== null && z.deficit <= 0) fixK = k;
+  }
+  const fixQ = a.votingCopies >= 1 ? a.voters - a.votingCopies + 1 : null;
+  const present = (xs: Array<string | null>): string[] => xs.filter((x): x is string => x !== null);
+  let fix: string;
+  if (fixK === null && fixQ === null) fix = 'give the regular nodes their vote first (biha.set_can_vote)';
+  // A change that sets one of the two gets a value for that one first.
+  else if (setsK && !setsQ) fix = present([fixK !== null ? `choose sync_standbys ${fixK} or more` : null, fixQ !== null ? `raise nquorum to ${fixQ} first` : null]).join(', or ');
+  else if (setsQ && !setsK) fix = present([fixQ !== null ? `choose nquorum ${fixQ} or more` : null, fixK !== null ? `raise sync_standbys to ${fixK} first` : null]).join(', or ');
+  else fix = `raise ${present([fixK !== null ? `sync_standbys to ${fixK}` : null, fixQ !== null ? `nquorum to ${fixQ}` : null]).join(' or ')} first`;
+  if (fixK === null && a.effective === a.syncStandbys) {
+    fix += others <= a.effective ? ` (sync_standbys cannot help: the leader has ${otherNodes})` : ` (even sync_standbys ${others} would not be enough)`;
+  }
+
+  return (
+    `${what} breaks the zero-loss rule of synchronous mode (sync_standbys + 1 + nquorum > voting nodes): ` +
+    `${zeroLossSum(a)} is not more than the ${a.voters} voting nodes (${notes.join('; ')}), so a failover could lose acknowledged commits${before}; ${fix}`
+  );
+}

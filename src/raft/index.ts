@@ -8,13 +8,22 @@ export {
   applyChange,
   validateChange,
   splitBrainWarning,
+  zeroLoss,
+  zeroLossViolation,
   electionQuorum,
   commitQuorum,
   voterIds,
   isLeaderCapable,
   findNode,
   isMember,
+  TIMELINE_META_KEY,
+  encodeTimelineReservation,
+  decodeTimelineReservation,
+  timelineChange,
+  reservationOf,
 } from './config.js';
+export type { TimelineReservation } from './config.js';
+export type { ZeroLoss } from './config.js';
 export {
   DEFAULT_MAX_DRIFT,
   compareWal,

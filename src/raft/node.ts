@@ -15,6 +15,10 @@ import {
   applyChange,
   validateChange,
   voterIds,
+  decodeTimelineReservation,
+  reservationOf,
+  timelineChange,
+  TIMELINE_META_KEY,
 } from './config.js';
 import { RaftError } from './errors.js';
 import { compareWal, electionRank, electionTimeoutMs, leaseMs, rankBetter, DEFAULT_MAX_DRIFT } from './timing.js';
@@ -24,6 +28,7 @@ import type {
   BihaState,
   ClusterConfig,
   Entry,
+  FenceWal,
   HardState,
   Message,
   NodeId,
@@ -128,11 +133,16 @@ export class RaftNode {
   private leaderId: NodeId = 0;
   private started = false;
   private nodeError = false;
+  /** In NODE_ERROR: the end of the WAL this node shares with the cluster's history (its fork point). */
+  private keptWal: WalPos = NO_WAL;
+  /** Why this node may not lead now (setMayLead), or null. */
+  private leadBlock: string | null = null;
   private localFenced = false;
   private wal: WalPos = NO_WAL;
   private now: number;
 
   // Follower timing.
+  private readonly startedAt: number;
   private lastLeaderContact: number;
   private electionAt: number | null = null;
   private lastPrevoteGrantAt = Number.NEGATIVE_INFINITY;
@@ -164,13 +174,13 @@ export class RaftNode {
   /** Referees (and referee_with_wal): WAL a newly elected leader must have (see noteSeenWal). */
   private seenWal: WalPos = NO_WAL;
 
-  private qcCache: { snap: Snapshot; lastIndex: number; lastTerm: number; configs: ClusterConfig[] } | null = null;
+  private qcCache: { snap: Snapshot; lastIndex: number; lastTerm: number; configs: ClusterConfig[]; latest: ClusterConfig } | null = null;
 
   // Pending Ready.
   private msgs: Message[] = [];
   private lastHard: HardState;
   private logDirty = false;
-  private fence: { term: number } | null = null;
+  private fence: FenceWal | null = null;
   private committedOut: Entry[] = [];
   private configDirty = false;
   private lastSoft: SoftState;
@@ -197,8 +207,12 @@ export class RaftNode {
     }
     if (hard.commit > this.commit) this.commitTo(hard.commit);
     // A restarted voter may have acknowledged a heartbeat just before it stopped: it must not vote
-    // or campaign for T from now, or the old leader's lease would not protect it.
-    this.lastLeaderContact = opts.now;
+    // or campaign for T from now, or the old leader's lease would not protect it. A node still in
+    // term 0 (prepared by `bihactl add`) has acknowledged no leader (an acknowledgement follows
+    // persisting the leader's term), so no lease relies on it and it may vote at once; it still
+    // waits T from its start before it campaigns (tickFollower).
+    this.startedAt = opts.now;
+    this.lastLeaderContact = hard.term === 0 ? Number.NEGATIVE_INFINITY : opts.now;
     this.lastSoft = this.soft();
   }
 
@@ -245,25 +259,29 @@ export class RaftNode {
    * the previous parameters cannot elect a leader without meeting the new quorums.
    */
   private quorumConfigs(): ClusterConfig[] {
-    // Same snapshot and same last entry (index, term) mean the same log (log matching).
-    const c = this.qcCache;
-    if (c && c.snap === this.snap && c.lastIndex === this.lastIndex() && c.lastTerm === this.lastTerm()) return c.configs;
-    const configs = this.computeQuorumConfigs();
-    this.qcCache = { snap: this.snap, lastIndex: this.lastIndex(), lastTerm: this.lastTerm(), configs };
-    return configs;
+    return this.configCache().configs;
   }
 
-  private computeQuorumConfigs(): ClusterConfig[] {
+  /** The configuration after every entry of the log, committed or not, added nodes included. */
+  private latestConfig(): ClusterConfig {
+    return this.configCache().latest;
+  }
+
+  private configCache(): { configs: ClusterConfig[]; latest: ClusterConfig } {
+    // Same snapshot and same last entry (index, term) mean the same log (log matching).
+    const c = this.qcCache;
+    if (c && c.snap === this.snap && c.lastIndex === this.lastIndex() && c.lastTerm === this.lastTerm()) return c;
     const committed = this.cfg();
-    let pending: ClusterConfig = committed;
+    let latest: ClusterConfig = committed;
     for (const e of this.entries) {
-      const c = e.change;
-      if (c === null || c.type === 'set_meta' || validateChange(pending, c) !== null) continue;
-      pending = applyChange(pending, c);
+      const ch = e.change;
+      if (ch === null || ch.type === 'set_meta' || validateChange(latest, ch) !== null) continue;
+      latest = applyChange(latest, ch);
     }
-    if (pending === committed) return [committed];
-    const known = pending.nodes.filter((n) => isMember(committed, n.id));
-    return [committed, { nodes: known, params: pending.params }];
+    const known = latest.nodes.filter((n) => isMember(committed, n.id));
+    const configs = latest === committed ? [committed] : [committed, { nodes: known, params: latest.params }];
+    this.qcCache = { snap: this.snap, lastIndex: this.lastIndex(), lastTerm: this.lastTerm(), configs, latest };
+    return this.qcCache;
   }
 
   /** Voters of any quorum configuration. */
@@ -302,7 +320,7 @@ export class RaftNode {
    */
   private mayCampaign(transfer: boolean): boolean {
     const me = this.self();
-    if (!me || !isLeaderCapable(me) || this.nodeError) return false;
+    if (!me || !isLeaderCapable(me) || this.nodeError || this.leadBlock !== null) return false;
     if (voterIds(this.cfg()).length === 0) return false;
     return transfer || !this.cfg().params.serviceMode || this.now < this.serviceOverrideUntil;
   }
@@ -437,11 +455,35 @@ export class RaftNode {
     this.wal = { tli: wal.tli, lsn: wal.lsn };
   }
 
-  setNodeError(on: boolean): void {
+  /**
+   * NODE_ERROR on or off. `kept` is where this node's WAL leaves the cluster's history (the fork
+   * point on the timeline both share): WAL up to there may hold acknowledged writes, so votes still
+   * require it; what lies past it was never the cluster's and does not count.
+   */
+  setNodeError(on: boolean, kept?: WalPos): void {
+    this.keptWal = on ? (kept ?? NO_WAL) : NO_WAL;
     if (this.nodeError === on) return;
     this.nodeError = on;
     if (on && this.role === 'leader') this.stepDown(this.now);
     else if (on && this.role !== 'follower') this.becomeFollower(this.term, 0, this.now);
+  }
+
+  /**
+   * Whether this node may lead, as the controller sees it: false while nothing would fence its
+   * PostgreSQL once it loses the lease (its watchdog process is dead), so that its writes could
+   * outlive its leadership. Until it is allowed again the node does not campaign, not even after
+   * TimeoutNow (a transfer to it times out), and a leader steps down at once. It still votes.
+   */
+  setMayLead(allowed: boolean, reason?: string): void {
+    this.leadBlock = allowed ? null : reason ?? 'blocked by the controller';
+    if (allowed) return;
+    if (this.role === 'leader') this.stepDown(this.now);
+    else if (this.role !== 'follower') this.becomeFollower(this.term, 0, this.now);
+  }
+
+  /** The reason given to setMayLead(false), or null while this node may lead. */
+  leadBlockedReason(): string | null {
+    return this.leadBlock;
   }
 
   setLocalFenced(fenced: boolean): void {
@@ -492,6 +534,8 @@ export class RaftNode {
     if (!isLeaderCapable(node)) {
       return { ok: false, code: 'invalid', message: `node ${target} cannot become leader (${node.mode !== 'regular' ? `it is a ${node.mode} node` : 'can_be_leader is false'})` };
     }
+    const losing = this.pendingLeadLoss(target);
+    if (losing !== null) return { ok: false, code: 'invalid', message: losing };
     const p = this.progress.get(target);
     if (!p || p.heardAt === null || now - p.heardAt >= this.T()) {
       return { ok: false, code: 'invalid', message: `node ${target} is not reachable from the leader; check that it is running` };
@@ -504,6 +548,25 @@ export class RaftNode {
     this.sendApp(target, now);
     this.updateWritable(now);
     return { ok: true, index: 0, term: this.term };
+  }
+
+  /**
+   * Why an uncommitted config change takes leadership away from `id` (it removes the node or clears
+   * its can_be_leader), or null. A transfer to it would elect a leader that the change then removes
+   * (another election follows at once) or that leads against the configuration.
+   */
+  private pendingLeadLoss(id: NodeId): string | null {
+    let config = this.cfg();
+    for (const e of this.entries) {
+      const c = e.change;
+      if (c === null || c.type === 'set_meta' || validateChange(config, c) !== null) continue;
+      config = applyChange(config, c);
+      const node = findNode(config, id);
+      const pending = `config change ${e.index} is not committed yet`;
+      if (!node) return `node ${id} is being removed from the cluster (${pending}): choose another node`;
+      if (!isLeaderCapable(node)) return `node ${id} is losing can_be_leader (${pending}): choose another node`;
+    }
+    return null;
   }
 
   campaign(now: number): void {
@@ -529,11 +592,43 @@ export class RaftNode {
     const me = this.self();
     if (!me || !isLeaderCapable(me)) return 'this node can never be the leader';
     if (this.nodeError) return 'this node is in NODE_ERROR';
+    if (this.leadBlock !== null) return `this node may not lead: ${this.leadBlock}`;
     this.serviceOverrideUntil = now + 2 * this.electionT();
     if (!this.mayCampaign(false)) return 'this node may not campaign';
     if (this.role === 'follower') this.startPreCampaign(now);
     this.updateWritable(now);
     return null;
+  }
+
+  /**
+   * The timeline this leader may promote PostgreSQL to: the newest reservation of its own term and
+   * whether it is committed yet. Null when this node is not the leader or reserved nothing in this
+   * term. See TIMELINE_META_KEY.
+   */
+  timelineReservation(): { tli: number; committed: boolean } | null {
+    if (this.role !== 'leader') return null;
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      const r = reservationOf(this.entries[i]!.change);
+      if (r) return r.term === this.term ? { tli: r.tli, committed: this.entries[i]!.index <= this.commit } : null;
+    }
+    const r = decodeTimelineReservation(this.snap.meta[TIMELINE_META_KEY]);
+    return r && r.term === this.term ? { tli: r.tli, committed: true } : null;
+  }
+
+  /** The highest timeline number any entry of the log (committed or not) reserved; 0 when none. */
+  highestReservedTli(): number {
+    let tli = decodeTimelineReservation(this.snap.meta[TIMELINE_META_KEY])?.tli ?? 0;
+    for (const e of this.entries) tli = Math.max(tli, reservationOf(e.change)?.tli ?? 0);
+    return tli;
+  }
+
+  /**
+   * Reserve a further timeline for this leader (a second promotion in the same term, or PostgreSQL
+   * already past the reserved number): one above every reservation in the log and above `pgTli`.
+   */
+  reserveTimeline(pgTli: number, now: number): ProposeResult {
+    const tli = Math.max(this.highestReservedTli(), pgTli) + 1;
+    return this.propose(timelineChange({ tli, term: this.term }), now);
   }
 
   // ---------------------------------------------------------------- outputs
@@ -554,7 +649,7 @@ export class RaftNode {
     const out: {
       hardState?: HardState;
       log?: PersistentLog;
-      fenceWal?: { readonly term: number };
+      fenceWal?: FenceWal;
       messages: Message[];
       committed: Entry[];
       config?: ClusterConfig;
@@ -739,8 +834,11 @@ export class RaftNode {
     for (const n of this.cfg().nodes) {
       if (n.id !== this.id) this.progress.set(n.id, this.newProgress(this.lastIndex() + 1));
     }
-    // The no-op of this term: once it commits, every earlier entry is committed too (Raft §5.4.2).
-    const noop: Entry = { index: this.lastIndex() + 1, term: this.term, change: null };
+    // The first entry of this term: once it commits, every earlier entry is committed too (Raft
+    // §5.4.2). It reserves the timeline this leader will promote PostgreSQL to, so the reservation
+    // costs no extra round trip.
+    const tli = Math.max(this.highestReservedTli(), this.wal.tli) + 1;
+    const noop: Entry = { index: this.lastIndex() + 1, term: this.term, change: timelineChange({ tli, term: this.term }) };
     this.entries.push(noop);
     this.noopIndex = noop.index;
     this.logDirty = true;
@@ -782,7 +880,7 @@ export class RaftNode {
       return;
     }
     if (this.electionAt === null) {
-      const base = this.lastLeaderContact + this.electionT();
+      const base = Math.max(this.lastLeaderContact, this.startedAt) + this.electionT();
       if (now < base) return;
       this.electionAt = base + this.rank() * this.hb() + this.jitter();
     }
@@ -1153,23 +1251,23 @@ export class RaftNode {
     this.send(full);
   }
 
+  /**
+   * Votes are granted on config log and WAL whether or not this node knows it is a voter, as in
+   * etcd: a member added or promoted by a change it has not received yet must still vote, or a
+   * cluster whose election quorum needs it never elects again (scenario `join-voter`). Safety
+   * lies with the candidate, which counts only the voters of its own configurations. A removed
+   * node answers too; only a candidate that still lists it (its removal is not committed there)
+   * asks it and counts it.
+   */
   private handleVoteRequest(msg: VoteMsg, now: number): void {
-    const cfg = this.cfg();
     const reject = (reason: string): void => this.respondVote(msg, true, reason);
     if (msg.type === 'prevote' && msg.term <= this.term) return reject('stale_term');
-    const me = this.self();
-    if (!me || !this.canVoteHere()) return reject('not_a_voter');
-    const cand = findNode(cfg, msg.from);
-    if (!cand || !isLeaderCapable(cand)) return reject('candidate_not_eligible');
+    const theirs = { index: msg.lastIndex, term: msg.lastTerm };
+    const mine = { index: this.lastIndex(), term: this.lastTerm() };
+    if (!this.candidateEligible(msg.from, !logAtLeast(mine, theirs))) return reject('candidate_not_eligible');
     if (!msg.transfer && this.heardLeaderRecently(now)) return reject('leader_alive');
-    if (!logAtLeast({ index: msg.lastIndex, term: msg.lastTerm }, { index: this.lastIndex(), term: this.lastTerm() })) {
-      return reject('config_log_behind');
-    }
-    // A node in NODE_ERROR left the cluster's history (its WAL diverged, or its rewind failed):
-    // what it holds past the fork was never acknowledged by the cluster (it confirms no synchronous
-    // commit), so its WAL position must not keep the healthy nodes from electing a leader.
-    const need = me.mode !== 'regular' ? this.seenWal : this.nodeError ? NO_WAL : this.wal;
-    if (compareWal(msg.wal, need) < 0) return reject('wal_behind');
+    if (!logAtLeast(theirs, mine)) return reject('config_log_behind');
+    if (compareWal(msg.wal, this.voteWalFloor()) < 0) return reject('wal_behind');
     if (msg.type === 'vote' && this.vote !== 0 && this.vote !== msg.from) return reject('already_voted');
 
     if (msg.type === 'prevote') {
@@ -1180,10 +1278,49 @@ export class RaftNode {
     if (this.role !== 'follower') this.becomeFollower(this.term, 0, now);
     this.vote = msg.from;
     // Votes fence WAL: stop acknowledging the old leader's WAL before this vote leaves.
-    if (msg.term > this.followedTerm) this.fence = { term: msg.term };
+    if (msg.term > this.followedTerm) this.fence = { term: msg.term, candidateWal: msg.wal };
     // Give the candidate time to win before campaigning ourselves.
     if (this.mayCampaign(false)) this.electionAt = now + 2 * this.hb() + this.rank() * this.hb() + this.jitter();
     this.respondVote(msg, false, undefined);
+  }
+
+  /**
+   * Whether a candidate may lead as far as this node can tell. Its record in the committed
+   * configuration decides (the mode never changes, can_be_leader only by a committed change), else
+   * its record in the latest configuration of the log (its add_node is not committed yet). A
+   * candidate found in neither is refused, unless its config log is ahead of ours: it then holds
+   * changes we have not seen, one of which may have added it (scenario `join-candidate`; a node
+   * without any configuration knows nobody), and it checked its own eligibility against them.
+   */
+  private candidateEligible(id: NodeId, candidateLogAhead: boolean): boolean {
+    const node = findNode(this.cfg(), id) ?? findNode(this.latestConfig(), id);
+    if (node) return isLeaderCapable(node);
+    return candidateLogAhead;
+  }
+
+  /**
+   * The WAL a candidate needs for this node's vote. A regular node: its own, unless it is in
+   * NODE_ERROR: its WAL left the cluster's history (it diverged, or its rewind failed), what it
+   * holds past the fork was never acknowledged by the cluster (it confirms no synchronous commit),
+   * so it must not keep the healthy nodes from electing a leader. A referee of either kind: the
+   * mark of noteSeenWal.
+   *
+   * A node whose configuration does not list it (added by a change it has not received, or
+   * removed) does not know its mode. It takes the higher of its own WAL and its mark: it cannot
+   * tell whether its WAL carries acknowledged commits (a removed data node may have been a
+   * synchronous standby until the removal), so it assumes it may. A referee without PostgreSQL
+   * has no WAL, so that is its mark alone. The cost: a new referee_with_wal that has not heard the
+   * leader yet may refuse a data candidate lagging behind its copy, which the mark rule avoids.
+   */
+  private voteWalFloor(): WalPos {
+    // A node in NODE_ERROR left the cluster's history (its WAL diverged, or its rewind failed):
+    // what it holds past the fork was never acknowledged by the cluster (it confirms no synchronous
+    // commit), so only its WAL up to the fork point counts.
+    const own = this.nodeError ? this.keptWal : this.wal;
+    const mode = this.self()?.mode;
+    if (mode === 'regular') return own;
+    if (mode !== undefined) return this.seenWal;
+    return compareWal(own, this.seenWal) >= 0 ? own : this.seenWal;
   }
 
   /**

@@ -200,10 +200,17 @@ export interface SoftState {
   readonly transferTarget: NodeId;
 }
 
+export interface FenceWal {
+  readonly term: number;
+  /** Absent for the node's own candidacy. */
+  readonly candidateWal?: WalPos;
+}
+
 /**
  * One batch of work for the driver. Order of execution (exactly one driver does this):
  *   1. persist `hardState` and `log` (fsync) if present;
- *   2. if `fenceWal` is set, stop following the old leader and wait until that took effect;
+ *   2. if `fenceWal` is set, stop following the old leader and wait until that took effect; if it
+ *      could not, or the final WAL is past `fenceWal.candidateWal`, drop the vote messages;
  *   3. send `messages`;
  *   4. apply `committed` (the effective committed configuration is `config`);
  *   5. reconcile PostgreSQL to `soft`.
@@ -211,8 +218,12 @@ export interface SoftState {
 export interface Ready {
   readonly hardState?: HardState;
   readonly log?: PersistentLog;
-  /** Granting a vote in a newer term: stop acknowledging WAL from the old leader before the vote leaves. */
-  readonly fenceWal?: { readonly term: number };
+  /**
+   * Granting a vote in a newer term (or campaigning): stop acknowledging WAL from the old leader
+   * before the vote leaves. `candidateWal` is the WAL the candidate claimed: a voter whose WAL,
+   * once nothing arrives any more, ends past it must not send the vote after all.
+   */
+  readonly fenceWal?: FenceWal;
   readonly messages: readonly Message[];
   readonly committed: readonly Entry[];
   /** The committed configuration after applying `committed` (present when it changed). */

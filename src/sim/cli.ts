@@ -93,14 +93,14 @@ const base: Omit<RunOptions, 'seed'> = {
 const started = Date.now();
 const summary = emptySummary();
 if (o.seed !== undefined) {
-  const r = runSeed({ ...base, seed: o.seed }, o.trace ? { sink: (line) => console.log(line) } : undefined);
+  const r = await runSeed({ ...base, seed: o.seed }, o.trace ? { sink: (line) => console.log(line) } : undefined);
   addRun(summary, r);
   if (!o.quiet) console.log(`seed ${r.seed}: ${r.mode} ${r.scenario} ${JSON.stringify(r.stats)}${r.traceHash ? ` trace ${r.traceHash}` : ''}`);
   report(r);
 } else {
   let lastProgress = started;
   for (let i = 0; i < o.seeds; i++) {
-    const r = runSeed({ ...base, seed: o.seedBase + i });
+    const r = await runSeed({ ...base, seed: o.seedBase + i });
     addRun(summary, r);
     report(r);
     const t = Date.now();

@@ -1,7 +1,7 @@
 // The safety and liveness properties every run is checked against. The checker is fed events as
-// they happen (a hard state persisted, a node became leader, a synchronous write acknowledged, a
-// rewind dropped records, the set of writable leaders at this instant) and records a violation
-// the moment one is broken. It holds no reference to the simulation, so tests can feed it
+// they happen (a hard state persisted, a vote sent, a node became leader, a synchronous write
+// acknowledged, a rewind dropped records, the databases accepting writes at this instant) and
+// records a violation the moment one is broken. It holds no reference to the simulation, so tests can feed it
 // hand-made bad histories.
 import type { HardState, NodeId, WalPos } from '../raft/types.js';
 
@@ -9,10 +9,11 @@ export const INVARIANTS = {
   0: 'the raft core and the driver never throw',
   1: 'at most one leader per term',
   2: 'no node votes twice in a term',
-  3: 'no elected leader has less WAL than a node that voted for it',
+  3: 'no elected leader has less WAL than a node that voted for it had when its vote left',
   4: 'no acknowledged synchronous write is missing from a later leader',
-  5: 'never two writable leaders at one instant',
+  5: 'never two databases accepting writes at one instant',
   6: 'a connected majority elects a leader in bounded time and the cluster converges',
+  7: 'a standby streams (or keeps after pg_rewind) only WAL that continues its own',
 } as const;
 export type InvariantId = keyof typeof INVARIANTS;
 
@@ -56,6 +57,10 @@ interface CastVote {
   readonly wal: WalPos;
 }
 
+function voteKey(term: number, voter: NodeId): string {
+  return `${term}:${voter}`;
+}
+
 export class InvariantChecker {
   readonly violations: Violation[] = [];
   private step = 0;
@@ -65,6 +70,7 @@ export class InvariantChecker {
   private readonly votes = new Map<NodeId, Map<number, NodeId>>();
   private readonly lastTerm = new Map<NodeId, number>();
   private readonly votesInTerm = new Map<number, CastVote[]>();
+  private readonly votesSent = new Set<string>();
   private readonly acked: AckedWrite[] = [];
   private readonly ackedIds = new Set<number>();
 
@@ -87,10 +93,10 @@ export class InvariantChecker {
   }
 
   /**
-   * Invariant 2 (and the vote half of 3): `node` persisted `hard` while its WAL was at `wal`.
-   * Votes are tracked from what was persisted, so a restart cannot hide a second vote.
+   * Invariant 2: `node` persisted `hard`. Votes are tracked from what was persisted, so a restart
+   * cannot hide a second vote.
    */
-  persisted(node: NodeId, hard: HardState, wal: WalPos): void {
+  persisted(node: NodeId, hard: HardState): void {
     const prevTerm = this.lastTerm.get(node) ?? 0;
     if (hard.term < prevTerm) {
       this.fail(2, `node ${node} persisted term ${hard.term} after term ${prevTerm}`);
@@ -109,17 +115,32 @@ export class InvariantChecker {
       return;
     }
     mine.set(hard.term, hard.vote);
-    const vote: CastVote = { voter: node, candidate: hard.vote, wal };
-    let list = this.votesInTerm.get(hard.term);
+  }
+
+  /**
+   * Invariant 3 (and 2): `voter` sent a vote for `candidate` in `term` when its WAL really ended at
+   * `wal` (not the position its raft core last heard of). `judged` is false for votes the election
+   * restriction does not judge on the voter's own WAL (a referee, a node in NODE_ERROR).
+   */
+  voteSent(voter: NodeId, term: number, candidate: NodeId, wal: WalPos, judged: boolean): void {
+    // Persisting a later term covers a vote of an earlier one: the node can no longer vote in it.
+    const persisted = this.votes.get(voter)?.get(term);
+    if (persisted !== candidate && (this.lastTerm.get(voter) ?? 0) <= term) {
+      this.fail(2, `node ${voter} sent a vote for ${candidate} in term ${term} but persisted ${persisted === undefined ? 'no vote' : `a vote for ${persisted}`}`);
+      return;
+    }
+    const key = voteKey(term, voter);
+    if (this.votesSent.has(key) || !judged) return;
+    this.votesSent.add(key);
+    const vote: CastVote = { voter, candidate, wal };
+    let list = this.votesInTerm.get(term);
     if (!list) {
       list = [];
-      this.votesInTerm.set(hard.term, list);
+      this.votesInTerm.set(term, list);
     }
     list.push(vote);
-    // A vote persisted after the candidate already won still has to be covered by its WAL.
-    if (this.leaderOfTerm.get(hard.term) === hard.vote) {
-      this.checkVote(hard.term, vote, this.walAtElection.get(hard.term) as WalPos);
-    }
+    // A vote sent after the candidate already won still has to be covered by its WAL.
+    if (this.leaderOfTerm.get(term) === candidate) this.checkVote(term, vote, this.walAtElection.get(term) as WalPos);
   }
 
   /**
@@ -191,8 +212,8 @@ export class InvariantChecker {
     }
   }
 
-  /** Invariant 5: the leaders that are writable (soft state) and whose database accepts writes right now. */
+  /** Invariant 5: the nodes whose database accepts writes right now. */
   writable(nodes: readonly NodeId[]): void {
-    if (nodes.length > 1) this.fail(5, `nodes ${nodes.join(' and ')} are writable leaders at the same time`);
+    if (nodes.length > 1) this.fail(5, `the databases of nodes ${nodes.join(' and ')} accept writes at the same time`);
   }
 }

@@ -30,6 +30,14 @@ export interface SimOptions {
   readonly fenceDelayMs: number;
   /** Time from the decision to promote until the new primary accepts writes. */
   readonly promoteDelayMs: number;
+  /** Probability that a fence (pg_ctl stop of a primary) fails and PostgreSQL stays a primary. */
+  readonly fenceFailProb: number;
+  /** Share of nodes with biha.autorewind = true (the others go to NODE_ERROR on divergence). */
+  readonly autorewindShare: number;
+  /** Probability that pg_rewind fails half-way (after it connected), leaving the data directory held. */
+  readonly rewindFailProb: number;
+  /** How long the operator leaves a node in NODE_ERROR before running bihactl rewind on it. */
+  readonly repairAfterMs: number;
   readonly heartbeatSendPeriod: number;
   readonly heartbeatMaxLost: number;
   readonly nquorum: number;
@@ -71,6 +79,10 @@ export function simOptions(o: { readonly seed: number; readonly nodes: number } 
     tickMs: o.tickMs ?? 10,
     fenceDelayMs: o.fenceDelayMs ?? 13,
     promoteDelayMs: o.promoteDelayMs ?? 20,
+    fenceFailProb: o.fenceFailProb ?? 0.03,
+    autorewindShare: o.autorewindShare ?? 0.7,
+    rewindFailProb: o.rewindFailProb ?? 0.05,
+    repairAfterMs: o.repairAfterMs ?? 1000,
     heartbeatSendPeriod: o.heartbeatSendPeriod ?? 200,
     heartbeatMaxLost: o.heartbeatMaxLost ?? 5,
     nquorum: o.nquorum ?? majority(o.nodes),

@@ -11,7 +11,7 @@ export interface RunOptions extends Partial<SimOptions> {
 }
 
 /** Runs one seed. With `sink` every trace line is passed to it; with `hash` the trace is hashed. */
-export function runSeed(opts: RunOptions, trace?: { sink?: TraceSink; hash?: boolean }): RunResult {
+export function runSeed(opts: RunOptions, trace?: { sink?: TraceSink; hash?: boolean }): Promise<RunResult> {
   return new Simulation(simOptions(opts), trace).run();
 }
 
@@ -26,17 +26,24 @@ export interface BatchSummary {
   ackedWrites: number;
   lostAsyncWrites: number;
   rewinds: number;
+  nodeErrors: number;
+  votesWithheld: number;
+  reusedTimelines: number;
+  missingSlots: number;
   maxHealElectMs: number;
   maxConvergeMs: number;
   /** Longest total time in one run during which two databases accepted writes (fencing windows). */
   maxDbOverlapMs: number;
+  /** Longest such time with a host resumed from a freeze longer than its lease (counted apart). */
+  maxFrozenOverlapMs: number;
   simMs: number;
 }
 
 export function emptySummary(): BatchSummary {
   return {
     runs: 0, violations: 0, failedSeeds: [], elections: 0, failovers: 0, switchovers: 0, maxFailoverMs: 0,
-    ackedWrites: 0, lostAsyncWrites: 0, rewinds: 0, maxHealElectMs: 0, maxConvergeMs: 0, maxDbOverlapMs: 0, simMs: 0,
+    ackedWrites: 0, lostAsyncWrites: 0, rewinds: 0, nodeErrors: 0, votesWithheld: 0, reusedTimelines: 0, missingSlots: 0, maxHealElectMs: 0, maxConvergeMs: 0,
+    maxDbOverlapMs: 0, maxFrozenOverlapMs: 0, simMs: 0,
   };
 }
 
@@ -52,21 +59,26 @@ export function addRun(s: BatchSummary, r: RunResult): void {
   s.ackedWrites += st.ackedWrites;
   s.lostAsyncWrites += st.lostAsyncWrites;
   s.rewinds += st.rewinds;
+  s.nodeErrors += st.nodeErrors;
+  s.votesWithheld += st.votesWithheld;
+  s.reusedTimelines += st.reusedTimelines;
+  s.missingSlots += st.missingSlots;
   s.maxHealElectMs = Math.max(s.maxHealElectMs, st.healElectMs);
   s.maxConvergeMs = Math.max(s.maxConvergeMs, st.convergeMs);
-  s.maxDbOverlapMs = Math.max(s.maxDbOverlapMs, st.dbOverlapMs);
+  s.maxDbOverlapMs = Math.max(s.maxDbOverlapMs, st.dbOverlapMs - st.frozenOverlapMs);
+  s.maxFrozenOverlapMs = Math.max(s.maxFrozenOverlapMs, st.frozenOverlapMs);
   s.simMs += st.simMs;
 }
 
 /** Runs `count` consecutive seeds from `seedBase`; `onResult` sees each result as it completes. */
-export function runBatch(
+export async function runBatch(
   base: Omit<RunOptions, 'seed'> & { readonly seedBase: number; readonly count: number },
   onResult?: (r: RunResult) => void,
-): BatchSummary {
+): Promise<BatchSummary> {
   const { seedBase, count, ...rest } = base;
   const s = emptySummary();
   for (let i = 0; i < count; i++) {
-    const r = runSeed({ ...rest, seed: seedBase + i });
+    const r = await runSeed({ ...rest, seed: seedBase + i });
     addRun(s, r);
     onResult?.(r);
   }
@@ -79,6 +91,7 @@ export function summaryLine(s: BatchSummary, elapsedMs: number): string {
     `sim: ${s.runs} runs, ${s.violations} violations, ${s.elections} elections, ${s.failovers} failovers, ` +
     `${s.switchovers} switchovers, max failover ${s.maxFailoverMs} ms, max heal election ${s.maxHealElectMs} ms, ` +
     `max converge ${s.maxConvergeMs} ms, ${s.ackedWrites} acked writes, ${s.lostAsyncWrites} lost async writes, ` +
-    `${s.rewinds} rewinds, max db overlap ${Math.round(s.maxDbOverlapMs)} ms, ${(s.simMs / 1000).toFixed(0)} simulated s, elapsed ${(elapsedMs / 1000).toFixed(1)} s`
+    `${s.rewinds} rewinds, ${s.nodeErrors} node errors, ${s.votesWithheld} votes withheld, ${s.reusedTimelines} reused timelines, ${s.missingSlots} missing slots, max db overlap ${Math.round(s.maxDbOverlapMs)} ms ` +
+    `(+${Math.round(s.maxFrozenOverlapMs)} ms after a freeze), ${(s.simMs / 1000).toFixed(0)} simulated s, elapsed ${(elapsedMs / 1000).toFixed(1)} s`
   );
 }

@@ -134,6 +134,26 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
     expect(await members()).toEqual([1]);
   });
 
+  it('refuses a voter that would break the zero-loss rule of synchronous mode: exit 3, the rule with the numbers, the way out', async () => {
+    // sync_standbys 1 on the one data node: nothing to wait for yet (it counts as 0), and 0 + 1 + 1 > 1.
+    await a.sql(1, 'select biha.set_sync_standbys(1)');
+    try {
+      const r = await bihactl([
+        'add', '--biha-node-id=2', '--host=127.0.0.1', '--mode=referee', `--biha-port=${a.port(2) + 1}`, `--http-port=${a.port(2) + 2}`,
+        `--magic-string=${a.magic}`, `--pgdata=${target()}`,
+      ]);
+      const line = refused(r, /adding node 2 breaks the zero-loss rule of synchronous mode/);
+      expect(r.code).toBe(3);
+      expect(line).toContain('0 + 1 + 1 = 2 is not more than the 2 voting nodes');
+      expect(line).toContain('raise nquorum to 2 first');
+      expect(line).toContain('--allow-sync-loss');
+      expect(absentOrEmpty(target())).toBe(true);
+      expect(await members()).toEqual([1]);
+    } finally {
+      await a.sql(1, 'select biha.set_sync_standbys(0)');
+    }
+  });
+
   it('refuses a non-empty --pgdata for init and for add, leaving its contents alone', async () => {
     const dir = nonEmptyDir(path.join(a.dir, 'not-empty'));
     refused(await bihactl(initArgs(dir, [])), /--pgdata .*not-empty is not empty/);

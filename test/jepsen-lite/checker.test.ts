@@ -1,10 +1,14 @@
 // The jepsen-lite checkers on hand-made histories: each must flag what it exists for, and must not
 // flag a clean failover.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkConsensus, checkSet, checkSplitBrain, unavailability } from './checker.js';
+import { checkConsensus, checkSet, checkSplitBrain, lateAcks, unavailability } from './checker.js';
 import type { HardStateRecord, NemesisRecord, OpRecord, Outcome } from './history.js';
 import { parseControllerLog } from './logs.js';
 import type { StateEvent } from './logs.js';
+import { LogFollower } from './votelog.js';
 import { classifyStatementError, isSyncCancelNotice } from './workload.js';
 
 let nextId = 1;
@@ -52,6 +56,14 @@ describe('writable-leader probe', () => {
     expect(r[0]!.later.value).toBe('b');
   });
 
+  it('reports, without flagging, an old leader acknowledging after a newer term did a write sent before that', () => {
+    // a: sent at 0 to node 1 (term 3), acknowledged at 50; node 2 (term 4) acknowledged b at 30.
+    const ops = [op('a', 'ok', 1, 3, 0, 50), op('b', 'ok', 2, 4, 20, 30), op('c', 'ok', 1, 3, 0, 10)];
+    expect(checkSplitBrain(ops)).toEqual([]);
+    const late = lateAcks(ops);
+    expect(late.map((l) => [l.op.value, l.newer.value, l.afterMs])).toEqual([['a', 'b', 20]]);
+  });
+
   it('flags overlapping writable windows when a term is unknown, but not disjoint ones', () => {
     const overlap = [op('a', 'ok', 1, null, 0, 10), op('b', 'ok', 2, null, 5, 15), op('c', 'ok', 1, null, 20, 30), op('d', 'ok', 2, null, 25, 35)];
     expect(checkSplitBrain(overlap).map((s) => s.kind)).toEqual(['overlap']);
@@ -88,7 +100,80 @@ describe('consensus invariants', () => {
     expect(r.twoLeaders).toEqual(['term 5: leaders 1, 2']);
     expect(r.disagreeingLeader).toEqual(['term 5: nodes named leaders 1, 2']);
     expect(r.termDecrease.length).toBe(1);
-    expect(r.doubleVote).toEqual(['node 3 voted for 1 and 2 in term 5']);
+    expect(r.doubleVote).toEqual(['node 3 voted for 1 (sample at 1970-01-01T00:00:00.000Z) and 2 (sample at 1970-01-01T00:00:00.005Z) in term 5']);
+  });
+
+  it('flags a double vote that only the log records (the samples saw one vote), and not votes across terms', () => {
+    const hard: HardStateRecord[] = [
+      // node 2 voted for 1 in term 4, then for 3 in term 5: fine.
+      { type: 'hard', at: 0, node: 2, term: 4, vote: 1, src: 'log' },
+      { type: 'hard', at: 5, node: 2, term: 5, vote: 0, src: 'log' },
+      { type: 'hard', at: 6, node: 2, term: 5, vote: 3, src: 'log' },
+      // node 1: term 6 vote 2, then (within 0.5 s, between two samples) vote 3 in the same term.
+      { type: 'hard', at: 100, node: 1, term: 6, vote: 2, src: 'log' },
+      { type: 'hard', at: 150, node: 1, term: 6, vote: 3, src: 'log' },
+      { type: 'hard', at: 400, node: 1, term: 6, vote: 3, src: 'sample' },
+      { type: 'hard', at: 400, node: 2, term: 5, vote: 3, src: 'sample' },
+    ];
+    const r = checkConsensus(new Map(), hard);
+    expect(r.doubleVote).toEqual(['node 1 voted for 2 (log at 1970-01-01T00:00:00.100Z) and 3 (log at 1970-01-01T00:00:00.150Z) in term 6']);
+    expect([r.voteLogLines, r.voteSamples]).toEqual([5, 2]);
+    expect(r.unloggedVotes).toEqual([]);
+  });
+
+  it('reports a sampled vote that no log line of a logging node holds, and does not count it as a vote', () => {
+    const hard: HardStateRecord[] = [
+      { type: 'hard', at: 0, node: 1, term: 3, vote: 1, src: 'log' },
+      { type: 'hard', at: 500, node: 1, term: 4, vote: 2, src: 'sample' },
+      // node 1's own vote in term 4, logged: the sample above (a peer's file copied over by a
+      // rewind, say) is not a second vote of node 1.
+      { type: 'hard', at: 600, node: 1, term: 4, vote: 1, src: 'log' },
+      // node 2 does not log votes at all (an older build): its samples are not "unlogged".
+      { type: 'hard', at: 500, node: 2, term: 4, vote: 2 },
+    ];
+    const r = checkConsensus(new Map(), hard);
+    expect(r.unloggedVotes).toEqual(['node 1: term 4 vote 2 sampled at 1970-01-01T00:00:00.500Z is in no log line']);
+    expect(r.doubleVote).toEqual([]);
+  });
+});
+
+describe('vote log', () => {
+  it('reads every "hard state persisted" line of the node, and only of that node', () => {
+    const text = [
+      '{"level":30,"time":"2026-01-01T00:00:00.000Z","node":2,"component":"BIHA","term":3,"vote":0,"msg":"hard state persisted: term 3, vote 0 (as loaded at start)"}',
+      '{"level":30,"time":"2026-01-01T00:00:01.000Z","node":2,"component":"BIHA","term":4,"vote":1,"msg":"hard state persisted: term 4, vote 1"}',
+      '{"level":30,"time":"2026-01-01T00:00:01.100Z","node":1,"component":"BIHA","term":4,"vote":1,"msg":"hard state persisted: term 4, vote 1"}',
+      '{"level":30,"time":"2026-01-01T00:00:01.200Z","node":2,"component":"BIHA","term":4,"vote":3,"msg":"hard state persisted: term 4, vote 3"}',
+    ].join('\n');
+    const p = parseControllerLog(text, 2);
+    expect(p.votes.map((v) => [v.term, v.vote])).toEqual([[3, 0], [4, 1], [4, 3]]);
+    expect(p.foreign).toEqual(new Map([[1, 1]]));
+    const hard: HardStateRecord[] = p.votes.map((v) => ({ type: 'hard', ...v, src: 'log' }));
+    expect(checkConsensus(new Map(), hard).doubleVote).toEqual(['node 2 voted for 1 (log at 2026-01-01T00:00:01.000Z) and 3 (log at 2026-01-01T00:00:01.200Z) in term 4']);
+  });
+
+  it('follows a log file as it grows and after it is rewritten underneath, as a rewind does', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'votelog-'));
+    try {
+      const file = path.join(dir, 'controller.log');
+      const line = (ms: number, term: number, vote: number, node = 1): string =>
+        `{"level":30,"time":"${new Date(ms).toISOString()}","node":${node},"term":${term},"vote":${vote},"msg":"hard state persisted: term ${term}, vote ${vote}"}\n`;
+      fs.writeFileSync(file, line(0, 1, 1) + '{"msg":"other"}\n');
+      const f = new LogFollower(file, 1);
+      expect(f.poll().map((v) => v.term)).toEqual([1]);
+      fs.appendFileSync(file, line(1000, 2, 2).slice(0, 20));
+      expect(f.poll()).toEqual([]);
+      fs.appendFileSync(file, line(1000, 2, 2).slice(20));
+      expect(f.poll().map((v) => v.term)).toEqual([2]);
+      // Rewritten in place (same inode) with a peer's log, then with an older copy plus new lines.
+      fs.writeFileSync(file, line(1500, 3, 2, 2) + line(1600, 3, 2, 2) + line(1700, 3, 2, 2));
+      expect(f.poll()).toEqual([]);
+      fs.writeFileSync(file, line(0, 1, 1) + line(2000, 3, 3));
+      expect(f.poll().map((v) => [v.term, v.vote])).toEqual([[1, 1], [3, 3]]);
+      expect(f.poll()).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -123,6 +123,26 @@ export function checkSplitBrain(ops: readonly OpRecord[]): SplitBrain[] {
   return out;
 }
 
+/**
+ * Late acknowledgements (reported, not failed): a write acknowledged by a node in term t after
+ * another node had already acknowledged one in a higher term, but sent before that — so a
+ * linearization inside the old leader's term exists and checkSplitBrain does not flag it. It shows
+ * a deposed leader still completing commits, e.g. after its whole host was frozen.
+ */
+export function lateAcks(ops: readonly OpRecord[]): Array<{ op: OpRecord; newer: OpRecord; afterMs: number }> {
+  const acked = ops.filter((o) => o.outcome === 'ok' && o.node !== null && o.term !== null).sort((a, b) => a.complete - b.complete);
+  const out: Array<{ op: OpRecord; newer: OpRecord; afterMs: number }> = [];
+  // The first acknowledgement in each term, by time; for every op, the earliest one in a higher term.
+  const firstByTerm = new Map<number, OpRecord>();
+  for (const o of acked) if (!firstByTerm.has(o.term!)) firstByTerm.set(o.term!, o);
+  for (const o of acked) {
+    let newer: OpRecord | null = null;
+    for (const [t, f] of firstByTerm) if (t > o.term! && f.node !== o.node && f.complete < o.complete && (!newer || f.complete < newer.complete)) newer = f;
+    if (newer && o.invoke <= newer.complete) out.push({ op: o, newer, afterMs: o.complete - newer.complete });
+  }
+  return out;
+}
+
 export interface ConsensusResult {
   /** Terms in which more than one node was leader. */
   readonly twoLeaders: string[];
@@ -130,10 +150,23 @@ export interface ConsensusResult {
   readonly disagreeingLeader: string[];
   /** A node whose term went down. */
   readonly termDecrease: string[];
-  /** A node whose persisted vote changed within a term (sampled from pg_biha/biha.state). */
+  /**
+   * A node that voted for two candidates in one term: from every persisted vote in its controller
+   * log ("hard state persisted" lines); for a node whose log has no such line (a build that does
+   * not log its votes), from the samples of pg_biha/biha.state.
+   */
   readonly doubleVote: string[];
   readonly leaderTerms: number;
+  /** Sampled hard states (pg_biha/biha.state, every 0.5 s, recorded when changed). */
   readonly voteSamples: number;
+  /** Persisted hard states read from the controllers' logs (every change). */
+  readonly voteLogLines: number;
+  /**
+   * Votes seen in a sample of pg_biha/biha.state but in no log line of a node that does log its
+   * votes: either the log record is not complete, or the file held what this node's controller
+   * never persisted (a peer's biha.state that pg_rewind copied over it, before it was put back).
+   */
+  readonly unloggedVotes: string[];
 }
 
 /** Consensus invariants from the controllers' "state" log lines and the sampled hard states. */
@@ -161,16 +194,44 @@ export function checkConsensus(statesByNode: ReadonlyMap<number, readonly StateE
   }
   const twoLeaders = [...leadersOf].filter(([, s]) => s.size > 1).map(([t, s]) => `term ${t}: leaders ${[...s].join(', ')}`);
   const disagreeingLeader = [...namedOf].filter(([, s]) => s.size > 1).map(([t, s]) => `term ${t}: nodes named leaders ${[...s].join(', ')}`);
-  const votes = new Map<string, Set<number>>();
+  // Votes per (node, term): the log where the node logs its votes, else the samples.
+  const votes = new Map<string, Map<number, HardStateRecord>>();
+  const logged = new Set<string>();
+  const logsVotes = new Set<number>();
   for (const h of hard) {
+    if (h.src !== 'log') continue;
+    logsVotes.add(h.node);
+    logged.add(`${h.node}:${h.term}:${h.vote}`);
+  }
+  for (const h of [...hard].sort((a, b) => a.at - b.at)) {
+    if ((h.src === 'log') !== logsVotes.has(h.node)) continue;
     if (!h.vote) continue;
     const k = `${h.node}:${h.term}`;
-    const set = votes.get(k) ?? new Set<number>();
-    set.add(h.vote);
-    votes.set(k, set);
+    const m = votes.get(k) ?? new Map<number, HardStateRecord>();
+    if (!m.has(h.vote)) m.set(h.vote, h);
+    votes.set(k, m);
   }
-  const doubleVote = [...votes].filter(([, s]) => s.size > 1).map(([k, s]) => `node ${k.split(':')[0]} voted for ${[...s].join(' and ')} in term ${k.split(':')[1]}`);
-  return { twoLeaders, disagreeingLeader, termDecrease, doubleVote, leaderTerms: leadersOf.size, voteSamples: hard.length };
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const doubleVote = [...votes]
+    .filter(([, m]) => m.size > 1)
+    .map(([k, m]) => {
+      const [node, term] = k.split(':');
+      const how = [...m].map(([v, r]) => `${v} (${r.src ?? 'sample'} at ${iso(r.at)})`).join(' and ');
+      return `node ${node} voted for ${how} in term ${term}`;
+    });
+  const unloggedVotes = hard
+    .filter((h) => h.src !== 'log' && h.vote !== 0 && logsVotes.has(h.node) && !logged.has(`${h.node}:${h.term}:${h.vote}`))
+    .map((h) => `node ${h.node}: term ${h.term} vote ${h.vote} sampled at ${iso(h.at)} is in no log line`);
+  return {
+    twoLeaders,
+    disagreeingLeader,
+    termDecrease,
+    doubleVote,
+    leaderTerms: leadersOf.size,
+    voteSamples: hard.filter((h) => h.src !== 'log').length,
+    voteLogLines: hard.filter((h) => h.src === 'log').length,
+    unloggedVotes,
+  };
 }
 
 export interface Window {

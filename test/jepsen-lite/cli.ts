@@ -1,10 +1,12 @@
 // npm run jepsen -- --nodes 3|5 --time SECONDS --nemesis LIST|all|main --mode sync|async [--seed S]
 //   [--runs N] [--hb-period MS] [--hb-max-lost N] [--autorewind] [--keep-data] [--no-png]
 //   npm run jepsen -- --cleanup | --report [--since DIR]
+//   npm run jepsen -- --matrix [--matrix-runs 104] [--time 75] [--seed S] [--run-timeout S] [--dry-run]
 // Runs jepsen-lite against real biha clusters in network namespaces (needs root, nft, ip).
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { cleanupStale } from './hosts.js';
+import { runMatrix } from './matrix.js';
 import { NEMESES, parseNemeses } from './nemesis.js';
 import { ROOT } from './nodes.js';
 import { report } from './report.js';
@@ -33,12 +35,33 @@ async function main(argv: string[]): Promise<number> {
     .option('--cleanup', 'only remove namespaces, bridges and processes that dead runs left behind')
     .option('--report', 'only print a Markdown table of the runs in test/jepsen-lite/runs')
     .option('--since <dir>', 'with --report: runs whose directory name sorts at or after this one')
+    .option('--matrix', 'the full matrix: --matrix-runs runs over 3/5 nodes x sync/async, every nemesis in turn, one child process each; prints the results table')
+    .option('--matrix-runs <n>', 'with --matrix: number of runs', '104')
+    .option('--run-timeout <seconds>', 'with --matrix: hard limit of one run (default: --time + 480)')
+    .option('--matrix-slice <a:b>', 'with --matrix: only runs a..b of the plan (to run it in parts)')
+    .option('--dry-run', 'with --matrix: print the plan and the estimated time only')
     .allowExcessArguments(false);
   p.parse(argv.filter((a) => a !== '--'), { from: 'user' });
-  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean; report?: boolean; since?: string }>();
+  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean; report?: boolean; since?: string; matrix?: boolean; matrixRuns: string; runTimeout?: string; matrixSlice?: string; dryRun?: boolean }>();
   if (o.report) {
     process.stdout.write(report(path.join(ROOT, 'test', 'jepsen-lite', 'runs'), o.since ?? ''));
     return 0;
+  }
+  if (o.matrix) {
+    // The matrix's runs have 75 s of faults unless --time says otherwise (the results' convention).
+    const timeSec = p.getOptionValueSource('time') === 'default' ? 75 : int('time', o.time, 10, 86_400);
+    const seed = o.seed !== undefined ? int('seed', o.seed, 0, 2 ** 31) : 1000;
+    const runTimeoutSec = o.runTimeout !== undefined ? int('run-timeout', o.runTimeout, 60, 86_400) : undefined;
+    if (!o.dryRun && process.getuid?.() !== 0) throw new Error('jepsen-lite needs root (network namespaces, nft)');
+    const runs = int('matrix-runs', o.matrixRuns, 1, 10_000);
+    let slice: [number, number] | undefined;
+    if (o.matrixSlice !== undefined) {
+      const m = /^(\d+):(\d+)$/.exec(o.matrixSlice);
+      if (!m) throw new Error(`--matrix-slice must be A:B, not "${o.matrixSlice}"`);
+      slice = [int('matrix-slice', m[1]!, 1, runs), int('matrix-slice', m[2]!, 1, runs)];
+      if (slice[0] > slice[1]) throw new Error('--matrix-slice: A must not be above B');
+    }
+    return await runMatrix({ runs, timeSec, seed, dryRun: !!o.dryRun, ...(runTimeoutSec !== undefined ? { runTimeoutSec } : {}), ...(slice ? { slice } : {}) });
   }
   if (process.getuid?.() !== 0) throw new Error('jepsen-lite needs root (network namespaces, nft)');
   if (o.cleanup) {

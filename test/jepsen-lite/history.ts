@@ -52,6 +52,12 @@ export interface HardStateRecord {
   readonly node: number;
   readonly term: number;
   readonly vote: number;
+  /**
+   * 'log': a "hard state persisted" line of the node's controller log (one per persisted change:
+   * the complete record); 'sample': pg_biha/biha.state read by the run every 0.5 s (can miss a
+   * change). Absent in histories written before the log line existed: a sample.
+   */
+  readonly src?: 'log' | 'sample';
 }
 
 export interface MarkRecord {
@@ -103,10 +109,23 @@ export class History {
     this.write(rec);
   }
 
-  hardState(r: Omit<HardStateRecord, 'type'>): void {
-    const prev = [...this.hard].reverse().find((h) => h.node === r.node);
+  private readonly loggedVotes = new Set<string>();
+
+  /** A sampled hard state: recorded when it differs from the node's previous sample. */
+  hardState(r: Omit<HardStateRecord, 'type' | 'src'>): void {
+    const prev = [...this.hard].reverse().find((h) => h.node === r.node && h.src === 'sample');
     if (prev && prev.term === r.term && prev.vote === r.vote) return;
-    const rec: HardStateRecord = { type: 'hard', ...r };
+    const rec: HardStateRecord = { type: 'hard', ...r, src: 'sample' };
+    this.hard.push(rec);
+    this.write(rec);
+  }
+
+  /** A hard state from a controller log line (each line once, however often it is read). */
+  loggedVote(r: Omit<HardStateRecord, 'type' | 'src'>): void {
+    const key = `${r.node}:${r.at}:${r.term}:${r.vote}`;
+    if (this.loggedVotes.has(key)) return;
+    this.loggedVotes.add(key);
+    const rec: HardStateRecord = { type: 'hard', ...r, src: 'log' };
     this.hard.push(rec);
     this.write(rec);
   }

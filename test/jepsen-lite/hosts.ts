@@ -121,6 +121,21 @@ export class Hosts {
     return r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => Number.isInteger(p) && p > 0);
   }
 
+  /**
+   * PIDs living in node i's namespace now: `ip netns pids`, each one checked again through
+   * /proc/PID/ns/net against the namespace's own inode (a PID that exited and was reused by some
+   * other process in between is left out).
+   */
+  async ownPids(i: number): Promise<number[]> {
+    let ino: number;
+    try {
+      ino = fs.statSync(path.join('/run/netns', this.ns(i))).ino;
+    } catch {
+      return [];
+    }
+    return (await this.pids(i)).filter((p) => netnsOf(p) === `net:[${ino}]`);
+  }
+
   /** Namespace inode of node i (to check that a process really lives there). */
   async nsInode(i: number): Promise<string> {
     const pids = await this.pids(i);
@@ -179,6 +194,21 @@ export class Hosts {
       }
     }
     for (const x of touched) await this.applyNft(x);
+  }
+
+  /**
+   * Drops, one way only, the packets that node `from` sends to each of `to` (TCP to or from the
+   * given ports): dropped on `from`'s way out and on their way in. The other direction is left
+   * alone (so TCP acknowledgements of that direction are lost too, as on a real one-way link).
+   */
+  async cutOneWay(from: number, to: readonly number[], ports: readonly number[]): Promise<void> {
+    const set = `{ ${ports.join(', ')} }`;
+    for (const y of to) {
+      if (y === from) continue;
+      this.addRules(from, [`out ip daddr ${this.addr(y)} tcp dport ${set} drop`, `out ip daddr ${this.addr(y)} tcp sport ${set} drop`]);
+      this.addRules(y, [`in ip saddr ${this.addr(from)} tcp dport ${set} drop`, `in ip saddr ${this.addr(from)} tcp sport ${set} drop`]);
+    }
+    for (const x of new Set([from, ...to])) await this.applyNft(x);
   }
 
   /** Cuts node i from the client as well (a fully isolated host). */

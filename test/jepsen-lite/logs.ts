@@ -1,6 +1,8 @@
 // Reads the controllers' pino JSON logs (pg_biha/log/controller.log). Lines whose msg starts with
 // "state " carry the raft role, term and leader of that node at that time; a few other lines mark
-// starts, stops, fences and NODE_ERROR.
+// starts, stops, fences, rewinds and NODE_ERROR. Lines "hard state persisted: term T, vote V" are
+// written by the controller for every persisted raft hard state, before any vote is sent: the
+// complete record of the votes a node cast (checkConsensus).
 
 export interface StateEvent {
   readonly at: number;
@@ -11,15 +13,24 @@ export interface StateEvent {
   readonly state: string;
 }
 
+/** One persisted raft hard state (term, vote) of a node, from its log. */
+export interface VoteEvent {
+  readonly at: number;
+  readonly node: number;
+  readonly term: number;
+  readonly vote: number;
+}
+
 export interface LogEvent {
   readonly at: number;
   readonly node: number;
-  readonly kind: 'started' | 'stopping' | 'fence' | 'node_error' | 'vote_fence' | 'promote' | 'pg_restart';
+  readonly kind: 'started' | 'stopping' | 'fence' | 'node_error' | 'vote_fence' | 'promote' | 'pg_restart' | 'rewind';
   readonly msg: string;
 }
 
 export interface ParsedLog {
   readonly states: StateEvent[];
+  readonly votes: VoteEvent[];
   readonly events: LogEvent[];
   /** Lines that were not JSON (e.g. a stack trace on stderr). */
   readonly garbage: number;
@@ -42,6 +53,7 @@ function timeOf(v: unknown): number | null {
 /** Parses one node's controller.log text. `node` is used when a line has no node field. */
 export function parseControllerLog(text: string, node: number): ParsedLog {
   const states: StateEvent[] = [];
+  const votes: VoteEvent[] = [];
   const events: LogEvent[] = [];
   let garbage = 0;
   const foreign = new Map<number, number>();
@@ -72,6 +84,10 @@ export function parseControllerLog(text: string, node: number): ParsedLog {
       });
       continue;
     }
+    if (msg.startsWith(VOTE_MSG) && typeof j['term'] === 'number' && typeof j['vote'] === 'number') {
+      votes.push({ at, node: n, term: j['term'], vote: j['vote'] });
+      continue;
+    }
     if (msg === 'controller started') events.push({ at, node: n, kind: 'started', msg });
     else if (msg === 'controller stopping') events.push({ at, node: n, kind: 'stopping', msg });
     else if (/lease expired|fenced/i.test(msg)) events.push({ at, node: n, kind: 'fence', msg });
@@ -79,6 +95,17 @@ export function parseControllerLog(text: string, node: number): ParsedLog {
     else if (msg.startsWith('vote in a newer term')) events.push({ at, node: n, kind: 'vote_fence', msg });
     else if (/^done: promote/.test(msg)) events.push({ at, node: n, kind: 'promote', msg });
     else if (/PostgreSQL is not running/.test(msg)) events.push({ at, node: n, kind: 'pg_restart', msg });
+    else if (/^pg_rewind|^rewound/.test(msg)) events.push({ at, node: n, kind: 'rewind', msg });
   }
-  return { states, events, garbage, foreign };
+  return { states, votes, events, garbage, foreign };
+}
+
+/** The message of the controller's line for a persisted hard state (src/controller/daemon.ts). */
+export const VOTE_MSG = 'hard state persisted';
+
+/** The vote of one log line of node `node`, or null (another line, or another node's). */
+export function parseVoteLine(line: string, node: number): VoteEvent | null {
+  if (!line.includes(VOTE_MSG)) return null;
+  const p = parseControllerLog(line, node);
+  return p.votes[0] ?? null;
 }

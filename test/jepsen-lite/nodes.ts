@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { localRequest, localSocketPath } from '../../src/controller/bridge/localsock.js';
 import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import type { Hosts } from './hosts.js';
-import { pidFromFile, run, signalOwn, sleep } from './proc.js';
+import { cmdline, pidFromFile, run, signalOwn, sleep } from './proc.js';
 import type { RunResult } from './proc.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -184,10 +184,61 @@ export class NsCluster {
     return pidFromFile(path.join(this.pgdata(i), 'postmaster.pid'));
   }
 
-  /** kill -9 / SIGSTOP / SIGCONT of node i's controller or postmaster (only if it is ours). */
-  signal(i: number, what: 'controller' | 'postmaster', sig: NodeJS.Signals): boolean {
-    const pid = what === 'controller' ? this.controllerPid(i) : this.postmasterPid(i);
+  watchdogPid(i: number): number | null {
+    return pidFromFile(path.join(this.pgdata(i), 'pg_biha', 'watchdog.pid'));
+  }
+
+  /** kill -9 / SIGSTOP / SIGCONT of node i's controller, postmaster or watchdog (only if it is ours). */
+  signal(i: number, what: 'controller' | 'postmaster' | 'watchdog', sig: NodeJS.Signals): boolean {
+    const pid = what === 'controller' ? this.controllerPid(i) : what === 'watchdog' ? this.watchdogPid(i) : this.postmasterPid(i);
     return signalOwn(pid, sig, this.pgdata(i));
+  }
+
+  /**
+   * A whole-host freeze: SIGSTOP of every process in node i's namespace (controller, watchdog,
+   * postmaster, every backend), found by namespace, never by name. Two passes, so that a process
+   * forked while the first pass ran is stopped too. Returns the PIDs stopped.
+   */
+  async freeze(i: number): Promise<number[]> {
+    const stopped = new Set<number>();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const p of await this.hosts.ownPids(i)) {
+        if (stopped.has(p)) continue;
+        try {
+          process.kill(p, 'SIGSTOP');
+          stopped.add(p);
+        } catch {
+          // gone
+        }
+      }
+    }
+    return [...stopped];
+  }
+
+  /** SIGCONT of every process in node i's namespace (the end of a freeze; harmless otherwise). */
+  async thaw(i: number): Promise<number> {
+    let n = 0;
+    for (const p of await this.hosts.ownPids(i)) {
+      try {
+        process.kill(p, 'SIGCONT');
+        n++;
+      } catch {
+        // gone
+      }
+    }
+    return n;
+  }
+
+  /** pg_rewind processes running in node i's namespace (found by namespace, then by their command line). */
+  async rewinds(i: number): Promise<Array<{ pid: number; dryRun: boolean; source: number }>> {
+    const out: Array<{ pid: number; dryRun: boolean; source: number }> = [];
+    for (const p of await this.hosts.ownPids(i)) {
+      const cl = cmdline(p);
+      if (!/(^|\/)pg_rewind /.test(cl)) continue;
+      const host = /--source-server=.*?host=([0-9.]+)/.exec(cl)?.[1] ?? '';
+      out.push({ pid: p, dryRun: cl.includes('--dry-run'), source: this.ids().find((x) => this.addr(x) === host) ?? 0 });
+    }
+    return out;
   }
 
   /** A host crash: SIGKILL of every process in the node's namespace (controller, watchdog, PostgreSQL). */

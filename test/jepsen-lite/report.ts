@@ -57,5 +57,54 @@ export function report(runsDir: string, since = ''): string {
   }
   const sum: string[] = ['', '| cluster | runs | acknowledged writes | lost (runs with loss) | split-brain | raft invariant violations | not converged | ended with a NODE_ERROR node | run errors |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
   for (const [k, t] of [...totals].sort()) sum.push(`| ${k} | ${t.runs} | ${t.ok} | ${t.lost} (${t.runsWithLoss}) | ${t.split} | ${t.inv} | ${t.notConv} | ${t.nodeErr} | ${t.errors} |`);
-  return [...rows, ...sum, ''].join('\n');
+  return [...rows, ...sum, '', configurationTable(dirs.map((d) => path.join(runsDir, d))), ''].join('\n');
+}
+
+/**
+ * The results table of docs/reliability.md: one row per configuration (nodes, mode) over the given
+ * run directories — runs, acknowledged writes, lost writes (sync: must be 0; async: measured),
+ * split-brain, double votes, other raft invariant violations, runs that did not converge and runs
+ * that failed before a final read.
+ */
+export function configurationTable(runDirs: readonly string[]): string {
+  const rows = new Map<string, { nodes: number; mode: string; runs: number; ok: number; lost: number; runsWithLoss: number; split: number; dbl: number; inv: number; notConv: number; errors: number; nemeses: Set<string> }>();
+  for (const d of runDirs) {
+    let s: Summary;
+    try {
+      s = JSON.parse(fs.readFileSync(path.join(d, 'summary.json'), 'utf8')) as Summary;
+    } catch {
+      continue;
+    }
+    const key = `${s.options.nodes} ${s.options.mode}`;
+    const r = rows.get(key) ?? { nodes: s.options.nodes, mode: s.options.mode, runs: 0, ok: 0, lost: 0, runsWithLoss: 0, split: 0, dbl: 0, inv: 0, notConv: 0, errors: 0, nemeses: new Set<string>() };
+    const lost = s.set ? s.set.lost.length : -1;
+    r.runs++;
+    r.ok += s.set?.ok ?? 0;
+    r.lost += Math.max(0, lost);
+    if (lost > 0) r.runsWithLoss++;
+    r.split += s.splitBrain.length;
+    r.dbl += s.consensus.doubleVote.length;
+    r.inv += s.consensus.twoLeaders.length + s.consensus.disagreeingLeader.length + s.consensus.termDecrease.length;
+    if (!s.converged.ok) r.notConv++;
+    if (s.setupError || lost < 0) r.errors++;
+    for (const n of s.nemeses) r.nemeses.add(n.name);
+    rows.set(key, r);
+  }
+  const out = [
+    '| nodes | mode | runs | acknowledged writes | lost in sync | lost in async (runs with loss) | split-brain | double votes | other raft invariant violations | not converged | run errors | nemeses that struck |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  const all = { runs: 0, ok: 0, split: 0, dbl: 0 };
+  for (const r of [...rows.values()].sort((a, b) => a.nodes - b.nodes || a.mode.localeCompare(b.mode))) {
+    const sync = r.mode === 'sync';
+    out.push(`| ${r.nodes} | ${r.mode} | ${r.runs} | ${r.ok} | ${sync ? r.lost : '—'} | ${sync ? '—' : `${r.lost} (${r.runsWithLoss})`} | ${r.split} | ${r.dbl} | ${r.inv} | ${r.notConv} | ${r.errors} | ${r.nemeses.size} |`);
+    all.runs += r.runs;
+    all.ok += r.ok;
+    all.split += r.split;
+    all.dbl += r.dbl;
+  }
+  const syncLost = [...rows.values()].filter((r) => r.mode === 'sync').reduce((a, r) => a + r.lost, 0);
+  const asyncLost = [...rows.values()].filter((r) => r.mode !== 'sync').reduce((a, r) => a + r.lost, 0);
+  out.push(`| all | | ${all.runs} | ${all.ok} | ${syncLost} | ${asyncLost} | ${all.split} | ${all.dbl} | | | | |`);
+  return out.join('\n');
 }

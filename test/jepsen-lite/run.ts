@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readNodeState } from '../../src/controller/state/nodefiles.js';
 import { Prng } from '../../src/sim/prng.js';
-import { checkConsensus, checkSet, checkSplitBrain, lostContext, unavailability } from './checker.js';
+import { checkConsensus, checkSet, checkSplitBrain, lateAcks, lostContext, unavailability } from './checker.js';
 import type { ConsensusResult, SetResult, SplitBrain, Window } from './checker.js';
 import { History } from './history.js';
 import { Hosts, REGISTRY_DIR, cleanupStale } from './hosts.js';
@@ -17,6 +17,7 @@ import type { ActiveFault, NemesisName } from './nemesis.js';
 import { DB, NsCluster, PASSWORD, ROOT, USER, snapshotProduct } from './nodes.js';
 import { run, sleep } from './proc.js';
 import { renderTimeline } from './timeline.js';
+import { LogFollower } from './votelog.js';
 import { CREATE_TABLE, RoleProbe, Workload, exec, readSet } from './workload.js';
 import type { ClientSpec } from './workload.js';
 
@@ -58,8 +59,10 @@ export interface RunSummary {
   readonly windows: Window[];
 }
 
-const PROCESS_FAULTS: readonly NemesisName[] = ['kill-controller', 'kill-postgres', 'crash', 'pause', 'restart'];
-const NET_FAULTS: readonly NemesisName[] = ['partition-leader', 'partition-half', 'partition-bridge', 'partition-ring', 'cut-control', 'cut-replication', 'slow', 'loss', 'flap'];
+// Faults that a mixed interval may combine (one of each). The timed faults (promotion-fault,
+// rewind-fault) are never mixed: they make their own second fault.
+const PROCESS_FAULTS: readonly NemesisName[] = ['kill-controller', 'kill-follower-controller', 'kill-postgres', 'kill-watchdog', 'crash', 'freeze', 'pause', 'restart'];
+const NET_FAULTS: readonly NemesisName[] = ['partition-leader', 'partition-half', 'partition-bridge', 'partition-ring', 'cut-control', 'cut-control-out', 'cut-control-in', 'cut-replication', 'slow', 'loss', 'flap'];
 
 function stamp(d: Date): string {
   return d.toISOString().replace(/[:]/g, '-').replace(/\..*$/, 'Z');
@@ -98,6 +101,9 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const nquorum = Math.floor(n / 2) + 1;
   const syncStandbys = o.mode === 'sync' ? (n >= 5 ? 2 : 1) : 0;
   const rng = new Prng(o.seed);
+  // A rewind only happens with biha.autorewind = true: without it the rewind fault has nothing to hit.
+  const nemeses = o.autorewind ? o.nemeses : o.nemeses.filter((x) => x !== 'rewind-fault');
+  if (nemeses.length === 0) throw new Error('rewind-fault needs --autorewind (biha.autorewind = true): without it no node rewinds');
   const runId = randomBytes(3).toString('hex').slice(0, 4);
   const runsDir = o.runsDir ?? path.join(ROOT, 'test', 'jepsen-lite', 'runs');
   const dir = path.join(runsDir, `${stamp(new Date())}-${runId}`);
@@ -112,6 +118,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const h = new History(path.join(dir, 'history.jsonl'));
   const command = o.command ?? `npm run jepsen -- --nodes ${n} --time ${o.timeSec} --nemesis ${o.nemeses.join(',')} --mode ${o.mode} --seed ${o.seed}${o.autorewind ? ' --autorewind' : ''}`;
   log(`run ${runId}: ${command}`);
+  if (nemeses.length < o.nemeses.length) log('rewind-fault left out: it needs --autorewind');
   log(`run directory ${dir}; namespaces ${hosts.ns(1)}..${hosts.ns(n)}, bridge ${hosts.bridge} 10.213.${res.subnet}.0/24, ports ${res.basePort}..${res.basePort + 10 * (n - 1) + 2}`);
 
   // Emergency cleanup on Ctrl-C / kill / unexpected exit.
@@ -131,6 +138,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   process.on('exit', emergency);
 
   let sampler: Promise<void> | null = null;
+  let voteTail: Promise<void> | null = null;
   let stopSampler = false;
   let workload: Workload | null = null;
   let finalRead: Set<string> | null = null;
@@ -149,6 +157,14 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     h.mark(`cluster ready, leader ${first.leader}`);
     log(`cluster ready: leader ${first.leader}; mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}`);
 
+    // Every persisted vote, from the controllers' logs as they are written (votelog.ts).
+    const followers = c.ids().map((i) => new LogFollower(path.join(c.pgdata(i), 'pg_biha', 'log', 'controller.log'), i));
+    voteTail = (async () => {
+      for (let k = 0; k < 1_000_000 && !stopSampler; k++) {
+        for (const f of followers) for (const v of f.poll()) h.loggedVote(v);
+        await sleep(100);
+      }
+    })();
     // Samples of every node's state and persisted vote, for the timeline and the vote check.
     // The PostgreSQL role comes from PostgreSQL itself (pg_is_in_recovery), not from the controller.
     const probe = new RoleProbe(new Map(c.ids().map((i) => [i, { host: c.addr(i), port: c.port(i) }])));
@@ -207,21 +223,28 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
       await sleep(quiet);
       const interval = Math.min(nrng.range(faultMs[0], faultMs[1]), Math.max(faultMs[0], deadline - Date.now()));
       // One fault, or (mixed) one process fault and one network fault at once.
-      let names: NemesisName[] = [nrng.pick(o.nemeses)];
-      const procs = o.nemeses.filter((x) => PROCESS_FAULTS.includes(x));
-      const nets = o.nemeses.filter((x) => NET_FAULTS.includes(x) && x !== 'flap');
-      if (procs.length && nets.length && nrng.chance(o.mixProbability ?? 0.25)) names = [nrng.pick(nets), nrng.pick(procs)];
+      let names: NemesisName[] = [nrng.pick(nemeses)];
+      const procs = nemeses.filter((x) => PROCESS_FAULTS.includes(x));
+      const nets = nemeses.filter((x) => NET_FAULTS.includes(x) && x !== 'flap');
+      if (procs.length && nets.length && PROCESS_FAULTS.concat(NET_FAULTS).includes(names[0]!) && nrng.chance(o.mixProbability ?? 0.25)) names = [nrng.pick(nets), nrng.pick(procs)];
       const active: Array<{ f: ActiveFault; rec: ReturnType<History['nemesisStart']> }> = [];
       for (const name of names) {
         const startAt = Date.now();
         try {
-          const f = await startFault(name, { c, rng: nrng, log, leaderOrAny, intervalMs: interval });
+          const f = await startFault(name, { c, rng: nrng, log, leaderOrAny, intervalMs: interval, autorewind: !!o.autorewind });
           const rec = h.nemesisStart(f.name, f.what, f.nodes, startAt);
           active.push({ f, rec });
           log(`[${((startAt - wlStart) / 1000).toFixed(1)} s] fault ${f.name}: ${f.what}`);
         } catch (e) {
           log(`fault ${name} could not start: ${e instanceof Error ? e.message : String(e)}`);
           h.mark(`fault ${name} could not start: ${e instanceof Error ? e.message : String(e)}`);
+          // A fault that failed half-way (a crash done, an isolation not) leaves no heal: undo everything.
+          await hosts.healAll();
+          for (const i of c.ids()) {
+            c.signal(i, 'controller', 'SIGCONT');
+            await c.thaw(i);
+            await c.ensureStarted(i);
+          }
         }
       }
       await sleep(interval);
@@ -240,10 +263,11 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
       if (Date.now() > deadline) break;
     }
 
-    // Final heal: every rule and qdisc gone, every controller running and not paused.
+    // Final heal: every rule and qdisc gone, every process running (not stopped), every controller started.
     await hosts.healAll();
     for (const i of c.ids()) {
       c.signal(i, 'controller', 'SIGCONT');
+      await c.thaw(i);
       const r = await c.ensureStarted(i);
       if (r && r.code !== 0) log(`final heal: bihactl start node ${i} failed: ${r.stderr.trim()}`);
     }
@@ -290,10 +314,14 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     if (workload) await workload.stop();
     stopSampler = true;
     if (sampler) await sampler;
+    if (voteTail) await voteTail;
     tEnd = Date.now();
-    h.close();
+    for (const i of c.ids()) await c.thaw(i).catch(() => 0);
     await c.stopAll().catch(() => undefined);
     c.copyLogs(path.join(dir, 'logs'));
+    // The final logs: every vote line (those the follower already had are not recorded twice).
+    for (const i of c.ids()) for (const v of new LogFollower(path.join(dir, 'logs', `n${i}-controller.log`), i).poll(1 << 30)) h.loggedVote(v);
+    h.close();
     await hosts.teardown().catch((e: unknown) => log(`teardown: ${String(e)}`));
     if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
     fs.rmSync(product.dir, { recursive: true, force: true });
@@ -322,6 +350,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   }
   const consensus = checkConsensus(statesByNode, h.hard);
   const splitBrain = checkSplitBrain(h.ops);
+  const late = lateAcks(h.ops);
   const set = finalRead ? checkSet(h.ops, finalRead) : null;
   const windows = unavailability(h.ops, h.nemeses, wlStart, wlEnd);
   const consensusOk = consensus.twoLeaders.length === 0 && consensus.disagreeingLeader.length === 0 && consensus.termDecrease.length === 0 && consensus.doubleVote.length === 0;
@@ -357,9 +386,15 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   } else lines.push('final read: FAILED (no leader answered)');
   lines.push(`split-brain: ${splitBrain.length}`);
   for (const s of splitBrain.slice(0, 10)) lines.push(`  ${s.kind}: ${s.message} (${s.earlier.value} acked at ${fmt(s.earlier.complete)}, ${s.later.value} sent at ${fmt(s.later.invoke)} acked at ${fmt(s.later.complete)})`);
-  lines.push(`consensus (logs): ${consensus.leaderTerms} terms with a leader; two leaders in a term: ${consensus.twoLeaders.length}; disagreeing leader names: ${consensus.disagreeingLeader.length}; term decreases: ${consensus.termDecrease.length}; double votes (sampled ${consensus.voteSamples} vote changes from pg_biha/biha.state; votes are not logged): ${consensus.doubleVote.length}`);
+  if (late.length) {
+    lines.push(`late acknowledgements (reported, not failed: sent before a newer term acknowledged, acknowledged after): ${late.length}`);
+    for (const l of late.slice(0, 5)) lines.push(`  ${l.op.value} on node ${l.op.node} term ${l.op.term} sent at ${fmt(l.op.invoke)}, acked at ${fmt(l.op.complete)}: ${(l.afterMs / 1000).toFixed(3)} s after node ${l.newer.node} acked ${l.newer.value} in term ${l.newer.term}${set?.lost.some((x) => x.value === l.op.value) ? ' (lost)' : ''}`);
+  }
+  lines.push(`consensus (logs): ${consensus.leaderTerms} terms with a leader; two leaders in a term: ${consensus.twoLeaders.length}; disagreeing leader names: ${consensus.disagreeingLeader.length}; term decreases: ${consensus.termDecrease.length}; double votes (${consensus.voteLogLines} persisted hard states from the controller logs, ${consensus.voteSamples} changes sampled from pg_biha/biha.state): ${consensus.doubleVote.length}`);
   for (const s of [...consensus.twoLeaders, ...consensus.disagreeingLeader, ...consensus.termDecrease, ...consensus.doubleVote].slice(0, 10)) lines.push(`  ${s}`);
   for (const f of foreignLines) lines.push(`  note: ${f}`);
+  if (consensus.voteLogLines === 0) lines.push('  note: no "hard state persisted" line in any controller log (a build that does not log its votes): double votes only from samples');
+  for (const u of consensus.unloggedVotes.slice(0, 10)) lines.push(`  note: biha.state held a vote its controller never logged (an incomplete log, or a peer's state file copied over by pg_rewind): ${u}`);
   lines.push(`convergence after the final heal: ${converged.ok ? `yes, in ${(converged.ms / 1000).toFixed(1)} s (bound ${convergeMs / 1000} s), leader ${converged.leader}${converged.nodeErrors.length ? `, NODE_ERROR on ${converged.nodeErrors.join(',')}` : ''}` : `NO within ${convergeMs / 1000} s: ${converged.why}`}`);
   for (const f of followerNotes) lines.push(`  ${f}`);
   const totalUnav = windows.reduce((a, w) => a + w.ms, 0);
@@ -394,7 +429,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   if (o.png) await toPng(path.join(dir, 'timeline.svg'), path.join(dir, 'timeline.png'), log);
   fs.writeFileSync(
     path.join(dir, 'summary.json'),
-    JSON.stringify({ command, options: { ...o, log: undefined }, valid, set: set && { ...set, lost: set.lost, failedButPresent: set.failedButPresent.length, unexpected: set.unexpected.length }, splitBrain, consensus, converged, windows, nemeses: h.nemeses, setupError }, null, 2),
+    JSON.stringify({ command, options: { ...o, log: undefined }, valid, set: set && { ...set, lost: set.lost, failedButPresent: set.failedButPresent.length, unexpected: set.unexpected.length }, splitBrain, lateAcks: late.length, consensus, converged, windows, nemeses: h.nemeses, setupError }, null, 2),
   );
   log(text);
   return { dir, valid, text, set, splitBrain, consensus, converged, windows };

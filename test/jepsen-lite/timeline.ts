@@ -137,7 +137,7 @@ export function renderTimeline(t: TimelineInput): string {
     // Log events: restarts, fences, NODE_ERROR.
     for (const e of t.events.filter((ev) => ev.node === node && ev.at >= t.start && ev.at <= t.end)) {
       const ex = x(e.at);
-      const mark = e.kind === 'started' ? '▲' : e.kind === 'fence' ? '⛔' : e.kind === 'node_error' ? '✖' : e.kind === 'promote' ? '★' : e.kind === 'vote_fence' ? '◆' : e.kind === 'pg_restart' ? '↻' : '▼';
+      const mark = e.kind === 'started' ? '▲' : e.kind === 'fence' ? '⛔' : e.kind === 'node_error' ? '✖' : e.kind === 'promote' ? '★' : e.kind === 'vote_fence' ? '◆' : e.kind === 'pg_restart' ? '↻' : e.kind === 'rewind' ? '⟲' : '▼';
       out.push(`<text x="${ex.toFixed(1)}" y="${y + 7}" font-size="8" text-anchor="middle" fill="#333">${mark}<title>${esc(`${e.kind}: ${e.msg}`)}</title></text>`);
     }
     // Writes acknowledged on this node: ok (green), indeterminate (orange).

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { PostgresActions, notConsistentYet } from '../../src/controller/pg/actions.js';
 import type { PgActionsDeps } from '../../src/controller/pg/actions.js';
-import type { NodeConf } from '../../src/controller/state/nodefiles.js';
-import type { Observed } from '../../src/controller/driver/nc.js';
+import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
+import { NodeStore } from '../../src/controller/state/store.js';
 import { DEFAULT_PARAMS } from '../../src/raft/index.js';
 import type { ClusterConfig } from '../../src/raft/index.js';
 import { readBihaGucs, setAutoConfOffline, writeBihaConf } from '../../src/controller/pg/conf.js';
@@ -279,7 +279,6 @@ describe('a standby that is not consistent yet', () => {
   // nothing listens, as a node whose rewind or base backup source went away: it refuses connections
   // until it has replayed up to the backup's end, so only pg_control and a reload can retarget it.
   let actions: PostgresActions;
-  let observed: Observed | null = null;
 
   it('takes the new upstream from pg_control and a reload, then becomes consistent and streams', async () => {
     n3 = path.join(base, 'n3');
@@ -309,29 +308,27 @@ describe('a standby that is not consistent yet', () => {
       nodes: [2, 3].map((id) => ({ id, host: '127.0.0.1', port: id === 2 ? p2 : p3, bihaPort: 1, mode: 'regular' as const, canBeLeader: true, canVote: true, priority: 0 })),
       params: DEFAULT_PARAMS,
     };
+    const conf = { nodeId: 3, replicationUser: REPL_USER } as NodeConf;
     const deps: PgActionsDeps = {
       pgdata: n3,
-      conf: { nodeId: 3, replicationUser: REPL_USER } as NodeConf,
+      conf,
+      store: NodeStore.of(n3, conf, { nodeError: null } as NodeState),
       env,
       pg: db3,
       log: pino({ level: 'silent' }),
       config: () => config,
-      peerTimeline: () => Promise.resolve({ tli: 2, history: [{ parentTli: 1, switchLsn: '0/1000000' }] }),
-      autorewind: () => Promise.resolve(false),
-      enterNodeError: (e) => Promise.reject(new Error(`unexpected NODE_ERROR: ${e.details}`)),
-      setObserved: (o) => void (observed = o),
-      status: () => localStatus(db3!),
       restoreIdentity: () => Promise.resolve(),
-      nodesInError: () => new Set(),
     };
     actions = new PostgresActions(deps);
     // Not consistent without being a fresh copy (a crashed primary replaying its own WAL): refused,
     // pg_control does not say where its WAL ends.
-    await expect(actions.retarget(2)).rejects.toThrow(/not yet accepting connections|is starting up/);
-    expect(observed).toBeNull();
+    await expect(actions.position()).rejects.toThrow(/not yet accepting connections|is starting up/);
     actions.noteCopied();
-    await actions.retarget(2);
-    expect(observed).toEqual({ role: 'STANDBY', upstream: 2 });
+    // A fresh copy: pg_control's minimum recovery point says where its WAL must reach.
+    const pos = await actions.position();
+    expect(pos.tli).toBe(2);
+    expect(pos.end).toBeGreaterThan(0);
+    await actions.follow(config.nodes[0]!);
     const st = await waitFor('n3 consistent and streaming from n2', async () => {
       const s = await localStatus(db3!).catch(() => null);
       return s?.walReceiver?.status === 'streaming' ? s : null;

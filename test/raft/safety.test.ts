@@ -1,6 +1,6 @@
 // Direct unit tests of the safety rules of the raft core (votes, eligibility, fencing, lease).
 import { describe, expect, it } from 'vitest';
-import { RaftNode, DEFAULT_PARAMS, leaseMs } from '../../src/raft/index.js';
+import { RaftNode, DEFAULT_PARAMS, joiningState, leaseMs } from '../../src/raft/index.js';
 import type { Message, PersistentState, VoteMsg, VoteRespMsg } from '../../src/raft/index.js';
 import { TestCluster, nodeInfo } from './cluster.js';
 import { seededRand } from './scenario.js';
@@ -83,6 +83,82 @@ describe('votes', () => {
     expect(responses(n2.ready().messages)).toMatchObject([{ reject: true, reason: 'leader_alive' }]);
     n2.step(voteReq(1, 2, 2), c.time + 1000);
     expect(responses(n2.ready().messages)).toMatchObject([{ reject: false }]);
+  });
+});
+
+describe('votes of nodes that do not know their membership', () => {
+  it('a node without any configuration (bihactl add) votes at once, on config log and WAL', () => {
+    const n = new RaftNode({ id: 4, state: joiningState(), rand: seededRand(4), now: 0 });
+    n.setWal({ tli: 1, lsn: 5000 });
+    n.tick(10);
+    n.ready();
+    n.step({ ...voteReq(2, 4, 3, { wal: { tli: 1, lsn: 4999 } }), type: 'prevote' }, 10);
+    n.step({ ...voteReq(2, 4, 3, { wal: { tli: 1, lsn: 5000 } }), type: 'prevote' }, 10);
+    n.step(voteReq(2, 4, 3, { wal: { tli: 1, lsn: 5000 } }), 10);
+    n.step(voteReq(3, 4, 3, { wal: { tli: 1, lsn: 9000 } }), 10);
+    const rd = n.ready();
+    expect(responses(rd.messages).map((r) => [r.type, r.from === 4 && r.to, r.reject, r.reason])).toEqual([
+      ['prevote_resp', 2, true, 'wal_behind'],
+      ['prevote_resp', 2, false, undefined],
+      ['vote_resp', 2, false, undefined],
+      ['vote_resp', 3, true, 'already_voted'],
+    ]);
+    expect(rd.hardState).toEqual({ term: 3, vote: 2, commit: 0 });
+    expect(rd.fenceWal).toMatchObject({ term: 3, candidateWal: expect.any(Object) });
+    expect(n.soft().state).toBe('CSTATE_FORMING');
+  });
+
+  it('a member that is no voter in its own configuration grants when asked (it may have been promoted)', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { canVote: false })]);
+    const n3 = c.node(3);
+    n3.tick(c.time);
+    n3.step(voteReq(1, 3, 2), c.time);
+    expect(responses(n3.ready().messages)).toMatchObject([{ to: 1, reject: false }]);
+  });
+
+  it('a removed node votes on config log and its own WAL; a candidate that no longer lists it does not ask it', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const gone = leader === 3 ? 2 : 3;
+    const cand = [1, 2, 3].find((id) => id !== leader && id !== gone)!;
+    expect(c.node(leader!).propose({ type: 'remove_node', id: gone }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+    const sent = c.readies.get(cand)!.length;
+    c.crash(leader!);
+    c.run(5000);
+    // nquorum 2 of the two remaining voters needs the crashed leader; the removed node is never asked.
+    expect(c.leaders()).toEqual([]);
+    expect(c.readies.get(cand)!.slice(sent).flatMap((r) => r.messages).some((m) => m.to === gone)).toBe(false);
+    const n = c.node(gone);
+    expect(n.soft().state).toBe('CSTATE_FORMING');
+    c.setWal(gone, { tli: 1, lsn: 700 });
+    const { term } = n.soft();
+    const last = n.persistent().log.snapshot;
+    n.step(voteReq(cand, gone, term + 1, { lastIndex: last.index, lastTerm: last.term, wal: { tli: 1, lsn: 600 } }), c.time);
+    n.step(voteReq(cand, gone, term + 1, { lastIndex: last.index, lastTerm: last.term, wal: { tli: 1, lsn: 700 } }), c.time);
+    expect(responses(n.ready().messages).map((r) => r.reason ?? 'granted')).toEqual(['wal_behind', 'granted']);
+  });
+});
+
+describe('votes of removed referees', () => {
+  it('a removed referee, no longer knowing its mode, keeps demanding the WAL it saw', () => {
+    const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { mode: 'referee', port: 0, canBeLeader: false })]);
+    c.run(3000);
+    expect(c.leaders()).toEqual([1]);
+    c.setWal(2, { tli: 1, lsn: 500 });
+    c.run(1000);
+    expect(c.node(1).propose({ type: 'remove_node', id: 3 }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+    c.crash(1);
+    c.run(2000);
+    const n3 = c.node(3);
+    expect(n3.soft().state).toBe('CSTATE_FORMING');
+    const { term } = n3.soft();
+    const last = n3.persistent().log.snapshot;
+    n3.step(voteReq(2, 3, term + 1, { lastIndex: last.index, lastTerm: last.term, wal: { tli: 1, lsn: 499 } }), c.time);
+    n3.step(voteReq(2, 3, term + 1, { lastIndex: last.index, lastTerm: last.term, wal: { tli: 1, lsn: 500 } }), c.time);
+    expect(responses(n3.ready().messages).map((r) => r.reason ?? 'granted')).toEqual(['wal_behind', 'granted']);
   });
 });
 
@@ -250,6 +326,83 @@ describe('eligibility', () => {
   });
 });
 
+describe('setMayLead (nothing would fence this PostgreSQL)', () => {
+  const campaigned = (c: TestCluster, id: number, from = 0): boolean =>
+    c.readies.get(id)!.slice(from).some((r) => r.soft?.role === 'precandidate' || r.soft?.role === 'candidate' || r.soft?.role === 'leader');
+
+  it('a leader steps down at once; a blocked node still votes', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const l = c.node(leader!);
+    expect(l.leadBlockedReason()).toBeNull();
+    l.setMayLead(false, 'the lease watchdog is not running');
+    expect(l.soft()).toMatchObject({ role: 'follower', writable: false, leaderId: 0 });
+    expect(l.leadBlockedReason()).toBe('the lease watchdog is not running');
+    // With one follower gone, nquorum 2 needs the blocked node's vote.
+    const [gone, next] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+    c.crash(gone);
+    const from = c.readies.get(leader!)!.length;
+    c.run(5000);
+    expect(c.leaders()).toEqual([next]);
+    expect(campaigned(c, leader!, from)).toBe(false);
+    expect(l.persistent().hard.vote).toBe(next);
+    expect(l.soft()).toMatchObject({ role: 'follower', leaderId: next });
+  });
+
+  it('a blocked follower never campaigns, also not when asked to, and campaigns again once unblocked', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const [a, b] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+    c.node(a).setMayLead(false);
+    c.node(b).setMayLead(false, 'no watchdog');
+    expect(c.node(a).leadBlockedReason()).toBe('blocked by the controller');
+    const [fa, fb] = [c.readies.get(a)!.length, c.readies.get(b)!.length];
+    c.crash(leader!);
+    c.run(10_000);
+    expect(c.leaders()).toEqual([]);
+    expect(campaigned(c, a, fa) || campaigned(c, b, fb)).toBe(false);
+    c.node(b).campaign(c.time);
+    expect(c.node(b).soft().role).toBe('follower');
+    expect(c.node(b).campaignDespiteServiceMode(c.time)).toBe('this node may not lead: no watchdog');
+    c.node(b).setMayLead(true);
+    expect(c.node(b).leadBlockedReason()).toBeNull();
+    c.run(3000);
+    expect(c.leaders()).toEqual([b]);
+  });
+
+  it('a candidate that gets blocked gives up its campaign', () => {
+    const c = three();
+    c.crash(1);
+    c.node(2).campaign(c.time);
+    expect(c.node(2).soft().role).toBe('precandidate');
+    c.node(2).setMayLead(false);
+    expect(c.node(2).soft().role).toBe('follower');
+  });
+
+  it('a transfer to a blocked node times out: the target ignores timeout_now, the leader falls back to an election', () => {
+    const c = three();
+    c.run(3000);
+    const [leader] = c.leaders();
+    const target = leader === 3 ? 2 : 3;
+    c.node(target).setMayLead(false);
+    expect(c.node(leader!).transferLeadership(target, c.time)).toMatchObject({ ok: true });
+    c.node(leader!).setLocalFenced(true);
+    const from = c.readies.get(target)!.length;
+    c.run(300);
+    // timeout_now left (the target caught up and the leader is fenced); nobody campaigned for it.
+    expect(c.readies.get(leader!)!.flatMap((r) => r.messages).some((m) => m.type === 'timeout_now' && m.to === target)).toBe(true);
+    expect(c.node(leader!).soft()).toMatchObject({ role: 'leader', transferTarget: target, writable: false });
+    c.run(10_000);
+    const [now] = c.leaders();
+    expect(now).toBeDefined();
+    expect(now).not.toBe(target);
+    expect(c.node(now!).soft()).toMatchObject({ writable: true, transferTarget: 0 });
+    expect(campaigned(c, target, from)).toBe(false);
+  });
+});
+
 describe('fencing and lease', () => {
   it('a vote in a newer term carries fenceWal in the same Ready as the vote', () => {
     const c = three();
@@ -264,7 +417,7 @@ describe('fencing and lease', () => {
     n.ready();
     n.step(voteReq(cand, voter, term + 1, { lastIndex: 50, lastTerm: term }), c.time);
     const rd = n.ready();
-    expect(rd.fenceWal).toEqual({ term: term + 1 });
+    expect(rd.fenceWal).toMatchObject({ term: term + 1, candidateWal: expect.any(Object) });
     expect(rd.hardState).toMatchObject({ term: term + 1, vote: cand });
     expect(responses(rd.messages)).toMatchObject([{ reject: false }]);
   });
@@ -349,7 +502,36 @@ describe('proposals and transfers', () => {
     expect(l.propose({ type: 'set_meta', key: 'k', value: 'v' }, c.time)).toMatchObject({ ok: true });
     expect(l.propose({ type: 'set_meta', key: 'k', value: 'w' }, c.time)).toMatchObject({ ok: false, code: 'change_in_progress' });
     c.settle();
-    expect(c.node(follower).meta()).toEqual({ k: 'v' });
+    expect(c.node(follower).meta()).toMatchObject({ k: 'v' });
+  });
+
+  it('refuses a transfer to a node that a pending change removes or forbids to lead', () => {
+    // Five voters, nquorum 3: every change below needs acknowledgements, so it stays pending until settle().
+    const c = new TestCluster([1, 2, 3, 4, 5].map((id) => nodeInfo(id)), { nquorum: 3, minnodes: 3 });
+    c.run(3000);
+    const [leader] = c.leaders();
+    const [a, b] = [1, 2, 3, 4, 5].filter((id) => id !== leader) as [number, number];
+    const l = c.node(leader!);
+    const remove = l.propose({ type: 'remove_node', id: a }, c.time);
+    expect(remove).toMatchObject({ ok: true });
+    const removing = l.transferLeadership(a, c.time);
+    expect(removing).toMatchObject({ ok: false, code: 'invalid' });
+    expect(!removing.ok && removing.message).toMatch(new RegExp(`node ${a} is being removed from the cluster .*config change ${remove.ok && remove.index} is not committed yet`));
+    c.settle();
+    expect(l.config().nodes.map((n) => n.id)).not.toContain(a);
+
+    const demote = l.propose({ type: 'set_node', id: b, patch: { canBeLeader: false } }, c.time);
+    expect(demote).toMatchObject({ ok: true });
+    const demoting = l.transferLeadership(b, c.time);
+    expect(demoting).toMatchObject({ ok: false, code: 'invalid' });
+    expect(!demoting.ok && demoting.message).toMatch(new RegExp(`node ${b} is losing can_be_leader .*config change ${demote.ok && demote.index} is not committed yet`));
+    c.settle();
+    expect(l.propose({ type: 'set_node', id: b, patch: { canBeLeader: true } }, c.time)).toMatchObject({ ok: true });
+    c.settle();
+
+    // Losing its vote does not stop a node from leading: that transfer goes ahead.
+    expect(l.propose({ type: 'set_node', id: b, patch: { canVote: false } }, c.time)).toMatchObject({ ok: true });
+    expect(l.transferLeadership(b, c.time)).toMatchObject({ ok: true });
   });
 
   it('followers keep the leader view, aged by their own clock', () => {

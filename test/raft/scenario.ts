@@ -22,6 +22,7 @@
 //   fenced <id> on|off                the controller reports local PostgreSQL fenced
 //   set-wal <id> <tli> <X/Y>          local WAL position
 //   node-error <id> on|off
+//   may-lead <id> on|off [reason]     setMayLead (off: the controller's watchdog is dead)
 //   crash <id> / restart <id>         lose everything not persisted / restart from the disk
 //   isolate <id> | cut <a> <b> | cut <a>-><b> | heal
 //   status [ids]                      print soft state, hard state and config
@@ -316,6 +317,10 @@ export class Scenario {
       }
       case 'fenced': return this.live(Number(args[0])).setLocalFenced(args[1] === 'on');
       case 'node-error': return this.live(Number(args[0])).setNodeError(args[1] === 'on');
+      case 'may-lead': {
+        const reason = args.slice(2).join(' ');
+        return this.live(Number(args[0])).setMayLead(args[1] === 'on', reason === '' ? undefined : reason);
+      }
       case 'set-wal': {
         const s = this.sim(Number(args[0]));
         s.wal = { tli: Number(args[1]), lsn: parseLsn(args[2] ?? '') };

@@ -114,6 +114,8 @@ describe('SqlBridge requests', () => {
       ['set_leader', { id: 2, extra: 1 }, "Unrecognized key(s) in object: 'extra'"],
       ['set_heartbeat_send_period', { value: -1 }, 'heartbeat_send_period must be a positive integer, not -1'],
       ['set_sync_standbys', { value: -1 }, 'sync_standbys must be a non-negative integer, not -1'],
+      ['set_sync_standbys', { value: 1, allow_sync_loss: 'yes' }, 'allow_sync_loss must be true or false, not yes'],
+      ['set_nquorum_and_minnodes', { nquorum: 2, minnodes: 2, allow_sync_loss: null }, 'allow_sync_loss must be true or false, not NULL'],
       ['set_nquorum_and_minnodes', { nquorum: 2, minnodes: 0 }, 'minnodes must be a positive integer, not 0'],
       ['service_mode', { value: 'yes' }, 'service_mode must be true or false, not yes'],
       ['set_priority', { id: 2, value: -1 }, 'priority must be a non-negative integer, not -1'],

@@ -35,6 +35,11 @@ export class StandIn {
         return { ok: true, result: 'biha-magic:stand-in' };
       case 'set_heartbeat_send_period':
         return req.args.value === 5 ? { ok: false, error: 'heartbeat_send_period 5 ms is below the minimum of 10 ms' } : { ok: true };
+      case 'set_sync_standbys':
+        // 3 stands for a value that breaks the zero-loss rule of synchronous mode.
+        return req.args.value === 3 && req.args.allow_sync_loss !== true
+          ? { ok: false, error: 'sync_standbys 3 breaks the zero-loss rule of synchronous mode (stand-in); or accept that risk with select biha.set_sync_standbys(3, allow_sync_loss => true)' }
+          : { ok: true };
       case 'set_nquorum_and_minnodes':
         return req.args.nquorum === 5 ? { ok: false, error: 'nquorum 5 is more than the 3 voting nodes' } : { ok: true };
       case 'service_mode':

@@ -105,15 +105,23 @@ describe('state files', () => {
     expect(await codeOf(readStateFile(path.join(dir, 'nope.state'), 'k', 1))).toBe('state_missing');
   });
 
-  it('is atomic: a leftover .new file is ignored and replaced by the next write', async () => {
+  it('is atomic: a leftover temporary file is ignored and the next write replaces the file', async () => {
     const f = path.join(dir, 'atomic.state');
     await writeStateFile(f, 'k', 1, { term: 1 });
     await fsp.writeFile(`${f}.new`, '{"version": 1, "kind": "k", "da', { mode: 0o644 });
     expect((await readStateFile(f, 'k', 1)).data).toEqual({ term: 1 });
     await writeStateFile(f, 'k', 1, { term: 2 });
     expect((await readStateFile(f, 'k', 1)).data).toEqual({ term: 2 });
-    await expect(fsp.stat(`${f}.new`)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await fsp.stat(f)).mode & 0o777).toBe(0o600);
+  });
+
+  it('concurrent writes of one file all succeed and leave one complete value', async () => {
+    const f = path.join(dir, 'concurrent.state');
+    const values = Array.from({ length: 20 }, (_, i) => ({ term: i, pad: 'x'.repeat(1000 * (i + 1)) }));
+    await Promise.all(values.map((v) => writeStateFile(f, 'k', 1, v)));
+    const back = (await readStateFile<{ term: number; pad: string }>(f, 'k', 1)).data;
+    expect(values).toContainEqual(back);
+    expect((await fsp.readdir(dir)).filter((n) => n.includes('concurrent.state') && n !== 'concurrent.state')).toEqual([]);
   });
 
   it('accepts an equivalent file with reordered keys (canonical checksum)', async () => {

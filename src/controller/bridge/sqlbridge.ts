@@ -22,11 +22,14 @@
 //   set_leader {id}                         remove_node {id}
 //   get_magic_string {}                     reset_node_error {}
 //   set_heartbeat_max_lost {value >= 1}     set_heartbeat_send_period {value >= 1, ms}
-//   set_no_wal_on_follower {value >= 1, ms} set_nquorum_and_minnodes {nquorum >= 1, minnodes >= 1}
-//   set_sync_standbys {value >= 0}          service_mode {value: boolean}
+//   set_no_wal_on_follower {value >= 1, ms} set_nquorum_and_minnodes {nquorum >= 1, minnodes >= 1, allow_sync_loss?}
+//   set_sync_standbys {value >= 0, allow_sync_loss?}                   service_mode {value: boolean}
 //   set_can_be_leader {id, value: boolean}  set_can_vote {id, value: boolean}
 //   set_priority {id, value >= 0}
-// where id is a node id (a positive integer). Results: the changers return the reply's boolean
+// where id is a node id (a positive integer). allow_sync_loss (a boolean) comes only from the
+// overloads biha.set_sync_standbys(integer, boolean) and
+// biha.set_nquorum_and_minnodes(integer, integer, boolean): true accepts a change that breaks the
+// zero-loss rule of synchronous mode. Results: the changers return the reply's boolean
 // `result` (true when there is none), get_magic_string needs a string `result`, reset_node_error
 // ignores it. An `error` is shown to the SQL caller as "ERROR:  biha: <error>".
 //
@@ -36,7 +39,6 @@
 // a state that goes stale. A data directory copied with pg_basebackup carries its source's
 // pg_biha/ files: the controller of the copy should writeStatus() as soon as it starts.
 
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -45,6 +47,7 @@ import type { Logger } from 'pino';
 import type { Client } from 'pg';
 import { z } from 'zod';
 import { BihaError } from '../errors.js';
+import { atomicWriteFile } from '../state/atomic.js';
 
 // ------------------------------------------------------------------------------------------------
 // The status file
@@ -196,9 +199,9 @@ export const BRIDGE_ARGS = {
   set_heartbeat_max_lost: z.object({ value: intAtLeast('heartbeat_max_lost', 1) }).strict(),
   set_heartbeat_send_period: z.object({ value: intAtLeast('heartbeat_send_period', 1) }).strict(),
   set_no_wal_on_follower: z.object({ value: intAtLeast('no_wal_on_follower', 1) }).strict(),
-  set_nquorum_and_minnodes: z.object({ nquorum: intAtLeast('nquorum', 1), minnodes: intAtLeast('minnodes', 1) }).strict(),
+  set_nquorum_and_minnodes: z.object({ nquorum: intAtLeast('nquorum', 1), minnodes: intAtLeast('minnodes', 1), allow_sync_loss: bool('allow_sync_loss').optional() }).strict(),
   reset_node_error: z.object({}).strict(),
-  set_sync_standbys: z.object({ value: intAtLeast('sync_standbys', 0) }).strict(),
+  set_sync_standbys: z.object({ value: intAtLeast('sync_standbys', 0), allow_sync_loss: bool('allow_sync_loss').optional() }).strict(),
   service_mode: z.object({ value: bool('service_mode') }).strict(),
   set_can_be_leader: z.object({ id: nodeId, value: bool('can_be_leader') }).strict(),
   set_can_vote: z.object({ id: nodeId, value: bool('can_vote') }).strict(),
@@ -512,17 +515,10 @@ export class SqlBridge {
   }
 
   private async atomicWrite(file: string, text: string): Promise<void> {
-    // The temporary name ends in .tmp so that neither SQL (which reads <uuid>.reply) nor the
-    // scanner (which reads *.req) ever sees a half-written file.
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-    await fsp.writeFile(tmp, text, { mode: 0o600 });
-    try {
-      await this.chownLikePgdata(tmp);
-      await fsp.rename(tmp, file);
-    } catch (err) {
-      await this.unlinkQuiet(tmp);
-      throw err;
-    }
+    // The temporary name starts with a dot and ends in .tmp, so that neither SQL (which reads
+    // <uuid>.reply) nor the scanner (which reads *.req) ever sees a half-written file. Not fsynced:
+    // these files describe the running controller only (see the header).
+    await atomicWriteFile(file, text, { mode: 0o600, owner: await this.pgdataOwner(), durable: false });
   }
 
   private async ensureDir(dir: string): Promise<void> {
@@ -535,12 +531,17 @@ export class SqlBridge {
    * as the server's OS user; when it runs as root, files take the owner of the data directory.
    */
   private async chownLikePgdata(p: string): Promise<void> {
-    if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+    const owner = await this.pgdataOwner();
+    if (owner) await fsp.chown(p, owner.uid, owner.gid);
+  }
+
+  private async pgdataOwner(): Promise<{ uid: number; gid: number } | null> {
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
     if (this.owner === undefined) {
       const st = await fsp.stat(this.pgdata);
       this.owner = st.uid === 0 ? null : { uid: st.uid, gid: st.gid };
     }
-    if (this.owner) await fsp.chown(p, this.owner.uid, this.owner.gid);
+    return this.owner;
   }
 
   private async unlinkQuiet(file: string): Promise<void> {

@@ -1,26 +1,41 @@
-// The node controller's hands: every change it makes to the local PostgreSQL, built on the one
-// adapter module for PostgreSQL tools (pg/tools.ts) and SQL (pg/conn.ts).
+// The node controller's hands: every change NC makes to the local PostgreSQL (the driver's PgPort),
+// built on the one adapter module for PostgreSQL tools (tools.ts) and SQL (conn.ts). What to do and
+// when is decided in src/controller/driver; this file only knows how.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { ClusterConfig, NodeId, NodeInfo } from '../../raft/index.js';
-import { setAutoConfOffline } from './conf.js';
 import { BihaError } from '../errors.js';
-import type { PgActions, Observed } from '../driver/nc.js';
+import { setAutoConfOffline } from './conf.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import type { LocalPg, LocalPgStatus } from './conn.js';
-import { alterSystem, dropSlot, ensureSlot, localStatus, promote, replicationConninfo, setPrimary, withConn } from './conn.js';
+import { alterSystem, dropSlot, localStatus, promote, quoteLiteral, replicationConninfo, setPrimary, withConn } from './conn.js';
 import type { PgEnv } from './tools.js';
-import { controldata, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './tools.js';
-import { bihaDir, logDir, passfilePath, slotName } from '../state/nodefiles.js';
-import type { NodeConf, NodeErrorInfo } from '../state/nodefiles.js';
+import { controldata, ensureCleanShutdown, parseTimelineHistory, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './tools.js';
+import { logDir, passfilePath } from '../state/nodefiles.js';
+import type { NodeConf } from '../state/nodefiles.js';
+import type { NodeStore } from '../state/store.js';
+import { readHold, removeHold, restoreAfterRewind, saveBeforeRewind, writeHold } from './rewindsave.js';
+import { slotName } from '../driver/duties.js';
+import { placeholdersFor } from '../driver/timeline.js';
+import type { PgPort, PgProbe, TimelineFork, TimelineInfo, WalPosition } from '../driver/types.js';
 
-/** A leader's timeline history, as served over the control channel ('tl_history'). */
-export interface TimelineInfo {
+/** A timeline's history as it travels over the control channel ('tl_history'): LSNs as text. */
+export interface TimelineWire {
   readonly tli: number;
-  /** One entry per ancestor timeline: the LSN where the next timeline forked off it. */
   readonly history: ReadonlyArray<{ parentTli: number; switchLsn: string }>;
 }
+
+export function timelineToWire(t: TimelineInfo): TimelineWire {
+  return { tli: t.tli, history: t.history.map((h) => ({ parentTli: h.parentTli, switchLsn: formatLsn(h.switchLsn) })) };
+}
+
+export function timelineFromWire(t: TimelineWire): TimelineInfo {
+  return { tli: t.tli, history: t.history.map((h) => ({ parentTli: h.parentTli, switchLsn: parseLsn(h.switchLsn) })) };
+}
+
+/** Marks the history files biha writes to keep a timeline number taken (they name no WAL). */
+export const PLACEHOLDER_MARK = 'biha: timeline number reserved for another promotion; no WAL';
 
 export interface PgActionsDeps {
   readonly pgdata: string;
@@ -29,61 +44,10 @@ export interface PgActionsDeps {
   readonly pg: LocalPg;
   readonly log: Logger;
   config(): ClusterConfig;
-  /** Fetch a peer's timeline history over the control channel. */
-  peerTimeline(id: NodeId): Promise<TimelineInfo>;
-  /** biha.autorewind, read when needed so a change in postgresql.biha.conf applies without a restart. */
-  autorewind(): Promise<boolean>;
-  /** Record a NODE_ERROR (persisted, survives restarts). */
-  enterNodeError(e: Omit<NodeErrorInfo, 'since'>): Promise<void>;
-  setObserved(o: Observed): void;
-  /** Local PostgreSQL status with the timeline as the controller knows it. */
-  status(): Promise<LocalPgStatus>;
-  /**
-   * Called after pg_rewind replaced pg_biha/ with the source's: write this node's current state
-   * files again (raft state may have changed during the rewind) and reopen the log file.
-   */
+  /** The node's state store: during a rewind it keeps biha.conf / biha.state in the save directory. */
+  readonly store: NodeStore;
+  /** Called after pg_rewind, once pg_biha/ is this node's again: reopen the log file. */
   restoreIdentity(): Promise<void>;
-  /** Members currently in NODE_ERROR (they stream nothing, so they cannot confirm commits). */
-  nodesInError(): ReadonlySet<NodeId>;
-}
-
-export function isDataNode(n: NodeInfo): boolean {
-  return n.mode !== 'referee';
-}
-
-/**
- * synchronous_standby_names for a leader: ANY k over the other regular nodes, or '' when asynchronous.
- * A referee_with_wal streams WAL but is no synchronous standby: it can never lead, so its
- * confirmation would not keep a commit through a failover.
- * Nodes in NODE_ERROR are left out while at least k others remain (they confirm nothing).
- */
-export function syncStandbyNames(config: ClusterConfig, selfId: NodeId, inError: ReadonlySet<NodeId> = new Set()): string {
-  const k = config.params.syncStandbys;
-  if (k <= 0) return '';
-  const all = config.nodes.filter((n) => n.id !== selfId && n.mode === 'regular');
-  const healthy = all.filter((n) => !inError.has(n.id));
-  const names = (healthy.length >= k ? healthy : all).map((n) => slotName(n.id));
-  if (names.length === 0) return '';
-  return `ANY ${Math.min(k, names.length)} (${names.join(', ')})`;
-}
-
-/**
- * Is a node on timeline `tli` with WAL up to `endLsn` able to follow a leader with this history?
- * It can when it is on the leader's timeline, or on an ancestor and not past the fork point.
- */
-export function divergence(
-  tli: number,
-  endLsn: number,
-  leader: TimelineInfo,
-): null | { switchLsn: number; nextTli: number } {
-  if (tli === leader.tli) return null;
-  if (tli > leader.tli) return { switchLsn: 0, nextTli: leader.tli };
-  const idx = leader.history.findIndex((h) => h.parentTli === tli);
-  if (idx < 0) return { switchLsn: 0, nextTli: leader.tli };
-  const h = leader.history[idx]!;
-  const sw = parseLsn(h.switchLsn);
-  const next = leader.history[idx + 1]?.parentTli ?? leader.tli;
-  return endLsn > sw ? { switchLsn: sw, nextTli: next } : null;
 }
 
 /**
@@ -94,40 +58,37 @@ export function notConsistentYet(e: unknown): boolean {
   return /not yet accepting connections|is starting up/.test(e instanceof Error ? e.message : String(e));
 }
 
-/** Makes `dir` hold what `saved` holds: its files copied over, files only `dir` has removed. */
-async function restoreDir(saved: string, dir: string): Promise<void> {
-  await fs.cp(saved, dir, { recursive: true, force: true });
-  const keep = new Set((await fs.readdir(saved, { recursive: true })).map(String));
-  for (const rel of (await fs.readdir(dir, { recursive: true })).map(String)) {
-    if (keep.has(rel)) continue;
-    const st = await fs.lstat(path.join(dir, rel)).catch(() => null);
-    // What only the source had (its pending SQL requests among them) must not act here.
-    if (st && !st.isDirectory()) await fs.rm(path.join(dir, rel), { force: true });
-  }
-}
+const tliHex = (tli: number): string => tli.toString(16).toUpperCase().padStart(8, '0');
 
-export class PostgresActions implements PgActions {
-  private dutiesKey = '';
-  /** Set by a rewind until PostgreSQL accepts connections: its position is pg_control's minimum recovery point. */
-  private rewoundNotConsistent = false;
+export class PostgresActions implements PgPort {
+  /** The data directory was just made from another node's (pg_rewind): pg_control says where its WAL must reach. */
+  private copied = false;
   private lastStatus: LocalPgStatus | null = null;
+  /** The timeline of the WAL a walreceiver last delivered (received_tli shows only while it runs). */
+  private receivedTli = 0;
+  private segSize = 0;
+  /** The hold file's reason: PostgreSQL stays stopped while it is set (rewindsave.ts). */
+  private held: string | null;
 
-  constructor(private readonly d: PgActionsDeps) {}
+  constructor(private readonly d: PgActionsDeps) {
+    this.held = readHold(d.pgdata);
+  }
 
   private get pgLog(): string {
     return path.join(logDir(this.d.pgdata), 'postgresql.log');
   }
 
   /**
-   * The data directory was just made from another node's (pg_rewind, a base backup): until it
-   * accepts connections, pg_control's minimum recovery point says where its WAL ends.
+   * The data directory was just made from another node's (pg_rewind): until it accepts
+   * connections, pg_control's minimum recovery point says where its WAL ends.
    */
   noteCopied(): void {
-    this.rewoundNotConsistent = true;
+    this.copied = true;
   }
 
-  noteStatus(s: LocalPgStatus | null): void {
-    this.lastStatus = s;
+  /** The last status the poll read (for the status snapshot and metrics). */
+  status(): LocalPgStatus | null {
+    return this.lastStatus;
   }
 
   conninfoFor(upstream: NodeInfo): string {
@@ -140,106 +101,96 @@ export class PostgresActions implements PgActions {
     });
   }
 
-  async startStandby(): Promise<void> {
-    if ((await postmasterPid(this.d.pgdata)) !== null) {
-      // Running already (started by someone else); just look at it again.
-      const s = await localStatus(this.d.pg);
-      this.d.setObserved({ role: s.inRecovery ? 'STANDBY' : 'PRIMARY', upstream: 0 });
-      return;
-    }
-    await fs.mkdir(logDir(this.d.pgdata), { recursive: true });
-    await writeStandbySignal(this.d.env, this.d.pgdata);
-    // Detached first: the upstream is chosen by a retarget, after the divergence check.
-    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
-    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
-    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
-  }
+  // ---------------------------------------------------------------- observation
 
-  async promote(): Promise<void> {
-    await promote(this.d.pg, 60_000);
-    this.dutiesKey = '';
-    this.d.setObserved({ role: 'PRIMARY', upstream: 0 });
-    await this.ensurePrimaryDuties();
-    // After a fast promotion the control file still names the old timeline until the next
-    // checkpoint, and pg_rewind from this node would wrongly find nothing to rewind. Checkpoint
-    // now, on a connection of its own so status polling is not held up.
-    void withConn(this.d.pg.opts, async (c) => {
-      await c.query('CHECKPOINT');
-    }).catch((e: unknown) => this.d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'checkpoint after promotion failed'));
-  }
-
-  async fenceToStandby(mode: 'immediate' | 'fast'): Promise<void> {
-    await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
-    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
-    await writeStandbySignal(this.d.env, this.d.pgdata);
-    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
-    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
-    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
-  }
-
-  /** Stop streaming from anyone at once (votes fence WAL). */
-  async detach(): Promise<void> {
-    await setPrimary(this.d.pg, '', '');
-    this.d.setObserved({ role: 'STANDBY', upstream: 0 });
-  }
-
-  async retarget(upstream: NodeId): Promise<void> {
-    const node = this.d.config().nodes.find((n) => n.id === upstream);
-    if (!node || !isDataNode(node))
-      throw new BihaError('bad_upstream', `node ${upstream} is not a data node of the cluster; cannot stream from it`);
+  async probe(): Promise<PgProbe> {
     let s: LocalPgStatus;
     try {
-      s = await this.d.status();
+      s = await this.statusNow();
     } catch (e) {
-      // Only a fresh copy (rewind): a crashed primary restarted as a standby also refuses
-      // connections until it replayed its own WAL, but pg_control does not say where that WAL ends.
-      if (!this.rewoundNotConsistent || !notConsistentYet(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
-      if (await this.retargetNotConsistent(node)) return;
+      this.lastStatus = null;
+      if ((await postmasterPid(this.d.pgdata)) === null) return { role: 'STOPPED', receiving: false, wal: null };
+      // Running but not answering (starting, or not consistent yet): a standby whose position is unknown.
+      if (notConsistentYet(e)) return { role: 'STANDBY', receiving: false, wal: null };
       throw e;
     }
-    this.rewoundNotConsistent = false;
     this.lastStatus = s;
-    const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0);
-    const leader = await this.d.peerTimeline(upstream);
-    const div = divergence(s.tli, end, leader);
-    if (div) {
-      await this.handleDivergence(node, s, end, div, leader);
-      return;
-    }
-    await setPrimary(this.d.pg, this.conninfoFor(node), slotName(this.d.conf.nodeId));
-    this.d.setObserved({ role: 'STANDBY', upstream });
+    const lsn = s.inRecovery ? Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0) : (s.currentLsn ?? 0);
+    const receiving = s.inRecovery && s.walReceiver !== null && s.walReceiver.status !== 'stopped';
+    return { role: s.inRecovery ? 'STANDBY' : 'PRIMARY', receiving, wal: { tli: s.tli, lsn } };
   }
 
   /**
-   * A standby that has not reached a consistent state yet (after pg_rewind or a base backup, when
-   * the node it was copying from went away) refuses connections, so neither its status nor ALTER
-   * SYSTEM is available. Its position comes from pg_control (the minimum recovery point it must
-   * reach), and the new upstream goes into postgresql.auto.conf with a reload (primary_conninfo
-   * is reloadable): it then fetches the missing WAL from the new leader.
+   * Local status with the timeline the WAL really ends on. PostgreSQL 15 shows it on a standby only
+   * while a walreceiver runs (received_tli); otherwise the checkpoint's can be older. The newest
+   * segment file of the segment holding the end of WAL names it (a history file alone does not:
+   * it may be a placeholder, or the source's after a failed rewind).
    */
-  private async retargetNotConsistent(node: NodeInfo): Promise<boolean> {
-    const { tli, end } = await this.copiedWalPosition();
-    // Neither pg_control nor a backup label says where this node's WAL ends.
-    if (end === 0 || tli === 0) return false;
-    const leader = await this.d.peerTimeline(node.id);
-    const div = divergence(tli, end, leader);
-    if (div) {
-      await this.handleDivergence(node, { tli, replayLsn: null }, end, div, leader);
-      return true;
+  private async statusNow(): Promise<LocalPgStatus> {
+    const s = await localStatus(this.d.pg);
+    if (!s.inRecovery) {
+      this.receivedTli = s.tli;
+      return s;
     }
-    this.d.log.info(
-      { upstream: node.id, tli, minRecovery: formatLsn(end) },
-      'PostgreSQL does not accept connections yet (not consistent): new upstream through postgresql.auto.conf and a reload',
+    if (s.walReceiver?.receivedTli) this.receivedTli = Math.max(this.receivedTli, s.walReceiver.receivedTli);
+    const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0);
+    const segTli = end > 0 ? await this.segmentTli(end) : 0;
+    return { ...s, tli: Math.max(s.tli, this.receivedTli, segTli) };
+  }
+
+  private async segmentTli(end: number): Promise<number> {
+    if (this.segSize === 0) {
+      const r = await this.d.pg.query<{ v: string }>("select setting as v from pg_settings where name = 'wal_segment_size'");
+      this.segSize = Number(r[0]?.v ?? 16 * 1024 * 1024) || 16 * 1024 * 1024;
+    }
+    const segno = Math.floor((end - 1) / this.segSize);
+    const perId = Math.floor(0x100000000 / this.segSize);
+    const name = `${tliHex(Math.floor(segno / perId))}${tliHex(segno % perId)}`;
+    const rows = await this.d.pg.query<{ t: number | null }>(
+      "select max(('x' || substr(f, 1, 8))::bit(32)::int) as t from pg_ls_dir('pg_wal') f where f ~ '^[0-9A-F]{24}$' and substr(f, 9) = $1",
+      [name],
     );
-    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
-    await pgCtlReload(this.d.env, this.d.pgdata);
-    this.d.setObserved({ role: 'STANDBY', upstream: node.id });
-    return true;
+    return rows[0]?.t ?? 0;
+  }
+
+  async position(): Promise<WalPosition> {
+    try {
+      const s = await this.statusNow();
+      this.lastStatus = s;
+      this.copied = false;
+      const end = Math.max(s.receiveLsn ?? 0, s.replayLsn ?? 0, s.currentLsn ?? 0);
+      return { tli: s.tli, history: await this.historyOf(s.tli), end, replay: s.replayLsn };
+    } catch (e) {
+      // Only a fresh copy (rewind): a crashed primary restarted as a standby also refuses
+      // connections until it replayed its own WAL, but pg_control does not say where that WAL ends.
+      if (!this.copied || !notConsistentYet(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
+      const { tli, end } = await this.copiedWalPosition();
+      if (end === 0 || tli === 0) throw e;
+      return { tli, history: await this.historyFromFile(tli), end, replay: null };
+    }
+  }
+
+  /** This node's current timeline and its history (served to followers as 'tl_history'). */
+  async timeline(): Promise<TimelineInfo> {
+    const s = this.lastStatus ?? (await this.statusNow());
+    return { tli: s.tli, history: await this.historyOf(s.tli) };
+  }
+
+  private async historyOf(tli: number): Promise<TimelineFork[]> {
+    if (tli <= 1) return [];
+    const rows = await this.d.pg.query<{ t: string | null }>('select pg_read_file($1, 0, 1048576, true) as t', [`pg_wal/${tliHex(tli)}.history`]);
+    return parseTimelineHistory(rows[0]?.t ?? '');
+  }
+
+  private async historyFromFile(tli: number): Promise<TimelineFork[]> {
+    if (tli <= 1) return [];
+    const text = await fs.readFile(path.join(this.d.pgdata, 'pg_wal', `${tliHex(tli)}.history`), 'utf8').catch(() => '');
+    return parseTimelineHistory(text);
   }
 
   /**
    * Where a fresh copy's WAL must reach: pg_control's minimum recovery point once recovery has
-   * begun, before that the start of the backup_label that pg_rewind and pg_basebackup leave.
+   * begun, before that the start of the backup_label that pg_rewind leaves.
    */
   private async copiedWalPosition(): Promise<{ tli: number; end: number }> {
     const lsn = (text: string | undefined): number => {
@@ -259,146 +210,202 @@ export class PostgresActions implements PgActions {
     };
   }
 
-  private async handleDivergence(
-    node: NodeInfo,
-    s: Pick<LocalPgStatus, 'tli' | 'replayLsn'>,
-    end: number,
-    div: { switchLsn: number; nextTli: number },
-    leader: TimelineInfo,
-  ): Promise<void> {
-    const details =
-      `this node's WAL (timeline ${s.tli}, up to ${formatLsn(end)}) went past the point where ` +
-      `timeline ${div.nextTli} of leader node ${node.id} forked off (${formatLsn(div.switchLsn)})`;
-    this.d.log.warn({ tli: s.tli, end: formatLsn(end), leaderTli: leader.tli }, `timelines diverged: ${details}`);
-    const inService = this.d.config().params.serviceMode;
-    if (!inService && (await this.d.autorewind())) {
-      try {
-        await this.rewindFrom(node);
-        return;
-      } catch (e) {
-        await this.d.enterNodeError({
-          type: 'REWIND_FAILED',
-          details: `${details}; automatic pg_rewind failed: ${e instanceof Error ? e.message : String(e)}`,
-          beginLsn: formatLsn(div.switchLsn),
-          endLsn: formatLsn(end),
-          currentTli: s.tli,
-          nextTli: div.nextTli,
-          replayLsn: s.replayLsn === null ? null : formatLsn(s.replayLsn),
-        });
-        await fs.writeFile(path.join(this.d.pgdata, 'rewind.signal'), '', { mode: 0o600 }).catch(() => undefined);
-        return;
-      }
-    }
-    await this.d.enterNodeError({
-      type: 'TIMELINE_DIVERGED',
-      details: inService
-        ? `${details}; service mode is on, so no automatic pg_rewind: run bihactl rewind or follow docs/runbooks/node-error.md`
-        : `${details}; set biha.autorewind = true or follow docs/runbooks/node-error.md`,
-      beginLsn: formatLsn(div.switchLsn),
-      endLsn: formatLsn(end),
-      currentTli: s.tli,
-      nextTli: div.nextTli,
-      replayLsn: s.replayLsn === null ? null : formatLsn(s.replayLsn),
-    });
-  }
+  // ---------------------------------------------------------------- changes
 
-  /**
-   * pg_rewind from `node`, keeping this node's identity: pg_biha/, the biha conf files and
-   * postgresql.auto.conf are saved before and put back after (pg_rewind copies the source's).
-   * A dry run must succeed first. On failure the data directory is left stopped, never half
-   * rewound and silently following.
-   */
-  async rewindFrom(node: NodeInfo): Promise<void> {
-    const pgdata = this.d.pgdata;
-    await pgCtlStop(this.d.env, pgdata, 'fast', { timeoutMs: 60_000 });
-    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
-    const source =
-      `host=${node.host} port=${node.port} user=${this.d.conf.replicationUser} dbname=biha_db ` +
-      `passfile=${passfilePath(pgdata)} connect_timeout=5`;
-    const keep = ['postgresql.biha.conf', 'pg_hba.biha.conf', 'postgresql.auto.conf', 'postgresql.conf', 'pg_hba.conf'];
-    const saveDir = `${pgdata}.biha-rewind-save`;
-    await fs.rm(saveDir, { recursive: true, force: true });
-    await fs.mkdir(saveDir, { recursive: true, mode: 0o700 });
-    await fs.cp(bihaDir(pgdata), path.join(saveDir, 'pg_biha'), { recursive: true });
-    for (const f of keep) await fs.copyFile(path.join(pgdata, f), path.join(saveDir, f)).catch(() => undefined);
-    // Save the WAL files the rewind may overwrite (runbook step 1).
-    await fs.cp(path.join(pgdata, 'pg_wal'), path.join(saveDir, 'pg_wal'), {
-      recursive: true,
-      filter: (src) => !src.endsWith('archive_status'),
-    });
-    this.d.log.info({ source: `${node.host}:${node.port}` }, 'pg_rewind --dry-run');
-    await rewind(this.d.env, { pgdata, source, dryRun: true });
-    this.d.log.info('pg_rewind');
-    try {
-      await rewind(this.d.env, { pgdata, source, dryRun: false });
-    } finally {
-      // Success or not, pg_rewind may have copied the source's identity files: put ours back. Not
-      // by removing pg_biha/ first: the controller keeps writing there (logs, status), and a
-      // removal racing with that left a node without its identity.
-      await restoreDir(path.join(saveDir, 'pg_biha'), bihaDir(pgdata));
-      for (const f of keep) await fs.copyFile(path.join(saveDir, f), path.join(pgdata, f)).catch(() => undefined);
-      // The saved copy is older than what the controller wrote meanwhile (votes, terms): rewrite it.
-      await this.d.restoreIdentity();
-    }
-    await fs.rm(path.join(pgdata, 'rewind.signal'), { force: true });
-    await writeStandbySignal(this.d.env, pgdata);
-    await setAutoConfOffline(pgdata, { primary_conninfo: this.conninfoFor(node), primary_slot_name: slotName(this.d.conf.nodeId) });
-    // Only until the postmaster runs: it accepts connections once it has replayed up to the
-    // rewind's minimum recovery point, which needs the source — which may go away meanwhile. The
-    // controller goes on (another leader can be followed: retargetNotConsistent).
-    await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 120_000, wait: 'started' });
-    this.noteCopied();
-    this.d.setObserved({ role: 'STANDBY', upstream: node.id });
-    this.d.log.info({ saved: saveDir }, 'rewound; the WAL files from before the rewind are kept in the saved directory');
-  }
-
-  private dutiesWanted(): string {
-    const cfg = this.d.config();
-    const slots = cfg.nodes
-      .filter((n) => n.id !== this.d.conf.nodeId && isDataNode(n))
-      .map((n) => slotName(n.id))
-      .sort();
-    return JSON.stringify({ slots, sync: syncStandbyNames(cfg, this.d.conf.nodeId, this.d.nodesInError()) });
-  }
-
-  primaryDutiesPending(): boolean {
-    return this.dutiesKey !== this.dutiesWanted();
-  }
-
-  async ensurePrimaryDuties(): Promise<void> {
-    const want = this.dutiesWanted();
-    const { slots, sync } = JSON.parse(want) as { slots: string[]; sync: string };
-    for (const s of slots) await ensureSlot(this.d.pg, s);
-    const existing = await this.d.pg.query<{ slot_name: string; active: boolean }>(
-      "select slot_name, active from pg_replication_slots where slot_type = 'physical' and slot_name like 'biha\\_node\\_%'",
-    );
-    for (const e of existing) if (!slots.includes(e.slot_name) && !e.active) await dropSlot(this.d.pg, e.slot_name);
-    const cur = await this.d.pg.query<{ v: string }>('select current_setting($1) as v', ['synchronous_standby_names']);
-    if ((cur[0]?.v ?? '') !== sync) await alterSystem(this.d.pg, { synchronous_standby_names: sync === '' ? null : sync });
-    this.dutiesKey = want;
+  async startStandby(): Promise<void> {
+    if (this.held !== null) throw new BihaError('pg_held', `PostgreSQL stays stopped: ${this.held}`, { hint: 'follow docs/runbooks/node-error.md' });
+    if ((await postmasterPid(this.d.pgdata)) !== null) return; // running already (started by someone else)
+    await fs.mkdir(logDir(this.d.pgdata), { recursive: true });
+    await writeStandbySignal(this.d.env, this.d.pgdata);
+    // Detached first: the upstream is chosen by NC, after the timeline comparison.
+    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
+    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
   }
 
   async stop(): Promise<void> {
     await pgCtlStop(this.d.env, this.d.pgdata, 'fast', { timeoutMs: 120_000 });
-    this.d.setObserved({ role: 'STOPPED', upstream: 0 });
+  }
+
+  async fence(mode: 'immediate' | 'fast'): Promise<void> {
+    await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
+    await writeStandbySignal(this.d.env, this.d.pgdata);
+    await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
+    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+  }
+
+  async detach(): Promise<void> {
+    await setPrimary(this.d.pg, '', '');
+  }
+
+  async follow(upstream: NodeInfo): Promise<void> {
+    if (upstream.mode === 'referee') throw new BihaError('bad_upstream', `node ${upstream.id} is a referee; it has no WAL to stream`);
+    // A standby needs no placeholder (a promotion writes them again), and one would shadow the
+    // real history file of that timeline, which the walreceiver must fetch.
+    await this.removePlaceholders(0);
+    try {
+      await setPrimary(this.d.pg, this.conninfoFor(upstream), slotName(this.d.conf.nodeId));
+    } catch (e) {
+      if (!notConsistentYet(e) || (await postmasterPid(this.d.pgdata)) === null) throw e;
+      // Not consistent yet (a fresh copy whose source went away): no ALTER SYSTEM, but
+      // primary_conninfo is reloadable from postgresql.auto.conf.
+      this.d.log.info({ upstream: upstream.id }, 'PostgreSQL does not accept connections yet (not consistent): new upstream through postgresql.auto.conf and a reload');
+      await setAutoConfOffline(this.d.pgdata, { primary_conninfo: this.conninfoFor(upstream), primary_slot_name: slotName(this.d.conf.nodeId) });
+      await pgCtlReload(this.d.env, this.d.pgdata);
+    }
+  }
+
+  /**
+   * pg_rewind from `source`, keeping this node's identity: pg_biha/, the biha conf files and
+   * postgresql.auto.conf are saved before and put back after (pg_rewind copies the source's). While
+   * pg_rewind runs, the state store keeps biha.conf / biha.state in the save directory, where a
+   * durable marker makes a restarted controller take them back (rewindsave.ts): a crash at any
+   * point leaves a node that restarts as itself with every vote it persisted. A dry run must
+   * succeed first. If pg_rewind itself fails, the data directory may be half rewound: it is left
+   * stopped, with the hold file, until a rewind succeeds. On success PostgreSQL starts as a
+   * detached standby: NC compares timelines again and follows (through pg_control while it is not
+   * consistent).
+   */
+  async rewind(source: NodeInfo, stopped: () => void): Promise<void> {
+    const pgdata = this.d.pgdata;
+    await pgCtlStop(this.d.env, pgdata, 'fast', { timeoutMs: 60_000 });
+    stopped();
+    const src =
+      `host=${source.host} port=${source.port} user=${this.d.conf.replicationUser} dbname=biha_db ` +
+      `passfile=${passfilePath(pgdata)} connect_timeout=5`;
+    const saveDir = await saveBeforeRewind(pgdata);
+    // pg_rewind --dry-run refuses a target that was not shut down cleanly (a rewind that did not
+    // complete leaves one "in archive recovery"); pg_rewind itself would run this recovery too.
+    if (await ensureCleanShutdown(this.d.env, pgdata)) this.d.log.info({}, 'the data directory was not shut down cleanly: crash recovery in single-user mode done');
+    this.d.log.info({ source: `${source.host}:${source.port}` }, 'pg_rewind --dry-run');
+    await rewind(this.d.env, { pgdata, source: src, dryRun: true });
+    await this.d.store.beginRewind({ sourceId: source.id, source: `${source.host}:${source.port}`, startedAt: new Date().toISOString(), pid: process.pid });
+    this.d.log.info({ saved: saveDir }, "pg_rewind (this node's identity and state are kept in the saved directory meanwhile)");
+    let failed: unknown = null;
+    try {
+      await rewind(this.d.env, { pgdata, source: src, dryRun: false });
+    } catch (e) {
+      failed = e;
+    }
+    try {
+      // Success or not, pg_rewind may have copied the source's identity files: put ours back.
+      await restoreAfterRewind(pgdata);
+      if (failed !== null) {
+        const reason =
+          `pg_rewind from node ${source.id} failed (${failed instanceof Error ? failed.message : String(failed)}); ` +
+          'the data directory may be half rewound, so PostgreSQL stays stopped: run bihactl rewind (docs/runbooks/node-error.md)';
+        await writeHold(pgdata, reason);
+        this.held = reason;
+      }
+      // The current conf and state (votes and terms of the rewind's time) into PGDATA, then the marker goes.
+      await this.d.store.endRewind();
+    } finally {
+      await this.d.restoreIdentity();
+    }
+    if (failed !== null) throw failed;
+    await removeHold(pgdata);
+    this.held = null;
+    await writeStandbySignal(this.d.env, pgdata);
+    await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '' });
+    this.receivedTli = 0;
+    // Only until the postmaster runs: it accepts connections once it has replayed up to the
+    // rewind's minimum recovery point, which needs WAL from an upstream NC sets next.
+    await pgCtlStart(this.d.env, pgdata, { logFile: this.pgLog, timeoutMs: 120_000, wait: 'started' });
+    this.noteCopied();
+    this.d.log.info({ saved: saveDir }, 'rewound; the WAL files from before the rewind are kept in the saved directory');
+  }
+
+  hold(): string | null {
+    return this.held;
+  }
+
+  async clearHold(): Promise<void> {
+    if (this.held === null) return;
+    await removeHold(this.d.pgdata);
+    this.held = null;
+  }
+
+  /**
+   * Slots for the other data nodes. On a primary they reserve WAL from their creation (a follower
+   * that is down keeps its WAL); on a standby they do not (they wait for a promotion and must not
+   * hold WAL back meanwhile), and after the promotion such a slot, still unused, is created again
+   * reserving WAL.
+   */
+  async ensureSlots(want: readonly string[]): Promise<void> {
+    const existing = await this.d.pg.query<{ slot_name: string; active: boolean; reserved: boolean; standby: boolean }>(
+      "select slot_name, active, restart_lsn is not null as reserved, pg_is_in_recovery() as standby from pg_replication_slots where slot_type = 'physical' and slot_name like 'biha\\_node\\_%'",
+    );
+    const standby = existing[0]?.standby ?? (await this.d.pg.query<{ r: boolean }>('select pg_is_in_recovery() as r'))[0]?.r ?? true;
+    const have = new Map(existing.map((e) => [e.slot_name, e]));
+    for (const s of want) {
+      const e = have.get(s);
+      if (e && (standby || e.reserved || e.active)) continue;
+      if (e) await dropSlot(this.d.pg, s);
+      await this.d.pg.query('select pg_create_physical_replication_slot($1, $2)', [s, !standby]).catch((err: unknown) => {
+        if (!/already exists/.test(err instanceof Error ? err.message : String(err))) throw err;
+      });
+    }
+    for (const e of existing) if (!want.includes(e.slot_name) && !e.active) await dropSlot(this.d.pg, e.slot_name);
+  }
+
+  async setSyncStandbyNames(value: string): Promise<void> {
+    const cur = await this.d.pg.query<{ v: string }>('select current_setting($1) as v', ['synchronous_standby_names']);
+    if ((cur[0]?.v ?? '') !== value) await alterSystem(this.d.pg, { synchronous_standby_names: value === '' ? null : value });
+  }
+
+  async prepareTimeline(tli: number): Promise<void> {
+    await this.removePlaceholders(tli);
+    const rows = await this.d.pg.query<{ f: string }>("select f from pg_ls_dir('pg_wal') f where f ~ '^[0-9A-F]{8}\\.history$'");
+    const have = new Set(rows.map((r) => parseInt(r.f.slice(0, 8), 16)));
+    const cur = await this.timeline();
+    for (const t of placeholdersFor(tli, have)) {
+      // A valid history file: this node's ancestry below t (PostgreSQL requires increasing
+      // timelines below the file's own), never read as a real timeline.
+      const lines = cur.history.filter((h) => h.parentTli < t);
+      if (lines.length === 0) lines.push({ parentTli: 1, switchLsn: 0 });
+      const text = lines.map((h) => `${h.parentTli}\t${formatLsn(h.switchLsn)}\t${PLACEHOLDER_MARK}\n`).join('');
+      await this.writeWalFile(`${tliHex(t)}.history`, text);
+    }
+    if (have.size === 0 || placeholdersFor(tli, have).length > 0) this.d.log.info({ tli }, `history files below timeline ${tli} are in place`);
+  }
+
+  private async writeWalFile(name: string, text: string): Promise<void> {
+    const file = path.join(this.d.pgdata, 'pg_wal', name);
+    const tmp = `${file}.biha-tmp`;
+    await fs.writeFile(tmp, text, { mode: 0o600 });
+    const fh = await fs.open(tmp, 'r');
+    await fh.sync().finally(() => fh.close());
+    await fs.rename(tmp, file);
+  }
+
+  /** Removes the placeholder history files of timelines >= `from`. */
+  private async removePlaceholders(from: number): Promise<void> {
+    const dir = path.join(this.d.pgdata, 'pg_wal');
+    const files = await fs.readdir(dir).catch(() => [] as string[]);
+    for (const f of files) {
+      const m = /^([0-9A-F]{8})\.history$/.exec(f);
+      if (!m || parseInt(m[1]!, 16) < from) continue;
+      const text = await fs.readFile(path.join(dir, f), 'utf8').catch(() => '');
+      if (text.includes(PLACEHOLDER_MARK)) await fs.rm(path.join(dir, f), { force: true });
+    }
+  }
+
+  async promote(): Promise<number> {
+    await promote(this.d.pg, 60_000);
+    const s = await this.statusNow();
+    this.lastStatus = s;
+    // After a fast promotion the control file still names the old timeline until the next
+    // checkpoint, and pg_rewind from this node would wrongly find nothing to rewind. Checkpoint
+    // now, on a connection of its own so status polling is not held up.
+    void withConn(this.d.pg.opts, async (c) => {
+      await c.query('CHECKPOINT');
+    }).catch((e: unknown) => this.d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'checkpoint after promotion failed'));
+    return s.tli;
   }
 
   /** Ensure the replication slot for a newly added node exists here (leader side of `bihactl add`). */
   async slotFor(id: NodeId): Promise<void> {
-    await ensureSlot(this.d.pg, slotName(id));
-  }
-
-  /** This node's timeline and its history (served to followers checking divergence). */
-  async timeline(): Promise<TimelineInfo> {
-    const s = this.lastStatus ?? (await this.d.status());
-    if (s.tli <= 1) return { tli: s.tli, history: [] };
-    const name = `pg_wal/${s.tli.toString(16).toUpperCase().padStart(8, '0')}.history`;
-    const rows = await this.d.pg.query<{ t: string | null }>('select pg_read_file($1, 0, 1048576, true) as t', [name]);
-    const history: Array<{ parentTli: number; switchLsn: string }> = [];
-    for (const line of (rows[0]?.t ?? '').split('\n')) {
-      const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(line);
-      if (m) history.push({ parentTli: Number(m[1]), switchLsn: m[2]! });
-    }
-    return { tli: s.tli, history };
+    const name = slotName(id);
+    const rows = await this.d.pg.query('select 1 from pg_replication_slots where slot_name = $1', [name]);
+    if (rows.length === 0) await this.d.pg.query(`select pg_create_physical_replication_slot(${quoteLiteral(name)}, true)`);
   }
 }

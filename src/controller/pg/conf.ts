@@ -15,6 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../errors.js';
+import { atomicWriteFile } from '../state/atomic.js';
 import { lookupUid } from './tools.js';
 
 export function templatesDir(): string {
@@ -112,16 +113,7 @@ function ruleLines(rendered: string): string[] {
 }
 
 async function writeOwned(file: string, text: string, owner: { uid: number; gid: number } | null): Promise<void> {
-  const tmp = `${file}.new`;
-  const fh = await fsp.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  if (owner) await fsp.chown(tmp, owner.uid, owner.gid);
-  await fsp.rename(tmp, file);
+  await atomicWriteFile(file, text, { mode: 0o600, owner });
 }
 
 async function pgMajor(pgdata: string): Promise<number> {

@@ -2,13 +2,15 @@
 // file, TLS keys and certificates, magic-string files.
 //
 // They are created 0600 (directories 0700) without ever existing with a wider mode: the content is
-// written to a fresh `file.new` opened 0600, fsynced and renamed over the file. A node refuses to
+// written to a fresh temporary file opened 0600, fsynced and renamed over the file
+// (atomicWriteFile in state/atomic.ts). A node refuses to
 // start while one of them is readable by its group or by others and says which chmod fixes it: a
 // controller does not silently change modes an administrator set.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
+import { atomicWriteFile, isAtomicTemp } from '../state/atomic.js';
 import { bihaDir, confPath, passfilePath, statePath } from '../state/nodefiles.js';
 
 export const SECRET_FILE_MODE = 0o600;
@@ -16,17 +18,7 @@ export const SECRET_DIR_MODE = 0o700;
 
 /** Writes `text` to `file` atomically with mode 0600 (an older file of another mode is replaced). */
 export async function writeSecretFile(file: string, text: string): Promise<void> {
-  const tmp = `${file}.new`;
-  await fsp.rm(tmp, { force: true });
-  const fh = await fsp.open(tmp, 'wx', SECRET_FILE_MODE);
-  try {
-    await fh.chmod(SECRET_FILE_MODE); // the umask may have narrowed it; never wider than 0600
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, file);
+  await atomicWriteFile(file, text, { mode: SECRET_FILE_MODE });
 }
 
 /** Creates `dir` if needed and makes it 0700. */
@@ -74,7 +66,7 @@ export function nodeSecretFiles(pgdata: string): Array<{ file: string; what: str
     names = [];
   }
   for (const n of names.sort()) {
-    if (n.endsWith('.new')) continue;
+    if (n.endsWith('.new') || isAtomicTemp(n)) continue;
     out.push({ file: path.join(tls, n), what: n.endsWith('.key') ? 'a TLS private key' : 'TLS material' });
   }
   return out;

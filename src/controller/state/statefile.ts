@@ -5,9 +5,9 @@
 // `crc` is the SHA-256 of the canonical JSON (keys sorted, no spaces) of {kind, version, data}.
 // The envelope never changes between versions: only `data` evolves, new fields at the end.
 //
-// Writing: path.new is written, fsynced, renamed over path, then the directory is fsynced, so a
-// reader sees either the old or the new file, never a mix. A leftover path.new from a crash is
-// simply overwritten by the next write and never read.
+// Writing: atomicWriteFile (atomic.ts): a temporary file of its own is written, fsynced, renamed
+// over path, then the directory is fsynced, so a reader sees either the old or the new file, never
+// a mix, even when two writes of one file overlap. A temporary file left by a crash is never read.
 //
 // A file that fails its checksum is an error that stops the caller; it is never silently replaced
 // by defaults (a node that forgot its vote could vote twice in one term).
@@ -15,8 +15,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { BihaError } from '../errors.js';
+import { atomicWriteFile, atomicWriteFileSync } from './atomic.js';
 
 export type StateFileErrorCode = 'state_corrupt' | 'state_version' | 'state_missing';
 
@@ -58,47 +58,11 @@ function encode(kind: string, version: number, data: unknown): string {
 }
 
 export async function writeStateFile(file: string, kind: string, version: number, data: unknown, mode = 0o600): Promise<void> {
-  const text = encode(kind, version, data);
-  const tmp = `${file}.new`;
-  const fh = await fsp.open(tmp, 'w', mode);
-  try {
-    await fh.chmod(mode); // a leftover .new may have had another mode
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, file);
-  await fsyncDir(path.dirname(file));
+  await atomicWriteFile(file, encode(kind, version, data), { mode });
 }
 
 export function writeStateFileSync(file: string, kind: string, version: number, data: unknown, mode = 0o600): void {
-  const text = encode(kind, version, data);
-  const tmp = `${file}.new`;
-  const fd = fs.openSync(tmp, 'w', mode);
-  try {
-    fs.fchmodSync(fd, mode);
-    fs.writeFileSync(fd, text, 'utf8');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const dh = await fsp.open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  atomicWriteFileSync(file, encode(kind, version, data), { mode });
 }
 
 function corrupt(file: string, why: string, cause?: unknown): StateFileError {

@@ -11,6 +11,10 @@ SELECT biha.set_no_wal_on_follower(30000);
 SELECT biha.set_nquorum_and_minnodes(2, 2);
 SELECT biha.set_sync_standbys(0);
 SELECT biha.set_sync_standbys(1);
+-- the overloads that accept a change breaking the zero-loss rule of synchronous mode
+SELECT biha.set_sync_standbys(1, allow_sync_loss => true);
+SELECT biha.set_sync_standbys(1, false);
+SELECT biha.set_nquorum_and_minnodes(2, 2, allow_sync_loss => true);
 SELECT biha.service_mode(true);
 SELECT biha.service_mode(false);
 SELECT biha.set_can_be_leader(3, false);
@@ -29,6 +33,8 @@ SELECT biha.set_leader(9);
 SELECT biha.remove_node(1);
 SELECT biha.set_heartbeat_send_period(5);
 SELECT biha.set_nquorum_and_minnodes(5, 2);
+SELECT biha.set_sync_standbys(3);
+SELECT biha.set_sync_standbys(3, allow_sync_loss => true);
 SELECT biha.set_can_vote(9, true);
 SELECT biha.set_priority(13, 1);
 
@@ -44,6 +50,10 @@ SELECT biha.set_no_wal_on_follower(0);
 SELECT biha.set_nquorum_and_minnodes(0, 1);
 SELECT biha.set_nquorum_and_minnodes(1, NULL);
 SELECT biha.set_sync_standbys(-1);
+SELECT biha.set_sync_standbys(-1, true);
+SELECT biha.set_sync_standbys(1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT biha.set_nquorum_and_minnodes(2, 2, NULL);
 SELECT biha.service_mode(NULL);
 SELECT biha.set_can_be_leader(NULL, true);
 SELECT biha.set_can_be_leader(2, NULL);

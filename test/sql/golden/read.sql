@@ -7,7 +7,7 @@ SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, pg_get_func
        p.prosecdef AS definer, p.proacl
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'biha' AND p.proname !~ '^_'
- ORDER BY p.proname;
+ ORDER BY p.proname, args;
 SELECT p.proname, p.prosecdef AS definer, p.proacl
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'biha' AND p.proname ~ '^_'

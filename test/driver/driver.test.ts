@@ -1,0 +1,130 @@
+// The product's raft driver and NC against a PostgreSQL whose behaviour each test sets: a vote leaves
+// only after the fence took effect (votes fence WAL), and a promotion is prepared in the order that
+// keeps both promises (synchronous standbys and the watchdog before pg_promote).
+import { describe, expect, it } from 'vitest';
+import { followerState, rig, voteRequest, votesGranted } from './harness.js';
+
+describe('votes fence WAL', () => {
+  it('a standby that still receives WAL is detached before its vote leaves, even when NC thinks it follows nobody', async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.receiving = true; // the walreceiver runs although NC never set an upstream (a restarted controller)
+    r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 200 }));
+    await r.clock.advance(50);
+    expect(r.pg.calls).toContain('detach');
+    expect(votesGranted(r.sent, 4)).toHaveLength(1);
+    // The vote was sent after the detach, and after a probe that saw no walreceiver.
+    expect(r.pg.calls.lastIndexOf('probe')).toBeGreaterThan(r.pg.calls.indexOf('detach'));
+  });
+
+  it('the vote waits until the walreceiver has stopped (it stops asynchronously after the detach)', async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.receiving = true;
+    r.pg.receiverLingers = 5; // still there for five more probes after primary_conninfo = ''
+    r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 200 }));
+    await r.clock.advance(20);
+    expect(votesGranted(r.sent, 4)).toHaveLength(0);
+    await r.clock.advance(100);
+    expect(r.pg.receiverLingers).toBe(0);
+    expect(votesGranted(r.sent, 4)).toHaveLength(1);
+  });
+
+  it('no vote leaves when the walreceiver does not stop', async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.receiving = true;
+    r.pg.detach = async () => {
+      r.pg.calls.push('detach (ignored)');
+    };
+    r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 200 }));
+    await r.clock.advance(6000);
+    expect(votesGranted(r.sent, 4)).toHaveLength(0);
+  });
+
+  it('a primary whose fence fails sends no vote', async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.role = 'PRIMARY';
+    r.pg.fenceFails = true;
+    r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 200 }));
+    await r.clock.advance(100);
+    expect(r.pg.calls).toContain('fence immediate');
+    expect(votesGranted(r.sent, 4)).toHaveLength(0);
+    // The vote itself was persisted (so no other candidate gets it in this term): only not sent.
+    expect(r.persisted.some((s) => s.hard.term === 4 && s.hard.vote === 3)).toBe(true);
+  });
+
+  it('a vote is withheld when the WAL, once nothing arrives any more, ends past the candidate\'s', async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.wal = { tli: 2, lsn: 150 }; // polled: 150
+    await r.driver.poll();
+    r.pg.receiving = true;
+    r.pg.wal = { tli: 2, lsn: 180 }; // more WAL arrived since the poll
+    r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 160 })); // raft judged 160 >= 150: granted
+    await r.clock.advance(50);
+    expect(votesGranted(r.sent, 4)).toHaveLength(0);
+  });
+});
+
+describe('promotion', () => {
+  /** A single-voter cluster (minnodes 1): this node wins at once and promotes. */
+  async function leaderRig(opts: { watchdogConfirms?: boolean; watchdogUp?: boolean; persistMs?: number } = {}) {
+    const state = followerState(3, { nquorum: 1, minnodes: 1, syncStandbys: 1 });
+    const r = await rig(1, { ...state, log: { ...state.log, snapshot: { ...state.log.snapshot, config: { ...state.log.snapshot.config, nodes: [state.log.snapshot.config.nodes[0]!, { ...state.log.snapshot.config.nodes[1]!, canVote: false }, { ...state.log.snapshot.config.nodes[2]!, canVote: false }] } } } }, { persistMs: opts.persistMs ?? 0 });
+    r.wd.confirms = opts.watchdogConfirms ?? true;
+    r.wd.up = opts.watchdogUp ?? true;
+    r.driver.start(10, 50);
+    await r.clock.advance(2000);
+    return r;
+  }
+
+  it('sets synchronous_standby_names and slots, and arms the watchdog, before pg_promote', async () => {
+    const r = await leaderRig();
+    const c = r.pg.calls;
+    const promote = c.indexOf('promote');
+    expect(promote).toBeGreaterThan(0);
+    const sync = c.findIndex((x) => x.startsWith("sync 'ANY 1"));
+    expect(sync).toBeGreaterThanOrEqual(0);
+    expect(sync).toBeLessThan(promote);
+    expect(c.findIndex((x) => x.startsWith('slots biha_node_2,biha_node_3'))).toBeLessThan(promote);
+    expect(c.findIndex((x) => x.startsWith('prepare '))).toBeLessThan(promote);
+    expect(r.wd.calls.findIndex((x) => x.startsWith('arm '))).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a node that wins its own election in one step promotes only after its vote is persisted and its WAL fenced', async () => {
+    const r = await leaderRig({ persistMs: 120 });
+    const c = r.pg.calls;
+    const voted = c.indexOf('persisted term 4 vote 1');
+    expect(voted).toBeGreaterThanOrEqual(0);
+    expect(voted).toBeLessThan(c.indexOf('promote'));
+    // The candidacy's fence ran on the standby, not on the new primary.
+    expect(c.filter((x) => x.startsWith('fence'))).toEqual([]);
+    expect(c.filter((x) => x === 'promote')).toHaveLength(1);
+  });
+
+  it('promotes to the timeline it reserved through the config log', async () => {
+    const r = await leaderRig();
+    const prepare = r.pg.calls.find((x) => x.startsWith('prepare '));
+    expect(prepare).toBe('prepare 3'); // PostgreSQL on 2; the first entry of the term reserved 3
+    expect(r.driver.raft?.highestReservedTli()).toBe(3);
+    expect(r.pg.tli).toBe(3);
+  });
+
+  it('does not promote when the watchdog does not confirm the deadline', async () => {
+    const r = await leaderRig({ watchdogConfirms: false });
+    expect(r.pg.calls).not.toContain('promote');
+    expect(r.pg.role).toBe('STANDBY');
+  });
+
+  it('does not lead at all while no watchdog runs, and a leader whose watchdog dies steps down', async () => {
+    const none = await leaderRig({ watchdogUp: false });
+    expect(none.driver.soft().role).not.toBe('leader');
+    expect(none.pg.calls).not.toContain('promote');
+
+    const r = await leaderRig();
+    expect(r.driver.soft().role).toBe('leader');
+    r.wd.up = false;
+    await r.clock.advance(100);
+    expect(r.driver.soft().role).not.toBe('leader');
+    // Not leading any more: NC fences the primary.
+    expect(r.pg.calls.filter((x) => x.startsWith('fence'))).toHaveLength(1);
+    expect(r.pg.role).toBe('STANDBY');
+  });
+});
