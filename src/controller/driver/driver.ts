@@ -125,8 +125,12 @@ export class Driver {
     return this.raftNode;
   }
 
+  /**
+   * The raft state as of the last executed Ready: a term, a vote or a leadership that is not yet
+   * persisted (and whose vote's fence has not yet run) is not acted on by NC or the lease.
+   */
   soft(): SoftState {
-    if (this.raftNode) return this.raftNode.soft();
+    if (this.raftNode && this.lastSoft) return this.lastSoft;
     return { role: 'follower', term: this.d.state.hard.term, leaderId: 0, writable: false, state: 'STARTUP', transferTarget: 0 };
   }
 
@@ -298,7 +302,7 @@ export class Driver {
       this.walProgressAt = now;
       return;
     }
-    const soft = raft.soft();
+    const soft = this.soft();
     const limit = this.config().params.noWalOnFollower;
     const leaderWal = raft.peers().find((x) => x.id === soft.leaderId)?.wal;
     const recv = p.wal.lsn;
@@ -328,8 +332,8 @@ export class Driver {
     const raft = this.raftNode;
     if (!wd || !raft) return;
     const now = this.d.sched.now();
-    const soft = raft.soft();
-    if (soft.role === 'leader' && soft.writable) {
+    const soft = this.soft();
+    if (soft.role === 'leader' && soft.writable && raft.soft().writable) {
       const until = raft.leaseExpiresAt(now);
       if (until !== null) wd.renew(until);
     } else if (this.nc.observed().role !== 'PRIMARY' && this.lastProbe?.role !== 'PRIMARY') {
@@ -538,7 +542,7 @@ export class Driver {
 
   private leaseUntil(): number | null {
     const raft = this.raftNode;
-    if (!raft || !raft.soft().writable) return null;
+    if (!raft || !raft.soft().writable || !this.lastSoft?.writable) return null;
     return raft.leaseExpiresAt(this.d.sched.now());
   }
 
