@@ -143,8 +143,8 @@ function tuneConf(c: TestCluster, i: number): void {
 }
 
 /** TestCluster.create(), step by step, with tuneConf() before each node's first start. */
-async function makeCluster(basePort: number, hb: number, lost: number): Promise<TestCluster> {
-  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost });
+async function makeCluster(basePort: number, hb: number, lost: number, syncStandbys = 0): Promise<TestCluster> {
+  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost, ...(syncStandbys > 0 ? { syncStandbys } : {}) });
   clusters.push(c);
   const t = performance.now();
   const r = await c.init();
@@ -159,7 +159,7 @@ async function makeCluster(basePort: number, hb: number, lost: number): Promise<
     if (i >= 2) await c.waitLeader();
   }
   const leader = await healthyLeader(c);
-  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
+  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}${syncStandbys > 0 ? `, ${syncStandbys} synchronous standby` : ''}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
   await chooseWriter(c, leader);
   return c;
 }
@@ -544,7 +544,7 @@ async function resources(c: TestCluster): Promise<void> {
 
 // ---- main ----
 
-const NAMES = ['failover', 'failover-fast', 'switchover', 'sql', 'resources'] as const;
+const NAMES = ['failover', 'failover-fast', 'failover-sync', 'switchover', 'sql', 'resources'] as const;
 type Name = (typeof NAMES)[number];
 
 async function main(): Promise<void> {
@@ -560,8 +560,8 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   try {
     for (const w of wanted) {
-      if (w === 'failover-fast') {
-        const fast = await makeCluster(19400, 200, 5);
+      if (w === 'failover-fast' || w === 'failover-sync') {
+        const fast = w === 'failover-fast' ? await makeCluster(19400, 200, 5) : await makeCluster(19500, 200, 5, 1);
         try {
           await failover(fast, w, 200, 5, 1500);
         } finally {

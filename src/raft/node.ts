@@ -196,10 +196,13 @@ export class RaftNode {
     this.now = opts.now;
     const { hard, log } = opts.state;
     checkLog(log);
-    this.term = hard.term;
-    this.vote = hard.vote;
     this.snap = log.snapshot;
     this.entries = [...log.entries];
+    // Raft's term is never behind the newest entry a node holds. A node prepared by `bihactl add`
+    // holds the leader's config log but persisted term 0: it starts in that entry's term (with no
+    // vote in it), so it can only campaign in a newer term than any leader whose entries it has.
+    this.term = Math.max(hard.term, this.lastTerm());
+    this.vote = this.term === hard.term ? hard.vote : 0;
     this.commit = log.snapshot.index;
     this.lastHard = { term: hard.term, vote: hard.vote, commit: hard.commit };
     if (hard.commit > this.lastIndex()) {

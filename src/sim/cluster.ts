@@ -984,7 +984,10 @@ export class Simulation {
     const d = c.down;
     const u = c.up;
     if (!u.slots.has(slotName(d.id))) {
-      this.stats.missingSlots++;
+      // A node the upstream's configuration no longer lists (its removal is under way) has no slot
+      // by design; only a member's missing slot costs a failover time.
+      const uh = this.byId.get(u.id);
+      if (!uh || isMember(uh.ctl?.driver.config() ?? uh.config, d.id)) this.stats.missingSlots++;
       return this.failConn(c, `replication slot "${slotName(d.id)}" does not exist`);
     }
     const missing = this.fetchHistories(d, u, u.tli);
@@ -1532,6 +1535,7 @@ export class Simulation {
     const victim = leader && r.chance(0.5) ? leader : r.pick(up);
     const ms = r.range(100, 4000);
     victim.pausedUntil = this.now + ms;
+    victim.deadlineAtPause = victim.wdDeadline;
     this.trace(`nemesis: pause n${victim.id} for ${ms.toFixed(0)} ms`);
     this.at(ms, { k: 'resume', host: victim });
   }
@@ -1542,7 +1546,9 @@ export class Simulation {
    */
   private onResume(h: Host): void {
     if (h.pausedUntil > this.now) return;
-    const overdue = h.wdDeadline !== null && h.wdDeadline < this.now;
+    // A watchdog killed while the host was frozen could not fence it either: its deadline counts.
+    const deadline = h.wdDeadline ?? (h.wdAlive ? null : h.deadlineAtPause);
+    const overdue = deadline !== null && deadline < this.now;
     if (h.pg.accepting && overdue) h.frozenPastLease = true;
     this.trace(`n${h.id} resumed${h.frozenPastLease ? ' (its lease ran out while frozen)' : ''}`);
   }

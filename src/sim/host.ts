@@ -21,6 +21,8 @@ export class Host {
   pausedUntil = 0;
   /** Resumed after a pause that outlasted its lease: its primary is unguarded until fenced. */
   frozenPastLease = false;
+  /** The watchdog's deadline when the pause began (a watchdog killed while frozen held it until then). */
+  deadlineAtPause: number | null = null;
   crashAfterPersist = false;
   /** The lease watchdog process: alive, and the deadline it holds (simulation time; null: disarmed). */
   wdAlive = true;

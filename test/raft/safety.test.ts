@@ -108,6 +108,24 @@ describe('votes of nodes that do not know their membership', () => {
     expect(n.soft().state).toBe('CSTATE_FORMING');
   });
 
+  it('a node prepared by bihactl add from a snapshot of term 6 never campaigns in term 6 or earlier', () => {
+    // The leader of term 6 copied its config log (last entry in term 6) to the new node, whose
+    // persisted term is still 0. Campaigning in term 6 would let it win a term that already has a
+    // leader (simulator seed 1875: nodes 3 and 4 both leader in term 6).
+    const config = { nodes: [nodeInfo(2), nodeInfo(3), nodeInfo(4)], params: DEFAULT_PARAMS };
+    const n = new RaftNode({ id: 4, state: { hard: { term: 0, vote: 0, commit: 9 }, log: { snapshot: { index: 9, term: 6, config, meta: {} }, entries: [] } }, rand: seededRand(4), now: 0 });
+    n.setWal({ tli: 5, lsn: 195 });
+    expect(n.soft().term).toBe(6);
+    expect(n.ready().hardState).toEqual({ term: 6, vote: 0, commit: 9 });
+    const asked: Message[] = [];
+    for (let t = 10; t < 20_000 && asked.length === 0; t += 10) {
+      n.tick(t);
+      asked.push(...n.ready().messages.filter((m) => m.type === 'prevote' || m.type === 'vote'));
+    }
+    expect(asked.length).toBeGreaterThan(0);
+    for (const m of asked) expect(m.term).toBeGreaterThanOrEqual(7);
+  });
+
   it('a member that is no voter in its own configuration grants when asked (it may have been promoted)', () => {
     const c = new TestCluster([nodeInfo(1), nodeInfo(2), nodeInfo(3, { canVote: false })]);
     const n3 = c.node(3);
