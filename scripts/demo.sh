@@ -87,6 +87,9 @@ echo "new leader: node $L (seen $(date +%T.%3N))"
 wait $WRITER || true
 cat "$DEMO/gap.txt"
 $BIHACTL status --pgdata="$DEMO/n$SURV"
+ACKED=$(sed -n 's/^client: \([0-9]*\) inserts acknowledged.*/\1/p' "$DEMO/gap.txt")
+PRESENT=$($PSQL -X -q -t -A "$CONN" -c "select count(*) from demo_gap")
+echo "after the failover: $ACKED inserts into demo_gap acknowledged, $PRESENT rows of demo_gap on the new leader (node $L)"
 
 say "restart the old leader (node $OLD): it rejoins as a follower"
 $BIHACTL start --pgdata="$DEMO/n$OLD"
@@ -95,5 +98,11 @@ for i in $(seq 1 100); do
   [ "$ST" = FOLLOWER ] && break; sleep 0.1
 done
 $BIHACTL status --pgdata="$DEMO/n$OLD"
-$PSQL -X -q "$CONN" -c "select count(*) as rows_after_failover from demo"
+# The rejoined node is a hot standby: read the same table there once it has replayed up to the leader.
+OLDCONN="postgresql://biha_replication_user@127.0.0.1:$(port $OLD)/biha_db?connect_timeout=2"
+for i in $(seq 1 100); do
+  ONOLD=$($PSQL -X -q -t -A "$OLDCONN" -c "select count(*) from demo_gap" 2>/dev/null || echo 0)
+  [ "$ONOLD" = "$PRESENT" ] && break; sleep 0.1
+done
+echo "after the rejoin: $ACKED acknowledged, $ONOLD rows of demo_gap on node $OLD (the old leader, now a follower)"
 say "done"

@@ -675,9 +675,12 @@ export class Simulation {
     };
   }
 
-  /** The deadline passed without renewal: the watchdog stops the postmaster (immediate shutdown). */
+  /**
+   * The deadline passed without renewal: the watchdog stops the postmaster (immediate shutdown),
+   * whatever it is doing — as the real one sends SIGQUIT to the postmaster, also mid-promotion.
+   */
   private onWatchdog(h: Host, token: number): void {
-    if (!h.wdAlive || h.wdToken !== token || h.wdDeadline === null || !h.pg.accepting) return;
+    if (!h.wdAlive || h.wdToken !== token || h.wdDeadline === null || h.pg.proc === 'down') return;
     this.trace(`n${h.id} watchdog fences the database`);
     h.wdDeadline = null;
     const pgInc = h.pg.inc;
@@ -845,6 +848,7 @@ export class Simulation {
     if (p.proc !== 'up') throw new Error('promote: PostgreSQL is not running');
     if (p.primary) throw new Error('promote: already a primary');
     const myInc = p.inc;
+    const started = this.now;
     this.closeRecv(p, 'promotion');
     p.upstream = 0;
     await this.hostWait(h, this.o.promoteDelayMs);
@@ -862,6 +866,9 @@ export class Simulation {
     p.placeholders.delete(tli);
     p.wal.append(this.sysId(), tli);
     p.primary = true;
+    // A promotion the host was frozen in finishes when it resumes; if its lease ran out meanwhile,
+    // it is a primary only its overdue watchdog can fence (as a primary frozen past its lease).
+    if (h.resumedAt > started && this.overdue(h)) h.frozenPastLease = true;
     p.lastCheckpoint = this.now;
     this.trace(`n${h.id} db PRIMARY tli ${tli} at ${p.wal.lsn} (term ${h.soft.term})`);
     this.onWritable(h);
@@ -1248,6 +1255,20 @@ export class Simulation {
     this.at(OPERATOR_PERIOD_MS, { k: 'operator' });
     this.repairNodeErrors();
     const leader = this.findLeader();
+    // A removal the operator gave up on (its node led meanwhile) may still commit later: a node that
+    // learned its removal (CSTATE_FORMING) and that the leader no longer lists is shut down and
+    // replaced, as a DBA would.
+    const orphan =
+      leader && leader.pausedUntil <= this.now && !this.pendingRemove && !this.pendingAdd
+        ? this.members().find((h) => h.soft.state === 'CSTATE_FORMING' && !isMember(leader.config, h.id))
+        : undefined;
+    if (orphan) {
+      this.trace(`operator: node ${orphan.id} is no longer a member; shutting it down`);
+      if (orphan.up) this.crash(orphan, 'removed from the cluster');
+      orphan.removed = true;
+      this.beginAdd(this.nextNodeId++);
+      return;
+    }
     if (this.pendingRemove) {
       const pr = this.pendingRemove;
       const victim = this.byId.get(pr.id);
@@ -1546,11 +1567,15 @@ export class Simulation {
    */
   private onResume(h: Host): void {
     if (h.pausedUntil > this.now) return;
-    // A watchdog killed while the host was frozen could not fence it either: its deadline counts.
-    const deadline = h.wdDeadline ?? (h.wdAlive ? null : h.deadlineAtPause);
-    const overdue = deadline !== null && deadline < this.now;
-    if (h.pg.accepting && overdue) h.frozenPastLease = true;
+    h.resumedAt = this.now;
+    if (h.pg.accepting && this.overdue(h)) h.frozenPastLease = true;
     this.trace(`n${h.id} resumed${h.frozenPastLease ? ' (its lease ran out while frozen)' : ''}`);
+  }
+
+  /** The watchdog's deadline passed (a watchdog killed while the host was frozen held its deadline until then). */
+  private overdue(h: Host): boolean {
+    const deadline = h.wdDeadline ?? (h.wdAlive ? null : h.deadlineAtPause);
+    return deadline !== null && deadline < this.now;
   }
 
   private nemKillController(): void {

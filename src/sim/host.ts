@@ -23,6 +23,8 @@ export class Host {
   frozenPastLease = false;
   /** The watchdog's deadline when the pause began (a watchdog killed while frozen held it until then). */
   deadlineAtPause: number | null = null;
+  /** When the host last resumed from a pause. */
+  resumedAt = Number.NEGATIVE_INFINITY;
   crashAfterPersist = false;
   /** The lease watchdog process: alive, and the deadline it holds (simulation time; null: disarmed). */
   wdAlive = true;

@@ -23,6 +23,9 @@ export async function run(cmd: string, args: readonly string[], o: { timeoutMs?:
         resolve({ code, stdout: stdout ?? '', stderr: `${stderr ?? ''}${typeof e.code === 'string' ? ` (${e.code})` : ''}${e.killed ? ' (killed: time limit)' : ''}` });
       },
     );
+    // A command that exits before reading its input (a failing nft, say) closes the pipe: the
+    // EPIPE is not the result, the exit code is.
+    child.stdin?.on('error', () => undefined);
     if (o.input !== undefined) child.stdin?.end(o.input);
   });
 }

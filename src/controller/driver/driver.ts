@@ -198,6 +198,12 @@ export class Driver {
     this.raftNode = raft;
     this.lastSoft = raft.soft();
     this.walProgressAt = this.d.sched.now();
+    // A rewind cut short by a crash left the hold but no NODE_ERROR (nobody was left to record it):
+    // the node says so, and bihactl rewind is its way back.
+    const hold = this.d.hasData ? (this.d.pg?.hold() ?? null) : null;
+    if (hold !== null && err?.type !== 'REWIND_FAILED') {
+      await this.enterNodeError({ type: 'REWIND_FAILED', details: hold, beginLsn: null, endLsn: null, currentTli: null, nextTli: null, replayLsn: null, kept: err?.kept ?? null });
+    }
     return wal;
   }
 
@@ -336,7 +342,9 @@ export class Driver {
     if (soft.role === 'leader' && soft.writable && raft.soft().writable) {
       const until = raft.leaseExpiresAt(now);
       if (until !== null) wd.renew(until);
-    } else if (this.nc.observed().role !== 'PRIMARY' && this.lastProbe?.role !== 'PRIMARY') {
+    } else if (!this.nc.busy() && this.nc.observed().role !== 'PRIMARY' && this.lastProbe?.role !== 'PRIMARY') {
+      // Not while an action runs: a pg_promote in flight (the host paused in it, the lease gone)
+      // ends with a primary that only the deadline held now fences.
       wd.disarm();
     }
   }
