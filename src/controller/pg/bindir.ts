@@ -147,7 +147,7 @@ function unsupportedBinaries(bindir: string, major: number, how: string): BihaEr
   });
 }
 
-async function checkedExplicit(dir: string, want: number | null): Promise<ResolvedBindir> {
+async function checkedExplicit(dir: string, want: number | null, what: string): Promise<ResolvedBindir> {
   const bindir = path.resolve(dir);
   if (!(await exists(path.join(bindir, 'pg_ctl'))))
     throw new BihaError('pg_not_found', `BIHA_PG_BINDIR=${dir} does not contain pg_ctl`, {
@@ -160,7 +160,7 @@ async function checkedExplicit(dir: string, want: number | null): Promise<Resolv
     });
   if (!isSupportedMajor(major)) throw unsupportedBinaries(bindir, major, 'BIHA_PG_BINDIR');
   if (want !== null && major !== want)
-    throw new BihaError('pg_version_mismatch', `BIHA_PG_BINDIR=${dir} holds PostgreSQL ${major}, but the data directory is PostgreSQL ${want}`, {
+    throw new BihaError('pg_version_mismatch', `BIHA_PG_BINDIR=${dir} holds PostgreSQL ${major}, but ${what} is PostgreSQL ${want}`, {
       hint: `point BIHA_PG_BINDIR (bihactl --pg-bindir) at the bin directory of PostgreSQL ${want}, or unset it`,
     });
   return { bindir, major };
@@ -169,15 +169,20 @@ async function checkedExplicit(dir: string, want: number | null): Promise<Resolv
 /**
  * The PostgreSQL bin directory for pgdata (see the order at the top of this file).
  * `explicit` is BIHA_PG_BINDIR unless given; pgdata null means no data directory is involved.
+ * `clusterMajor` (the major of a cluster being joined) stands in for a PG_VERSION not there yet.
  */
 export async function resolveBindir(
   pgdata: string | null,
-  opts: { explicit?: string | undefined; search?: BindirSearch } = {},
+  opts: { explicit?: string | undefined; search?: BindirSearch; clusterMajor?: number | undefined } = {},
 ): Promise<ResolvedBindir> {
   const search = opts.search ?? DEFAULT_SEARCH;
   const explicit = 'explicit' in opts ? opts.explicit : process.env.BIHA_PG_BINDIR;
-  const want = pgdata === null ? null : await dataDirMajor(pgdata);
-  if (explicit) return checkedExplicit(explicit, want);
+  const own = pgdata === null ? null : await dataDirMajor(pgdata);
+  if (own === null && opts.clusterMajor !== undefined && !isSupportedMajor(opts.clusterMajor))
+    throw new BihaError('pg_unsupported', `the cluster runs PostgreSQL ${opts.clusterMajor}; biha supports PostgreSQL ${SUPPORTED}`);
+  const want = own ?? opts.clusterMajor ?? null;
+  const what = own !== null ? `the data directory ${pgdata}` : 'the cluster';
+  if (explicit) return checkedExplicit(explicit, want, what);
 
   if (want !== null) {
     for (const dir of layoutDirs(search, want)) {
@@ -185,7 +190,7 @@ export async function resolveBindir(
     }
     const fromConfig = await pgConfigBindir(search);
     if (fromConfig !== null && (await binMajor(fromConfig)) === want) return { bindir: fromConfig, major: want };
-    throw new BihaError('pg_not_found', `${pgdata} is PostgreSQL ${want}, but its programs (pg_ctl) are not installed here`, {
+    throw new BihaError('pg_not_found', `${what} is PostgreSQL ${want}, but its programs (pg_ctl) are not installed here`, {
       hint: `install postgresql-${want} or set BIHA_PG_BINDIR (bihactl --pg-bindir) to its bin directory`,
     });
   }

@@ -112,10 +112,10 @@ function isRoot(): boolean {
 
 /**
  * The programs and OS user for pgdata: the bin directory follows the data directory's PG_VERSION
- * (see bindir.ts); as root, the tools run as the owner of pgdata (or of its parent if absent).
+ * (see bindir.ts), or clusterMajor while pgdata has none yet; as root, the tools run as the owner of pgdata (or of its parent if absent).
  */
-export async function resolvePgEnv(pgdata: string): Promise<PgEnv> {
-  const { bindir } = await resolveBindir(pgdata);
+export async function resolvePgEnv(pgdata: string, o: { clusterMajor?: number } = {}): Promise<PgEnv> {
+  const { bindir } = await resolveBindir(pgdata, o.clusterMajor !== undefined ? { clusterMajor: o.clusterMajor } : {});
   if (!isRoot()) {
     return { bindir, runAs: null, user: os.userInfo().username };
   }
