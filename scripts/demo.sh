@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: from a fresh machine, install what is missing, build biha, create a real 3-node
-# cluster of PostgreSQL 15 on loopback ports under a temporary directory, show it, kill the
+# cluster of PostgreSQL (13 to 18) on loopback ports under a temporary directory, show it, kill the
 # leader with kill -9 (controller and postmaster), show the new leader and the write gap a client
 # saw, restart the old leader as a follower, and clean everything up (also on failure or Ctrl-C).
 #
@@ -24,9 +24,39 @@ chmod 755 "$DEMO"
 if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$DEMO"; fi
 export BIHA_REPLICATION_PASSWORD="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 BIHACTL="node $ROOT/bin/bihactl.js"
-PSQL=/usr/lib/postgresql/15/bin/psql
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# The PostgreSQL bin directory in the order bihactl uses: BIHA_PG_BINDIR; for a data directory of
+# major N (argument 1) /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin, then pg_config --bindir if it is
+# of major N; without a major pg_config --bindir, else the newest of those layouts installed.
+pg_bindir() {
+  local want=${1:-} d m
+  if [ -n "${BIHA_PG_BINDIR:-}" ]; then echo "$BIHA_PG_BINDIR"; return 0; fi
+  if [ -n "$want" ]; then
+    for d in "/usr/lib/postgresql/$want/bin" "/usr/pgsql-$want/bin"; do
+      if [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
+    done
+  fi
+  d=$(pg_config --bindir 2>/dev/null || true)
+  if [ -n "$d" ] && [ -x "$d/pg_ctl" ]; then
+    m=$("$d/pg_ctl" --version | sed -nE 's/.*\(PostgreSQL\) ([0-9]+).*/\1/p')
+    if [ -z "$want" ] || [ "$m" = "$want" ]; then echo "$d"; return 0; fi
+  fi
+  [ -z "$want" ] || return 1
+  for d in /usr/lib/postgresql/*/bin /usr/pgsql-*/bin; do
+    [ -x "$d/pg_ctl" ] || continue
+    m=$(echo "$d" | sed -E 's#.*/(pgsql-)?([0-9]+)/bin$#\2#')
+    case $m in '' | *[!0-9]*) continue ;; esac
+    echo "$m $d"
+  done | sort -n | tail -n 1 | cut -d' ' -f2-
+}
+# The programs of the cluster's own version once node 1 exists, else those bihactl init will use.
+pg_bin() {
+  local v=""
+  [ -f "$DEMO/n1/PG_VERSION" ] && v=$(cat "$DEMO/n1/PG_VERSION")
+  pg_bindir "$v"
+}
 
 cleanup() {
   set +e
@@ -36,7 +66,7 @@ cleanup() {
   done
   for n in 1 2 3; do
     if [ -f "$DEMO/n$n/postmaster.pid" ]; then
-      as_pg /usr/lib/postgresql/15/bin/pg_ctl stop -D "$DEMO/n$n" -m immediate >/dev/null 2>&1
+      as_pg "$(pg_bin)/pg_ctl" stop -D "$DEMO/n$n" -m immediate >/dev/null 2>&1
     fi
   done
   rm -rf "$DEMO"
@@ -53,6 +83,8 @@ leader_of() { # prints the leader id as node $1 sees it
 say "bihactl init: node 1 (PostgreSQL $(port 1), control channel $(($(port 1) + 1)))"
 $BIHACTL init --biha-node-id=1 --host=127.0.0.1 --port="$(port 1)" --nquorum=2 --minnodes=2 \
   --heartbeat-send-period=200 --heartbeat-max-lost=5 --pgdata="$DEMO/n1" --magic-file="$DEMO/magic" >/dev/null
+PSQL="$(pg_bin)/psql"
+echo "PostgreSQL $(cat "$DEMO/n1/PG_VERSION") (programs in $(pg_bin))"
 echo "magic string: $(cut -c1-40 "$DEMO/magic")… (full string in $DEMO/magic, mode 0600)"
 $BIHACTL start --pgdata="$DEMO/n1"
 for n in 2 3; do

@@ -91,14 +91,17 @@ function pgConnectError(l: { host: string; port: number }, e: unknown): BihaErro
  * The password works on the leader's PostgreSQL. A leader that has just started (its PostgreSQL
  * still starting up, or not consistent yet) is asked again for up to 30 s.
  */
-async function checkPassword(l: { host: string; port: number }, password: string): Promise<void> {
+/** Logs in as the replication user; returns the PostgreSQL major version the cluster runs. */
+async function checkPassword(l: { host: string; port: number }, password: string): Promise<number> {
   const deadline = Date.now() + 30_000;
   for (let attempt = 0; ; attempt++) {
     const c = new pg.Client({ host: l.host, port: l.port, user: REPLICATION_USER, password, database: 'biha_db', connectionTimeoutMillis: 5000 });
     try {
       await c.connect();
-      await c.query('select system_identifier::text as sid from pg_control_system()');
-      return;
+      const r = await c.query<{ major: number }>(
+        "select system_identifier::text as sid, current_setting('server_version_num')::int / 10000 as major from pg_control_system()",
+      );
+      return Number(r.rows[0]?.major);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (!/starting up|not yet accepting connections|shutting down/.test(msg) || Date.now() > deadline) throw pgConnectError(l, e);
@@ -295,10 +298,11 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
         hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
       });
   }
-  if (password !== null) await checkPassword(first, password);
+  // The cluster's major decides which PostgreSQL programs take the copy and run this node.
+  const clusterMajor = password !== null ? await checkPassword(first, password) : undefined;
 
   const created = !o.convertStandby && (await fsp.stat(pgdata).then(() => false, () => true));
-  const env = await resolvePgEnv(pgdata);
+  let env = await resolvePgEnv(pgdata, clusterMajor !== undefined ? { clusterMajor } : {});
   if (!o.convertStandby) await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
   await chownToRunAs(env, pgdata);
 
@@ -355,6 +359,8 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
         }
       }
     }
+    // From here on the copy's PG_VERSION (the leader's) decides which programs serve the node.
+    if (mode !== 'referee') env = await resolvePgEnv(pgdata);
     // The copy carries the leader's pg_biha/ and conf: replace them with this node's own.
     await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });
     await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });

@@ -1,4 +1,5 @@
 // bihactl: the command-line interface of biha. Names and options follow the biha reference.
+import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { runController } from '../controller/controller.js';
 import { runWatchdog } from '../controller/pg/watchdog.js';
@@ -14,6 +15,7 @@ import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
 import { cmdFsm } from './fsm.js';
+import { packageVersion } from './version.js';
 import { cronProblem } from '../controller/ops/failback.js';
 
 function exitCodeOf(e: unknown): number {
@@ -30,7 +32,17 @@ export function buildProgram(): Command {
     .description('built-in high availability for PostgreSQL: create, join and operate a biha cluster')
     .exitOverride()
     .showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .version(packageVersion(), '-V, --version', 'print the version of biha')
+    .option('--pg-bindir <dir>', 'bin directory of the PostgreSQL programs (sets BIHA_PG_BINDIR; default: those of the data directory\'s PG_VERSION)');
+
+  // --pg-bindir works through BIHA_PG_BINDIR, so a controller started from here inherits it.
+  program.hook('preAction', (cmd) => {
+    const dir = (cmd.opts() as { pgBindir?: string }).pgBindir;
+    if (dir === undefined) return;
+    if (dir.trim() === '') throw new BihaError('bad_args', '--pg-bindir needs a directory');
+    process.env.BIHA_PG_BINDIR = path.resolve(dir);
+  });
 
   program
     .command('init')

@@ -7,7 +7,8 @@ import { BihaError } from '../controller/errors.js';
 import { identityDir, readNodeConf } from '../controller/state/nodefiles.js';
 import { osGroupById } from '../controller/osuser.js';
 import { renderServiceUnit } from '../controller/pg/conf.js';
-import { findBindir, lookupUid } from '../controller/pg/tools.js';
+import { resolveBindir } from '../controller/pg/bindir.js';
+import { lookupUid } from '../controller/pg/tools.js';
 import { info, requireOpt } from './util.js';
 
 const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
@@ -26,6 +27,15 @@ export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; ou
     });
   const st = fs.statSync(pgdata);
   if (st.uid === 0) throw new BihaError('root_owner', `${pgdata} is owned by root`, { hint: 'chown it to the postgres OS user' });
+  // The unit fixes the bin directory only when one was given (BIHA_PG_BINDIR or --pg-bindir);
+  // otherwise the controller follows the data directory's PG_VERSION, also after an upgrade.
+  // Either way, the programs must be there now.
+  const explicit = process.env.BIHA_PG_BINDIR || undefined;
+  const { bindir } = await resolveBindir(pgdata, { explicit });
+  if (explicit !== undefined && !/^[A-Za-z0-9/_.,+:@-]+$/.test(bindir))
+    throw new BihaError('bad_args', `${bindir} contains characters a unit file would need quoted (spaces, quotes, %)`, {
+      hint: 'use a bin directory path (or a symlink to it) made of letters, digits and / _ . , + : @ -',
+    });
   const here = path.dirname(fileURLToPath(import.meta.url));
   const script = path.resolve(here, '..', '..', 'bin', 'bihactl.js');
   const text = await renderServiceUnit({
@@ -33,7 +43,7 @@ export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; ou
     pgdata,
     user: (await lookupUid(st.uid))?.user ?? String(st.uid),
     group: osGroupById(st.gid),
-    bindir: await findBindir(),
+    bindir: explicit !== undefined ? bindir : null,
     bihactl: `${process.execPath} ${script}`,
   });
   if (!o.output) {

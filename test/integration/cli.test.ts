@@ -247,6 +247,29 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
     refused(await bihactl(['systemd-unit', `--pgdata=${a.dir}`]), /is not a biha node/);
   });
 
+  it('the PostgreSQL programs follow the data directory: --pg-bindir of another major is refused, a matching one is fixed in the unit', async () => {
+    const none = { unset: ['BIHA_PG_BINDIR'] };
+    const version = fs.readFileSync(path.join(a.pgdata(1), 'PG_VERSION'), 'utf8').trim();
+    // Without a bin directory the unit fixes none: the controller follows PG_VERSION.
+    const plain = await bihactlWithEnv(['systemd-unit', `--pgdata=${a.pgdata(1)}`], none);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).not.toMatch(/^Environment=BIHA_PG_BINDIR/m);
+    // The bin directory of the running cluster's own version, given explicitly, is written into the unit.
+    const own = `/usr/lib/postgresql/${version}/bin`;
+    const fixed = await bihactlWithEnv(['systemd-unit', `--pgdata=${a.pgdata(1)}`, `--pg-bindir=${own}`], none);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stdout).toMatch(new RegExp(`^Environment=BIHA_PG_BINDIR=${own}$`, 'm'));
+    // A bin directory of another major: one line naming both versions and what to do.
+    const other = Number(version) === 16 ? 17 : 16;
+    const fake = path.join(a.dir, `fake-pg${other}`, 'bin');
+    fs.mkdirSync(fake, { recursive: true });
+    fs.writeFileSync(path.join(fake, 'pg_ctl'), `#!/bin/sh\necho "pg_ctl (PostgreSQL) ${other}.1"\n`, { mode: 0o755 });
+    const wrong = await bihactlWithEnv(['systemd-unit', `--pgdata=${a.pgdata(1)}`, `--pg-bindir=${fake}`], none);
+    refused(wrong, new RegExp(`BIHA_PG_BINDIR=${fake} holds PostgreSQL ${other}, but the data directory .* is PostgreSQL ${version} \\(point BIHA_PG_BINDIR \\(bihactl --pg-bindir\\) at the bin directory of PostgreSQL ${version}`));
+    // The same through the environment.
+    refused(await bihactlWithEnv(['systemd-unit', `--pgdata=${a.pgdata(1)}`], { env: { BIHA_PG_BINDIR: fake } }), /holds PostgreSQL \d+, but the data directory/);
+  });
+
   it('the running cluster is untouched by all of the above: one member, LEADER_RW, writable', async () => {
     const s = await a.status(1);
     expect(s.status.map((x) => [x.id, x.state])).toEqual([[1, 'LEADER_RW']]);

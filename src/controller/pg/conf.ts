@@ -2,8 +2,8 @@
 // pg_ident.conf, and the systemd unit, all rendered from conf-templates/.
 //
 // PostgreSQL 15 accepts biha.* lines in a conf file as custom placeholders (SHOW biha.id works).
-// PostgreSQL 15 has no include directive in pg_hba.conf or pg_ident.conf ("invalid connection type
-// include"), so the rendered lines are copied there between "# BEGIN biha" / "# END biha" markers:
+// PostgreSQL 13 to 15 have no include directive in pg_hba.conf or pg_ident.conf ("invalid connection
+// type include"), so the rendered lines are copied there between "# BEGIN biha" / "# END biha" markers:
 // at the top of pg_hba.conf (before initdb's own local lines, first match wins), at the end of
 // pg_ident.conf. On PostgreSQL 16+ the marker block holds an include line instead.
 //
@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../errors.js';
 import { atomicWriteFile } from '../state/atomic.js';
+import { requireDataDirMajor } from './bindir.js';
 import { lookupUid } from './tools.js';
 
 export function templatesDir(): string {
@@ -116,14 +117,6 @@ async function writeOwned(file: string, text: string, owner: { uid: number; gid:
   await atomicWriteFile(file, text, { mode: 0o600, owner });
 }
 
-async function pgMajor(pgdata: string): Promise<number> {
-  try {
-    return parseInt((await fsp.readFile(path.join(pgdata, 'PG_VERSION'), 'utf8')).trim(), 10) || 15;
-  } catch {
-    return 15;
-  }
-}
-
 /**
  * Write postgresql.biha.conf, pg_hba.biha.conf and pg_ident.biha.conf into pgdata, include the
  * first from postgresql.conf and put the others' lines into pg_hba.conf / pg_ident.conf.
@@ -165,7 +158,7 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
     await writeOwned(mainConf, `${mainText}${sep}\n# Added by bihactl: settings of the biha cluster node\ninclude 'postgresql.biha.conf'\n`, owner);
   }
 
-  const major = await pgMajor(dir);
+  const major = await requireDataDirMajor(dir);
   const hbaFile = path.join(dir, 'pg_hba.conf');
   const identFile = path.join(dir, 'pg_ident.conf');
   const hbaText = await fsp.readFile(hbaFile, 'utf8').catch(() => '');
@@ -289,7 +282,8 @@ export async function renderServiceUnit(o: {
   pgdata: string;
   user: string;
   group: string;
-  bindir: string;
+  /** A bin directory given explicitly (BIHA_PG_BINDIR); null: the controller follows PG_VERSION. */
+  bindir: string | null;
   bihactl: string;
 }): Promise<string> {
   const text = await renderTemplate('biha.service', {
@@ -297,7 +291,9 @@ export async function renderServiceUnit(o: {
     pgdata: o.pgdata,
     user: o.user,
     group: o.group,
-    bindir: o.bindir,
+    pg_bindir: o.bindir !== null
+      ? `Environment=BIHA_PG_BINDIR=${o.bindir}`
+      : "# PostgreSQL programs: those of the data directory's PG_VERSION (BIHA_PG_BINDIR would fix a directory)",
     bihactl: o.bihactl,
   });
   return text.endsWith('\n') ? text : `${text}\n`;

@@ -17,6 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
+import { resolveBindir } from './bindir.js';
 import { formatLsn, parseLsn } from './lsn.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -57,8 +58,6 @@ export interface PgEnv {
   user: string;
 }
 
-const DEFAULT_BINDIR = '/usr/lib/postgresql/15/bin';
-
 async function exists(p: string): Promise<boolean> {
   try {
     await fsp.access(p);
@@ -73,23 +72,6 @@ function execText(file: string, args: string[]): Promise<string | null> {
     execFile(file, args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 10_000 }, (err, stdout) => {
       resolve(err ? null : stdout);
     });
-  });
-}
-
-export async function findBindir(): Promise<string> {
-  const fromEnv = process.env.BIHA_PG_BINDIR;
-  if (fromEnv) {
-    if (await exists(path.join(fromEnv, 'pg_ctl'))) return fromEnv;
-    throw new BihaError('pg_not_found', `BIHA_PG_BINDIR=${fromEnv} does not contain pg_ctl`, {
-      hint: 'point BIHA_PG_BINDIR at the bin directory of PostgreSQL 15 or unset it',
-    });
-  }
-  const out = await execText('pg_config', ['--bindir']);
-  const fromConfig = out?.trim();
-  if (fromConfig && (await exists(path.join(fromConfig, 'pg_ctl')))) return fromConfig;
-  if (await exists(path.join(DEFAULT_BINDIR, 'pg_ctl'))) return DEFAULT_BINDIR;
-  throw new BihaError('pg_not_found', 'cannot find the PostgreSQL programs (pg_ctl)', {
-    hint: 'install postgresql-15 (scripts/install-deps.sh) or set BIHA_PG_BINDIR',
   });
 }
 
@@ -128,8 +110,12 @@ function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
-export async function resolvePgEnv(pgdata: string): Promise<PgEnv> {
-  const bindir = await findBindir();
+/**
+ * The programs and OS user for pgdata: the bin directory follows the data directory's PG_VERSION
+ * (see bindir.ts), or clusterMajor while pgdata has none yet; as root, the tools run as the owner of pgdata (or of its parent if absent).
+ */
+export async function resolvePgEnv(pgdata: string, o: { clusterMajor?: number } = {}): Promise<PgEnv> {
+  const { bindir } = await resolveBindir(pgdata, o.clusterMajor !== undefined ? { clusterMajor: o.clusterMajor } : {});
   if (!isRoot()) {
     return { bindir, runAs: null, user: os.userInfo().username };
   }
@@ -297,7 +283,7 @@ export async function runTool(
           exitCode: null,
           stderr,
           cause: e,
-          hint: 'check that PostgreSQL 15 is installed and BIHA_PG_BINDIR is right',
+          hint: 'check that PostgreSQL is installed and BIHA_PG_BINDIR is right',
         }),
       );
     });

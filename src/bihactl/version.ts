@@ -1,0 +1,18 @@
+// The version of the installed biha package, read from its package.json at run time.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BihaError } from '../controller/errors.js';
+
+/** src/bihactl/version.ts and dist/bihactl/version.js both sit two levels below the package root. */
+export function packageVersion(): string {
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json');
+  let version: unknown;
+  try {
+    version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version;
+  } catch (e) {
+    throw new BihaError('install_broken', `cannot read the version from ${file}: ${(e as Error).message}`, { cause: e, hint: 'reinstall biha' });
+  }
+  if (typeof version !== 'string' || version === '') throw new BihaError('install_broken', `${file} has no version`, { hint: 'reinstall biha' });
+  return version;
+}
