@@ -1,5 +1,7 @@
 // Synchronous mode (--sync-standbys=1 on 3 nodes, nquorum 2: 1 + 1 + 2 > 3): commits wait while no
 // standby confirms, and no acknowledged commit is lost over repeated failovers.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
@@ -58,6 +60,37 @@ describe('synchronous mode on real PostgreSQL', () => {
       return r[0]?.v === `ANY 1 (${want})` ? r[0].v : null;
     });
     expect(v).toBe(`ANY 1 (${want})`);
+  });
+
+  it('every follower keeps slots for the other data nodes, so a new leader\'s followers stream at once', async () => {
+    const l = await c.waitLeader();
+    for (const f of c.ids().filter((i) => i !== l)) {
+      const want = c.ids().filter((i) => i !== f).map((i) => `biha_node_${i}`);
+      const have = await waitFor(`slots on follower ${f}`, async () => {
+        const r = await c.su<{ slot_name: string }>(f, 'select slot_name from pg_replication_slots order by 1');
+        const names = r.map((x) => x.slot_name);
+        return want.every((w) => names.includes(w)) ? names : null;
+      });
+      expect(have).toEqual(want);
+    }
+    // After a failover, the remaining follower streams from the new leader without the 5 s
+    // wal_retrieve_retry_interval a missing slot would cost.
+    const logs = new Map(c.ids().filter((i) => i !== l).map((i) => {
+      const f = path.join(c.pgdata(i), 'pg_biha', 'log', 'postgresql.log');
+      return [i, { f, from: fs.statSync(f).size }] as const;
+    }));
+    c.kill9(l, 'both');
+    const next = await c.waitLeader({ not: l, timeoutMs: 30_000 });
+    const other = c.ids().find((i) => i !== l && i !== next)!;
+    await waitFor(`node ${other} to stream from node ${next}`, async () => {
+      const r = await c.su<{ n: number }>(next, `select count(*)::int as n from pg_stat_replication where application_name = 'biha_node_${other}' and state = 'streaming'`);
+      return (r[0]?.n ?? 0) > 0;
+    }, 30_000, 50);
+    const log = logs.get(other)!;
+    const since = fs.readFileSync(log.f, 'utf8').slice(log.from);
+    expect(since).not.toMatch(/replication slot "biha_node_\d+" does not exist/);
+    await bihaOk(['start', `--pgdata=${c.pgdata(l)}`]);
+    await c.waitStreaming(l);
   });
 
   it('a commit waits while no standby confirms it, and completes once one does', async () => {
