@@ -1272,6 +1272,9 @@ export class RaftNode {
     if (!logAtLeast(theirs, mine)) return reject('config_log_behind');
     if (compareWal(msg.wal, this.voteWalFloor()) < 0) return reject('wal_behind');
     if (msg.type === 'vote' && this.vote !== 0 && this.vote !== msg.from) return reject('already_voted');
+    // A term whose leader this node already follows needs no vote: a late request of that leader's
+    // own candidacy would otherwise be granted on a WAL position polled before following it.
+    if (msg.type === 'vote' && this.vote === 0 && this.leaderId !== 0) return reject('leader_known');
 
     if (msg.type === 'prevote') {
       this.lastPrevoteGrantAt = now;

@@ -543,6 +543,8 @@ export class Simulation {
 
   private persist(h: Host, inc: number, state: PersistentState): Promise<void> {
     const done = this.hostWait(h, this.rng.range(0.5, 3)).then(() => {
+      // A write of a controller that was killed meanwhile never reaches the disk.
+      if (h.ctl?.inc !== inc) return;
       h.persisted = state;
       if (this.tracing) this.trace(`n${h.id} persisted term ${state.hard.term} vote ${state.hard.vote} commit ${state.hard.commit}`);
       this.inv.persisted(h.id, state.hard);
@@ -576,7 +578,9 @@ export class Simulation {
   private onSent(h: Host, m: Message): void {
     if (m.type === 'vote_resp' && !m.reject) {
       const me = h.config.nodes.find((n) => n.id === h.id);
-      const judged = h.nodeError === null && (me === undefined || me.mode === 'regular');
+      // A rewinding node's WAL becomes the source's, whatever it votes: like a node in NODE_ERROR,
+      // its vote is judged on the WAL it shares with the cluster.
+      const judged = h.nodeError === null && !h.rewinding && (me === undefined || me.mode === 'regular');
       this.inv.voteSent(h.id, m.term, m.to, h.pg.wal.pos(), judged);
     }
   }
@@ -683,6 +687,7 @@ export class Simulation {
     if (!h.wdAlive || h.wdToken !== token || h.wdDeadline === null || h.pg.proc === 'down') return;
     this.trace(`n${h.id} watchdog fences the database`);
     h.wdDeadline = null;
+    h.wdFired = true;
     const pgInc = h.pg.inc;
     this.at(this.o.fenceDelayMs, {
       k: 'do',
@@ -832,6 +837,7 @@ export class Simulation {
     this.closeRecv(p, why);
     for (const c of p.senders.slice()) this.closeConn(c, 'upstream down');
     if (was && h.frozenPastLease) h.frozenPastLease = false;
+    h.wdFired = false;
     this.trace(`n${h.id} db down (${why})`);
   }
 
@@ -888,6 +894,17 @@ export class Simulation {
       if (p.inc === myInc) this.pgDown(h, 'rewind');
     }
     stopped();
+    h.rewinding = true;
+    try {
+      await this.rewindCopy(h, srcId);
+    } finally {
+      h.rewinding = false;
+    }
+  }
+
+  /** The copy step of pg_rewind; PostgreSQL is down. */
+  private async rewindCopy(h: Host, srcId: NodeId): Promise<void> {
+    const p = h.pg;
     await this.hostWait(h, this.rng.range(100, 300));
     const src = this.byId.get(srcId);
     if (!src || src.pg.proc !== 'up' || !this.net.linked('wal', h.id, srcId)) throw new Error(`pg_rewind: cannot connect to node ${srcId}`);
@@ -1575,7 +1592,8 @@ export class Simulation {
   /** The watchdog's deadline passed (a watchdog killed while the host was frozen held its deadline until then). */
   private overdue(h: Host): boolean {
     const deadline = h.wdDeadline ?? (h.wdAlive ? null : h.deadlineAtPause);
-    return deadline !== null && deadline < this.now;
+    // A fence the watchdog sent just before the freeze takes effect only after it.
+    return h.wdFired || (deadline !== null && deadline < this.now);
   }
 
   private nemKillController(): void {

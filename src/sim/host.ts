@@ -23,6 +23,10 @@ export class Host {
   frozenPastLease = false;
   /** The watchdog's deadline when the pause began (a watchdog killed while frozen held it until then). */
   deadlineAtPause: number | null = null;
+  /** The watchdog sent its fence (SIGQUIT) and PostgreSQL has not stopped yet. */
+  wdFired = false;
+  /** pg_rewind runs (PostgreSQL stopped; its data becomes the source's). */
+  rewinding = false;
   /** When the host last resumed from a pause. */
   resumedAt = Number.NEGATIVE_INFINITY;
   crashAfterPersist = false;

@@ -86,6 +86,28 @@ describe('votes', () => {
   });
 });
 
+describe('a vote request that arrives after its term has a leader', () => {
+  it('is refused by a follower that learned the leader of its term without voting (etcd raft: no vote once a leader is known)', () => {
+    // Simulator seed 1255 (5 nodes): node 4's vote request of its own (transfer) election in term 6
+    // reached node 1 only after node 1 followed node 4 in term 6 and took WAL of its new timeline.
+    const config = { nodes: [nodeInfo(1), nodeInfo(2), nodeInfo(3)], params: DEFAULT_PARAMS };
+    const snapshot = { index: 4, term: 5, config, meta: {} };
+    const n = new RaftNode({ id: 3, state: { hard: { term: 5, vote: 0, commit: 4 }, log: { snapshot, entries: [] } }, rand: seededRand(3), now: 0 });
+    // The position its raft core last polled; its PostgreSQL already streams the leader's newer WAL.
+    n.setWal({ tli: 5, lsn: 254 });
+    n.tick(10);
+    n.ready();
+    n.step({ type: 'app', from: 2, to: 3, term: 5, prevIndex: 4, prevTerm: 5, entries: [], commit: 4, seq: 1, peers: [], wal: { tli: 6, lsn: 261 } }, 10);
+    expect(n.soft().leaderId).toBe(2);
+    n.ready();
+    n.step(voteReq(2, 3, 5, { lastIndex: 4, lastTerm: 5, transfer: true, wal: { tli: 5, lsn: 257 } }), 20);
+    const rd = n.ready();
+    expect(responses(rd.messages)).toMatchObject([{ type: 'vote_resp', reject: true }]);
+    expect(rd.hardState?.vote ?? 0).toBe(0);
+    expect(rd.fenceWal).toBeUndefined();
+  });
+});
+
 describe('votes of nodes that do not know their membership', () => {
   it('a node without any configuration (bihactl add) votes at once, on config log and WAL', () => {
     const n = new RaftNode({ id: 4, state: joiningState(), rand: seededRand(4), now: 0 });
