@@ -246,7 +246,7 @@ export class Controller implements CommandHost {
       transfer: (id) => this.setLeader(id),
     });
     this.env = await resolvePgEnv(this.pgdata);
-    this.pg = new LocalPg({ socketDir: '/tmp', port: this.conf.port, user: this.env.user, database: 'postgres' });
+    this.pg = new LocalPg({ pgdata: this.pgdata, port: this.conf.port, user: this.env.user, database: 'postgres' });
     this.actions = new PostgresActions({
       pgdata: this.pgdata,
       conf: this.conf,

@@ -725,6 +725,16 @@ export async function controldata(env: PgEnv, pgdata: string): Promise<Record<st
   return out;
 }
 
+/** Data page checksums are on in pgdata's pg_control (false when it cannot be read). */
+export async function dataChecksumsOn(env: PgEnv, pgdata: string): Promise<boolean> {
+  try {
+    const cd = await controldata(env, pgdata);
+    return (cd['Data page checksum version'] ?? '0') !== '0';
+  } catch {
+    return false;
+  }
+}
+
 function moveAside(file: string): Promise<string | null> {
   const aside = `${file}.biha-aside`;
   return fsp.rename(file, aside).then(
