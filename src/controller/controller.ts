@@ -812,6 +812,46 @@ export class Controller implements CommandHost {
     }
   }
 
+  // ---- reload (SIGHUP) ----
+
+  /**
+   * Re-read the biha.* settings of postgresql.biha.conf / postgresql.auto.conf and reopen the log
+   * file (logrotate). Log levels apply at once; biha.autorewind and the callback settings are
+   * read whenever they are used, so the next use sees the new values. Identity and cluster
+   * settings are not changed live: a changed one is logged as needing a restart.
+   */
+  async reload(): Promise<void> {
+    if (this.stoppingFlag || !this.loggers) return;
+    this.loggers.reopen();
+    const before = this.gucs;
+    let gucs = before;
+    let readErr: string | null = null;
+    if (this.hasData()) {
+      try {
+        gucs = await readBihaGucs(this.pgdata);
+      } catch (e) {
+        readErr = e instanceof Error ? e.message : String(e);
+      }
+    }
+    this.gucs = gucs;
+    const levels = this.loggers.setLevels(gucs);
+    const live = ['biha.autorewind', ...new Set([...Object.keys(before), ...Object.keys(gucs)].filter((k) => k.startsWith('biha.callback')))];
+    const liveChanged = live.filter((k) => (before[k] ?? '') !== (gucs[k] ?? ''));
+    const restart = RESTART_GUCS.filter((k) => (before[k] ?? '') !== (gucs[k] ?? '') && k in gucs);
+    const parts = [
+      'log file reopened',
+      levels.length > 0 ? `log levels ${levels.map((l) => `${l.component} ${l.from}->${l.to}`).join(', ')}` : 'log levels unchanged',
+      ...(liveChanged.length > 0 ? [`${liveChanged.map((k) => `${k} = ${gucs[k] ?? '(unset)'}`).join(', ')}`] : []),
+    ];
+    // The root logger: this line is written whatever the component levels are.
+    const log = this.loggers.root.child({ component: 'BIHA' });
+    if (readErr !== null) log.warn({ err: readErr }, 'SIGHUP: could not read the biha settings; kept the previous ones');
+    log.info({ levels, changed: liveChanged }, `reloaded on SIGHUP: ${parts.join('; ')}`);
+    if (restart.length > 0) {
+      log.warn({ settings: restart }, `SIGHUP: ${restart.join(', ')} changed, which takes effect only after a restart of the controller (bihactl stop, bihactl start)`);
+    }
+  }
+
   // ---- shutdown ----
 
   async shutdown(stopPostgres: boolean, code: number): Promise<void> {
@@ -850,6 +890,12 @@ export class Controller implements CommandHost {
   }
 }
 
+/** biha.* settings read only at start (identity and cluster settings). */
+const RESTART_GUCS = [
+  'biha.id', 'biha.host', 'biha.port', 'biha.heartbeat_max_lost', 'biha.heartbeat_send_period',
+  'biha.minnodes', 'biha.no_wal_on_follower', 'biha.nquorum',
+] as const;
+
 /** Run a controller in this process until it is told to stop. Returns the exit code. */
 export async function runController(opts: ControllerOptions): Promise<number> {
   dropPrivileges(opts.pgdata);
@@ -861,6 +907,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const onSignal = (): void => void c.shutdown(true, 0);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (systemctl reload, logrotate) reloads instead of ending the process.
+  process.on('SIGHUP', () => void c.reload().catch(() => undefined));
   try {
     await c.start();
   } catch (e) {
