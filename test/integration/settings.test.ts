@@ -147,7 +147,7 @@ describe('init --convert refuses a setting biha cannot work with', () => {
     await plainDataDir(c, ['wal_level = minimal', 'max_wal_senders = 0']);
     const before = snapshot(c.pgdata(1));
     const r = await c.init(['--convert']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
     expect(lines).toHaveLength(1);

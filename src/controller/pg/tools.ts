@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { formatLsn, parseLsn } from './lsn.js';
+import { parseBool, readDbaSettings } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors and environment
@@ -480,6 +481,17 @@ async function fileSize(file: string): Promise<number> {
   }
 }
 
+/** With the DBA's logging_collector on, the server logs past start-up go to its log_directory. */
+async function collectorHint(pgdata: string): Promise<string> {
+  try {
+    const s = await readDbaSettings(pgdata);
+    if (parseBool(s.get('logging_collector')?.value ?? 'off') !== true) return '';
+    return ` and the server log in ${path.resolve(pgdata, s.get('log_directory')?.value ?? 'log')} (logging_collector is on)`;
+  } catch {
+    return '';
+  }
+}
+
 export interface StartOptions {
   logFile: string;
   timeoutMs?: number;
@@ -516,7 +528,7 @@ export async function pgCtlStart(env: PgEnv, pgdata: string, opts: StartOptions)
   const fail = async (why: string): Promise<never> => {
     const tail = await readTail(logFile, 6, logStart);
     throw new BihaError('pg_start_failed', `PostgreSQL in ${dir} ${why}${tail ? `: ${tail}` : ''}`, {
-      hint: `see ${logFile}`,
+      hint: `see ${logFile}${await collectorHint(dir)}`,
     });
   };
 
