@@ -8,6 +8,7 @@
 import pg from 'pg';
 import type { Client as PgClient, ClientConfig } from 'pg';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { parseLsnOrNull, tliFromWalFile } from './lsn.js';
 import { readPostmasterPidFile } from './tools.js';
@@ -44,7 +45,8 @@ export async function localSocketDir(o: Pick<LocalConnOpts, 'pgdata' | 'socketDi
   if (o.socketDir !== undefined) return o.socketDir;
   if (o.pgdata !== undefined) {
     const pf = await readPostmasterPidFile(o.pgdata);
-    if (pf?.socketDir) return pf.socketDir;
+    // A relative directory is relative to the data directory (the postmaster's working directory).
+    if (pf?.socketDir) return path.resolve(o.pgdata, pf.socketDir);
   }
   return defaultSocketDir();
 }
