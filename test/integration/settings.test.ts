@@ -111,6 +111,15 @@ describe('init --convert keeps the DBA settings biha can work with', () => {
     await waitFor('a second reload line', async () =>
       fs.readFileSync(logFile, 'utf8').split('\n').some((l) => l.includes('reloaded on SIGHUP: log file reopened; log levels unchanged')));
     expect(isAlive(pid!)).toBe(true);
+
+    // A cluster setting edited into the file is not applied by a reload: the controller says so.
+    fs.appendFileSync(confFile, 'biha.heartbeat_send_period = 500\n');
+    c.signalController(1, 'SIGHUP');
+    const warn = await waitFor('the not-applied warning', async () =>
+      fs.readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('biha.heartbeat_send_period changed in the conf file')) ?? null);
+    expect(warn).toMatch(/neither a reload nor a restart applies/);
+    expect(isAlive(pid!)).toBe(true);
+    expect((await c.status(1)).status.find((x) => x.id === 1)?.state).toBe('LEADER_RW');
   }, 120_000);
 });
 
