@@ -10,7 +10,8 @@ import { decodeMagic } from '../controller/security/magic.js';
 import type { Magic, MagicPeer } from '../controller/security/magic.js';
 import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
 import { setAutoConfOffline, writeBihaConf } from '../controller/pg/conf.js';
-import { basebackup, chownToRunAs, controldata, postmasterPid, resolvePgEnv, writeStandbySignal } from '../controller/pg/tools.js';
+import { describeRaised } from '../controller/pg/settings.js';
+import { basebackup, chownToRunAs, controldata, dataChecksumsOn, postmasterPid, resolvePgEnv, writeStandbySignal } from '../controller/pg/tools.js';
 import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
@@ -365,7 +366,11 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });
     await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });
     if (mode !== 'referee') {
-      await writeBihaConf(pgdata, { listenAddresses: '*', port, nodeId, host, bihaPort, syncStandbyNames: '', autorewind: false });
+      const plan = await writeBihaConf(pgdata, {
+        listenAddresses: '*', port, nodeId, host, bihaPort, syncStandbyNames: '', autorewind: false,
+        dataChecksums: await dataChecksumsOn(env, pgdata),
+      });
+      for (const r of plan.raised) info(describeRaised(r));
       await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '', synchronous_standby_names: null });
       await writeStandbySignal(env, pgdata);
       await writePassfile(pgdata, password!);

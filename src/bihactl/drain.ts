@@ -121,7 +121,7 @@ export async function cmdRejoin(o: { pgdata?: string; wait?: string }): Promise<
   if ((await controllerPid(pgdata)) === null) await cmdStart({ pgdata, wait: String(secs) });
   else info(`the controller of node ${conf.nodeId} already runs`);
   const env = conf.mode === 'referee' ? null : await resolvePgEnv(pgdata);
-  const pg = env ? new LocalPg({ socketDir: '/tmp', port: conf.port, user: env.user, database: 'postgres', applicationName: 'bihactl' }) : null;
+  const pg = env ? new LocalPg({ pgdata, port: conf.port, user: env.user, database: 'postgres', applicationName: 'bihactl' }) : null;
   let last = 'no status yet';
   try {
     for (let i = 0; i < 1_000_000 && Date.now() < deadline; i++) {

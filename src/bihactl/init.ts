@@ -8,9 +8,10 @@ import { BihaError } from '../controller/errors.js';
 import { encodeMagic } from '../controller/security/magic.js';
 import { bihaDir, logDir, passfilePath, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
 import type { NodeConf } from '../controller/state/nodefiles.js';
-import { writeBihaConf } from '../controller/pg/conf.js';
+import { planBihaConf, writeBihaConf } from '../controller/pg/conf.js';
+import { describeRaised } from '../controller/pg/settings.js';
 import { pgpassLine, quoteLiteral, withConn } from '../controller/pg/conn.js';
-import { chownToRunAs, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
+import { chownToRunAs, dataChecksumsOn, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
 import { installSql } from '../controller/bridge/sqlbridge.js';
 import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
@@ -102,6 +103,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     } catch (e) {
       if (e instanceof BihaError) throw e;
     }
+    // The DBA's settings must work with biha before anything is written.
+    await planBihaConf(pgdata, { dataChecksums: await dataChecksumsOn(await resolvePgEnv(pgdata), pgdata) });
   } else {
     await assertEmptyDir(pgdata, 'choose an empty or new directory, or use --convert for an existing stopped data directory');
   }
@@ -136,7 +139,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       await initdb(env, pgdata);
     }
     await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });
-    await writeBihaConf(pgdata, {
+    const plan = await writeBihaConf(pgdata, {
       listenAddresses: '*',
       port,
       nodeId,
@@ -144,12 +147,15 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       bihaPort,
       syncStandbyNames: '',
       autorewind: false,
+      dataChecksums: await dataChecksumsOn(env, pgdata),
     });
+    for (const r of plan.raised) info(describeRaised(r));
+    if (o.convert && plan.raised.length === 0) info('kept all replication settings of the data directory: none is below what biha needs');
     await chownToRunAs(env, bihaDir(pgdata));
     info('starting PostgreSQL to create biha_db and the biha roles');
     await pgCtlStart(env, pgdata, { logFile: path.join(logDir(pgdata), 'postgresql.log'), timeoutMs: 120_000 });
     started = true;
-    await setupDatabase(env, port, password);
+    await setupDatabase(env, pgdata, port, password);
     await pgCtlStop(env, pgdata, 'fast', { timeoutMs: 120_000 });
     started = false;
 
@@ -198,13 +204,13 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   }
 }
 
-async function setupDatabase(env: PgEnv, port: number, password: string): Promise<void> {
-  await withConn({ socketDir: '/tmp', port, user: env.user, database: 'postgres' }, async (c) => {
+async function setupDatabase(env: PgEnv, pgdata: string, port: number, password: string): Promise<void> {
+  await withConn({ pgdata, port, user: env.user, database: 'postgres' }, async (c) => {
     for (const q of roleSql(password)) await c.query(q);
     const db = await c.query("select 1 from pg_database where datname = 'biha_db'");
     if (db.rowCount === 0) await c.query(`CREATE DATABASE biha_db OWNER ${REPLICATION_USER}`);
   });
-  await withConn({ socketDir: '/tmp', port, user: env.user, database: 'biha_db' }, async (c) => {
+  await withConn({ pgdata, port, user: env.user, database: 'biha_db' }, async (c) => {
     for (const q of REWIND_GRANTS) await c.query(q);
     const v = await installSql(c);
     info(`installed the biha SQL interface ${v} in biha_db`);

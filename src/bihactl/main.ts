@@ -20,7 +20,7 @@ import { cronProblem } from '../controller/ops/failback.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
-  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty)$/.test(e.code)) return EXIT.BAD_ARGS;
+  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty|conflicting_setting)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
   if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss)$/.test(e.code)) return EXIT.BAD_STATE;

@@ -44,7 +44,7 @@ import { CallbackEvents, CallbackRunner, callbackSettings } from './ops/callback
 import { FAILBACK_META_KEY, FailbackScheduler, decodeFailback, failbackChange } from './ops/failback.js';
 import type { BridgeReply, BridgeRequest, StatusFile } from './bridge/sqlbridge.js';
 import { assertNodeFilesPrivate } from './security/secfiles.js';
-import { caFingerprint, checkClusterTls, loadTlsDir, tlsJoinExtras } from './security/tlsfiles.js';
+import { caFingerprint, checkClusterTls, loadTlsDir, tlsDir, tlsJoinExtras } from './security/tlsfiles.js';
 import type { TlsMaterial } from './security/tlsfiles.js';
 import { reconcileSecrets, rotateSecret, secretId } from './security/rotation.js';
 import { runCommand } from './commands.js';
@@ -134,6 +134,10 @@ export class Controller implements CommandHost {
   /** This node's biha.conf and biha.state: every change goes through the store (one queue, durable writes). */
   private store!: NodeStore;
   private gucs: Record<string, string> = {};
+  /** The biha.* settings as read at start: what a restart-only setting is compared with on SIGHUP. */
+  private startGucs: Readonly<Record<string, string>> = {};
+  /** Size and mtime of the TLS files as loaded at start ('' without TLS). */
+  private tlsStamp = '';
   private env!: PgEnv;
   private pg!: LocalPg;
   private loggers!: Loggers;
@@ -208,8 +212,10 @@ export class Controller implements CommandHost {
     this.store = opened.store;
     assertNodeFilesPrivate(this.pgdata);
     this.tlsMat = this.conf.tls ? await loadTlsDir(this.pgdata) : null;
+    this.tlsStamp = this.conf.tls ? tlsFilesStamp(this.pgdata) : '';
     checkClusterTls(this.state.raft.log.snapshot.meta, this.tlsMat);
     if (this.hasData()) this.gucs = await readBihaGucs(this.pgdata).catch(() => ({}));
+    this.startGucs = { ...this.gucs };
     fs.mkdirSync(logDir(this.pgdata), { recursive: true });
     this.loggers = createLoggers({ file: this.opts.logFile, nodeId: this.conf.nodeId, gucs: this.gucs });
     this.log = this.loggers.get('BIHA');
@@ -246,7 +252,7 @@ export class Controller implements CommandHost {
       transfer: (id) => this.setLeader(id),
     });
     this.env = await resolvePgEnv(this.pgdata);
-    this.pg = new LocalPg({ socketDir: '/tmp', port: this.conf.port, user: this.env.user, database: 'postgres' });
+    this.pg = new LocalPg({ pgdata: this.pgdata, port: this.conf.port, user: this.env.user, database: 'postgres' });
     this.actions = new PostgresActions({
       pgdata: this.pgdata,
       conf: this.conf,
@@ -812,6 +818,52 @@ export class Controller implements CommandHost {
     }
   }
 
+  // ---- reload (SIGHUP) ----
+
+  /**
+   * Re-read the biha.* settings of postgresql.biha.conf / postgresql.auto.conf and reopen the log
+   * file (logrotate). Log levels apply at once; biha.autorewind and the callback settings are
+   * read whenever they are used, so the next use sees the new values. Identity and cluster
+   * settings are not changed live: a changed one is logged as needing a restart.
+   */
+  async reload(): Promise<void> {
+    if (this.stoppingFlag || !this.loggers) return;
+    this.loggers.reopen();
+    const before = this.gucs;
+    let gucs = before;
+    let readErr: string | null = null;
+    if (this.hasData()) {
+      try {
+        gucs = await readBihaGucs(this.pgdata);
+      } catch (e) {
+        readErr = e instanceof Error ? e.message : String(e);
+      }
+    }
+    this.gucs = gucs;
+    const levels = this.loggers.setLevels(gucs);
+    const live = ['biha.autorewind', ...new Set([...Object.keys(before), ...Object.keys(gucs)].filter((k) => k.startsWith('biha.callback')))];
+    const liveChanged = live.filter((k) => (before[k] ?? '') !== (gucs[k] ?? ''));
+    const notApplied = readErr === null ? FIXED_GUCS.filter((k) => (this.startGucs[k] ?? '') !== (gucs[k] ?? '')) : [];
+    const tlsChanged = this.conf.tls && tlsFilesStamp(this.pgdata) !== this.tlsStamp;
+    const parts = [
+      'log file reopened',
+      levels.length > 0 ? `log levels ${levels.map((l) => `${l.component} ${l.from}->${l.to}`).join(', ')}` : 'log levels unchanged',
+      ...(liveChanged.length > 0 ? [`${liveChanged.map((k) => `${k} = ${gucs[k] ?? '(unset)'}`).join(', ')}`] : []),
+    ];
+    // The root logger: this line is written whatever the component levels are.
+    const log = this.loggers.root.child({ component: 'BIHA' });
+    if (readErr !== null) log.warn({ err: readErr }, 'SIGHUP: could not read the biha settings; kept the previous ones');
+    log.info({ levels, changed: liveChanged }, `reloaded on SIGHUP: ${parts.join('; ')}`);
+    if (tlsChanged) log.warn(`SIGHUP: the TLS files in ${tlsDir(this.pgdata)} changed; they are loaded at start: restart the controller (bihactl stop, bihactl start) to use them`);
+    if (notApplied.length > 0) {
+      log.warn(
+        { settings: notApplied },
+        `SIGHUP: ${notApplied.join(', ')} changed in the conf file, which neither a reload nor a restart applies: ` +
+          "the node's identity is in pg_biha/biha.conf and cluster settings change with the biha.set_* SQL functions",
+      );
+    }
+  }
+
   // ---- shutdown ----
 
   async shutdown(stopPostgres: boolean, code: number): Promise<void> {
@@ -850,6 +902,32 @@ export class Controller implements CommandHost {
   }
 }
 
+/**
+ * biha.* settings shown in the conf file but not taken from it: identity (pg_biha/biha.conf) and
+ * cluster settings (the raft configuration).
+ */
+const FIXED_GUCS = [
+  'biha.id', 'biha.host', 'biha.port', 'biha.heartbeat_max_lost', 'biha.heartbeat_send_period',
+  'biha.minnodes', 'biha.no_wal_on_follower', 'biha.nquorum',
+] as const;
+
+/** Names, sizes and mtimes of the files in pg_biha/tls: a change means new TLS material. */
+function tlsFilesStamp(pgdata: string): string {
+  try {
+    const dir = tlsDir(pgdata);
+    return fs
+      .readdirSync(dir)
+      .sort()
+      .map((n) => {
+        const st = fs.statSync(path.join(dir, n));
+        return `${n}:${st.size}:${st.mtimeMs}`;
+      })
+      .join(',');
+  } catch {
+    return '';
+  }
+}
+
 /** Run a controller in this process until it is told to stop. Returns the exit code. */
 export async function runController(opts: ControllerOptions): Promise<number> {
   dropPrivileges(opts.pgdata);
@@ -861,6 +939,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const onSignal = (): void => void c.shutdown(true, 0);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (systemctl reload, logrotate) reloads instead of ending the process.
+  process.on('SIGHUP', () => void c.reload().catch(() => undefined));
   try {
     await c.start();
   } catch (e) {

@@ -38,12 +38,14 @@ export function componentLevels(gucs: Readonly<Record<string, string>>): Record<
 export interface Loggers {
   readonly root: Logger;
   get(c: Component): Logger;
-  /** Reopen the log file (after it was replaced underneath, e.g. by pg_rewind). */
+  /** Reopen the log file (after it was replaced underneath, e.g. by pg_rewind, or rotated). */
   reopen(): void;
+  /** Apply the levels of these biha.* GUCs to every component; returns the changes made. */
+  setLevels(gucs: Readonly<Record<string, string>>): Array<{ component: Component; from: string; to: string }>;
 }
 
 export function createLoggers(opts: { file?: string; nodeId: number; gucs?: Readonly<Record<string, string>> }): Loggers {
-  const levels = componentLevels(opts.gucs ?? {});
+  let levels = componentLevels(opts.gucs ?? {});
   const dest = opts.file ? destination({ dest: opts.file, mkdir: true, sync: true }) : destination(2);
   const root = pino(
     {
@@ -60,6 +62,18 @@ export function createLoggers(opts: { file?: string; nodeId: number; gucs?: Read
     reopen(): void {
       const d = dest as { reopen?: () => void };
       if (opts.file && typeof d.reopen === 'function') d.reopen();
+    },
+    setLevels(gucs) {
+      const next = componentLevels(gucs);
+      const changed: Array<{ component: Component; from: string; to: string }> = [];
+      for (const c of Object.keys(next) as Component[]) {
+        if (next[c] === levels[c]) continue;
+        changed.push({ component: c, from: levels[c], to: next[c] });
+        const l = cache.get(c);
+        if (l) l.level = next[c];
+      }
+      levels = next;
+      return changed;
     },
     get(c: Component): Logger {
       let l = cache.get(c);

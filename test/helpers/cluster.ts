@@ -247,9 +247,14 @@ export class TestCluster {
     }
   }
 
+  /** The unix socket directory node i's running server uses (from its postmaster.pid). */
+  socketDir(i: number): string {
+    return socketDirOf(this.pgdata(i), this.port(i));
+  }
+
   /** A superuser SQL session over node i's unix socket (root maps to the cluster superuser). */
   async su<T extends pg.QueryResultRow = pg.QueryResultRow>(i: number, text: string, db = 'postgres'): Promise<T[]> {
-    const cl = new pg.Client({ host: '/tmp', port: this.port(i), user: 'postgres', database: db });
+    const cl = new pg.Client({ host: this.socketDir(i), port: this.port(i), user: 'postgres', database: db });
     await cl.connect();
     try {
       return (await cl.query<T>(text)).rows;
@@ -319,9 +324,27 @@ export async function asPostgres(cmd: string, args: string[], env: Record<string
   }
 }
 
-/** psql as the postgres OS user over the unix socket in /tmp; the output unaligned, tuples only. */
-export async function psqlAsPostgres(port: number, database: string, sql: string): Promise<string> {
-  const r = await asPostgres(`${PG_BIN}/psql`, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp', '-p', String(port), '-d', database, '-c', sql], {}, 30_000);
+/**
+ * The socket directory of a running server: the one its postmaster.pid names, else the first of
+ * the usual directories that holds the port's socket.
+ */
+export function socketDirOf(pgdata: string | null, port: number): string {
+  if (pgdata) {
+    try {
+      const dir = (fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[4] ?? '').trim();
+      if (dir) return dir;
+    } catch {
+      // not running: look for the socket below
+    }
+  }
+  for (const dir of ['/var/run/postgresql', '/tmp']) if (fs.existsSync(path.join(dir, `.s.PGSQL.${port}`))) return dir;
+  return '/var/run/postgresql';
+}
+
+/** psql as the postgres OS user over the server's unix socket; the output unaligned, tuples only. */
+export async function psqlAsPostgres(port: number, database: string, sql: string, pgdata: string | null = null): Promise<string> {
+  const host = socketDirOf(pgdata, port);
+  const r = await asPostgres(`${PG_BIN}/psql`, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', host, '-p', String(port), '-d', database, '-c', sql], {}, 30_000);
   if (r.code !== 0) throw new Error(`psql on port ${port} failed: ${r.stderr.trim()}`);
   return r.stdout.trim();
 }

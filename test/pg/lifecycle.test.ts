@@ -51,7 +51,7 @@ beforeAll(async () => {
     syncStandbyNames: '',
     autorewind: true,
   });
-  db = new LocalPg({ socketDir: '/tmp', port, user: env.user });
+  db = new LocalPg({ pgdata, port, user: env.user });
 });
 
 afterAll(async () => {
@@ -224,7 +224,7 @@ describe('start and stop', () => {
   });
 
   it('after kill -9 the stale lock file does not count as running, and start works', async () => {
-    await withConn({ socketDir: '/tmp', port, user: env.user }, (c) => c.query('CREATE TABLE IF NOT EXISTS t (x int); INSERT INTO t VALUES (1)'));
+    await withConn({ pgdata, port, user: env.user }, (c) => c.query('CREATE TABLE IF NOT EXISTS t (x int); INSERT INTO t VALUES (1)'));
     const pid = (await postmasterPid(pgdata)) as number;
     process.kill(pid, 'SIGKILL');
     expect(await waitPidGone(pid, 20_000)).toBe(true);

@@ -83,8 +83,8 @@ beforeAll(async () => {
   await initdb(env, n1, { noSync: true });
   await writeBihaConf(n1, confVars(1, p1));
   await pgCtlStart(env, n1, { logFile: path.join(base, 'n1.log') });
-  db1 = new LocalPg({ socketDir: '/tmp', port: p1, user: env.user });
-  db2 = new LocalPg({ socketDir: '/tmp', port: p2, user: env.user });
+  db1 = new LocalPg({ pgdata: n1, port: p1, user: env.user });
+  db2 = new LocalPg({ pgdata: n2, port: p2, user: env.user });
   await db1.query(`CREATE ROLE ${REPL_USER} LOGIN REPLICATION PASSWORD '${REPL_PASSWORD.replace(/'/g, "''")}'`);
   for (const fn of [
     'pg_ls_dir(text, boolean, boolean)',
@@ -297,7 +297,7 @@ describe('a standby that is not consistent yet', () => {
     await setAutoConfOffline(n3, { primary_conninfo: upstream(dead, 'biha_node_3'), primary_slot_name: 'biha_node_3' });
     await writeStandbySignal(env, n3);
     await pgCtlStart(env, n3, { logFile: path.join(base, 'n3.log'), wait: 'started' });
-    db3 = new LocalPg({ socketDir: '/tmp', port: p3, user: env.user });
+    db3 = new LocalPg({ pgdata: n3, port: p3, user: env.user });
     const refused = await waitFor('n3 to refuse connections', async () => {
       const e = await db3!.query('select 1').then(() => null, (err: unknown) => err);
       return e && notConsistentYet(e) ? e : null;

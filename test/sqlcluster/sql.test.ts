@@ -3,7 +3,7 @@
 // node psql is connected to, to that node's controller, and on to the leader when it must.
 //
 // Golden files, pg_regress style: test/sqlcluster/golden/<script>.sql runs through
-//   runuser -u postgres -- psql -X -a -h /tmp -p PORT -d biha_db -f <script>.sql
+//   runuser -u postgres -- psql -X -a -h SOCKET_DIR -p PORT -d biha_db -f <script>.sql
 // (stdout and stderr together, from the golden directory) and must equal the .out file named for
 // that run. UPDATE_GOLDEN=1 rewrites the .out files; review the diff afterwards.
 // The scripts run in the order of the `it`s below: the cluster is shared and changes on the way
@@ -29,7 +29,7 @@ async function psql(i: number, args: string[]): Promise<{ code: number; out: str
   const fd = fs.openSync(file, 'w');
   try {
     const code = await new Promise<number>((resolve, reject) => {
-      const p = spawn('runuser', ['-u', 'postgres', '--', PSQL, '-X', '-h', '/tmp', '-p', String(c.port(i)), '-d', 'biha_db', ...args], {
+      const p = spawn('runuser', ['-u', 'postgres', '--', PSQL, '-X', '-h', c.socketDir(i), '-p', String(c.port(i)), '-d', 'biha_db', ...args], {
         cwd: GOLDEN,
         stdio: ['ignore', fd, fd],
         env: { ...process.env, PGTZ: 'UTC', PGDATESTYLE: 'ISO, MDY', LC_ALL: 'C' },

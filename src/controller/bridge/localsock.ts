@@ -1,5 +1,5 @@
 // The local control socket between bihactl and its node's controller: one JSON request per line,
-// one JSON reply per line. It lives beside PostgreSQL's own sockets (/tmp/.s.BIHA.<biha port>),
+// one JSON reply per line. It lives in /tmp (/tmp/.s.BIHA.<biha port>, or BIHA_SOCKET_DIR) whatever PostgreSQL's socket directory is,
 // is created 0600 for the controller's OS user, and offers only the commands of `LocalCommand`.
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -18,6 +18,8 @@ import { BihaError } from '../errors.js';
 import { atomicWriteFile } from '../state/atomic.js';
 import { requireDataDirMajor } from './bindir.js';
 import { lookupUid } from './tools.js';
+import { planSettings, readDbaSettings } from './settings.js';
+import type { SettingsPlan } from './settings.js';
 
 export function templatesDir(): string {
   const fromEnv = process.env.BIHA_TEMPLATES_DIR;
@@ -83,6 +85,8 @@ export interface BihaConfVars {
   walReceiverTimeout?: string;
   /** Role root is mapped to on the local socket; default: the owner of pgdata. */
   superuser?: string;
+  /** Data checksums are on (pg_controldata): then wal_log_hints is not needed. Default false. */
+  dataChecksums?: boolean;
 }
 
 function checkPort(name: string, v: number): string {
@@ -118,11 +122,22 @@ async function writeOwned(file: string, text: string, owner: { uid: number; gid:
 }
 
 /**
+ * The replication lines postgresql.biha.conf would get for pgdata's own configuration, without
+ * writing anything. Throws 'conflicting_setting' when a DBA setting cannot work with biha.
+ */
+export async function planBihaConf(pgdata: string, vars: Pick<BihaConfVars, 'dataChecksums' | 'walReceiverTimeout'>): Promise<SettingsPlan> {
+  const dba = await readDbaSettings(pgdata);
+  return planSettings(dba, { pgdata, dataChecksums: vars.dataChecksums ?? false, walReceiverTimeout: vars.walReceiverTimeout ?? '10s' });
+}
+
+/**
  * Write postgresql.biha.conf, pg_hba.biha.conf and pg_ident.biha.conf into pgdata, include the
  * first from postgresql.conf and put the others' lines into pg_hba.conf / pg_ident.conf.
  * Idempotent: running it again rewrites the files and the marker blocks in place.
+ * postgresql.biha.conf raises only the settings the DBA's configuration has below biha's needs;
+ * the returned plan says which.
  */
-export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise<void> {
+export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise<SettingsPlan> {
   const dir = path.resolve(pgdata);
   const st = await fsp.stat(dir);
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -135,7 +150,9 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
   }
   if (!Number.isInteger(vars.nodeId) || vars.nodeId < 0) throw new BihaError('bad_node_id', `node id must be a non-negative integer, not ${vars.nodeId}`);
 
+  const plan = await planBihaConf(dir, vars);
   const conf = await renderTemplate('postgresql.biha.conf', {
+    replication_settings: plan.lines.join('\n'),
     listen_addresses: confString(vars.listenAddresses),
     port: checkPort('port', vars.port),
     node_id: String(vars.nodeId),
@@ -143,7 +160,6 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
     biha_port: checkPort('biha port', vars.bihaPort),
     synchronous_standby_names: confString(vars.syncStandbyNames),
     autorewind: vars.autorewind ? 'true' : 'false',
-    wal_receiver_timeout: confString(vars.walReceiverTimeout ?? '10s'),
   });
   const hba = await renderTemplate('pg_hba.biha.conf', {});
   const ident = await renderTemplate('pg_ident.biha.conf', { superuser });
@@ -169,6 +185,7 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
   const newIdent = upsertMarkedBlock(identText, identBlock, 'end');
   if (newHba !== hbaText) await writeOwned(hbaFile, newHba, owner);
   if (newIdent !== identText) await writeOwned(identFile, newIdent, owner);
+  return plan;
 }
 
 /** Parse postgresql.conf syntax into [name, value] pairs in file order (include lines skipped). */

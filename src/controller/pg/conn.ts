@@ -7,11 +7,20 @@
 
 import pg from 'pg';
 import type { Client as PgClient, ClientConfig } from 'pg';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { parseLsnOrNull, tliFromWalFile } from './lsn.js';
+import { readPostmasterPidFile } from './tools.js';
 
 export interface LocalConnOpts {
-  socketDir: string;
+  /**
+   * The data directory of the server: its socket directory is read from postmaster.pid at each
+   * connect (the first of unix_socket_directories, whatever the DBA configured).
+   */
+  pgdata?: string;
+  /** A fixed socket directory instead (tests, or a server without a data directory here). */
+  socketDir?: string;
   port: number;
   user: string;
   /** Default 'postgres'. */
@@ -23,9 +32,28 @@ export interface LocalConnOpts {
 const STATEMENT_TIMEOUT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 2000;
 
-function clientConfig(o: LocalConnOpts): ClientConfig {
+/** Where PostgreSQL builds of this machine put sockets by default (Debian's, then upstream's). */
+export function defaultSocketDir(): string {
+  return fs.existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp';
+}
+
+/**
+ * The unix socket directory to reach the server of pgdata: the one its postmaster.pid names, or
+ * without a running server (or one that has no unix socket) the fixed one, else the build default.
+ */
+export async function localSocketDir(o: Pick<LocalConnOpts, 'pgdata' | 'socketDir'>): Promise<string> {
+  if (o.socketDir !== undefined) return o.socketDir;
+  if (o.pgdata !== undefined) {
+    const pf = await readPostmasterPidFile(o.pgdata);
+    // A relative directory is relative to the data directory (the postmaster's working directory).
+    if (pf?.socketDir) return path.resolve(o.pgdata, pf.socketDir);
+  }
+  return defaultSocketDir();
+}
+
+async function clientConfig(o: LocalConnOpts): Promise<ClientConfig> {
   return {
-    host: o.socketDir,
+    host: await localSocketDir(o),
     port: o.port,
     user: o.user,
     database: o.database ?? 'postgres',
@@ -65,7 +93,7 @@ export class LocalPg {
     if (this.client) return this.client;
     if (this.connecting) return this.connecting;
     this.connecting = (async () => {
-      const c = new pg.Client(clientConfig(this.opts));
+      const c = new pg.Client(await clientConfig(this.opts));
       c.on('error', () => {
         // The server went away (shutdown, crash, terminate). Reconnect on the next query.
         if (this.client === c) this.client = null;
@@ -108,7 +136,7 @@ export class LocalPg {
       c = await this.connect();
     } catch (e) {
       throw new LocalPgError(
-        `cannot connect to PostgreSQL on ${this.opts.socketDir} port ${this.opts.port}: ${(e as Error).message}`,
+        `cannot connect to PostgreSQL on ${await localSocketDir(this.opts).catch(() => '?')} port ${this.opts.port}: ${(e as Error).message}`,
         { cause: e, sqlState: null, hint: 'is PostgreSQL running?' },
       );
     }
@@ -138,7 +166,7 @@ export class LocalPg {
 
 /** Open a connection, run fn, always close. */
 export async function withConn<T>(o: LocalConnOpts, fn: (c: PgClient) => Promise<T>): Promise<T> {
-  const c = new pg.Client(clientConfig(o));
+  const c = new pg.Client(await clientConfig(o));
   c.on('error', () => undefined);
   await c.connect();
   try {

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { resolveBindir } from './bindir.js';
 import { formatLsn, parseLsn } from './lsn.js';
+import { parseBool, readDbaSettings } from './settings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors and environment
@@ -466,6 +467,17 @@ async function fileSize(file: string): Promise<number> {
   }
 }
 
+/** With the DBA's logging_collector on, the server logs past start-up go to its log_directory. */
+async function collectorHint(pgdata: string): Promise<string> {
+  try {
+    const s = await readDbaSettings(pgdata);
+    if (parseBool(s.get('logging_collector')?.value ?? 'off') !== true) return '';
+    return ` and the server log in ${path.resolve(pgdata, s.get('log_directory')?.value ?? 'log')} (logging_collector is on)`;
+  } catch {
+    return '';
+  }
+}
+
 export interface StartOptions {
   logFile: string;
   timeoutMs?: number;
@@ -502,7 +514,7 @@ export async function pgCtlStart(env: PgEnv, pgdata: string, opts: StartOptions)
   const fail = async (why: string): Promise<never> => {
     const tail = await readTail(logFile, 6, logStart);
     throw new BihaError('pg_start_failed', `PostgreSQL in ${dir} ${why}${tail ? `: ${tail}` : ''}`, {
-      hint: `see ${logFile}`,
+      hint: `see ${logFile}${await collectorHint(dir)}`,
     });
   };
 
@@ -709,6 +721,16 @@ export async function controldata(env: PgEnv, pgdata: string): Promise<Record<st
     out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
   }
   return out;
+}
+
+/** Data page checksums are on in pgdata's pg_control (false when it cannot be read). */
+export async function dataChecksumsOn(env: PgEnv, pgdata: string): Promise<boolean> {
+  try {
+    const cd = await controldata(env, pgdata);
+    return (cd['Data page checksum version'] ?? '0') !== '0';
+  } catch {
+    return false;
+  }
 }
 
 function moveAside(file: string): Promise<string | null> {

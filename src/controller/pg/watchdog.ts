@@ -187,6 +187,8 @@ export async function runWatchdog(pgdata: string): Promise<number> {
     // A clean controller stop disarms first; a bare SIGTERM must not leave a lease unguarded.
     if (deadline === null) exit();
   });
+  // Nothing to reload; a SIGHUP (a reload or logrotate aimed at the controller's group) must not end it.
+  process.on('SIGHUP', () => undefined);
   say(`ready ${process.pid} ${monoMs()}`);
   return await done;
 }
