@@ -6,7 +6,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
 import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 
 const pexec = promisify(execFile);
@@ -347,15 +346,4 @@ export async function psqlAsPostgres(port: number, database: string, sql: string
   const r = await asPostgres(`${PG_BIN}/psql`, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', host, '-p', String(port), '-d', database, '-c', sql], {}, 30_000);
   if (r.code !== 0) throw new Error(`psql on port ${port} failed: ${r.stderr.trim()}`);
   return r.stdout.trim();
-}
-
-/** Creates the cluster (init with `initExtra`, then runs `prepare`) before the suite's tests, and destroys it after them. */
-export function useCluster(c: TestCluster, prepare?: () => void | Promise<void>, initExtra: string[] = []): void {
-  beforeAll(async () => {
-    await c.create(initExtra);
-    await prepare?.();
-  }, 180_000);
-  afterAll(async () => {
-    await c.destroy();
-  }, 120_000);
 }

@@ -1,7 +1,8 @@
 // init/add/start of 3 nodes, failover after kill -9 of the leader, rejoin, switchover, clean stop.
 import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { TestCluster, bihaOk, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 async function insertThroughUri(c: TestCluster, value: string): Promise<number> {
   const { client, port } = await connectMultiHost(parseMultiHostUri(c.connString()));

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { PASSWORD, TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { PASSWORD, TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 import { WriteLoop } from '../helpers/writer.js';
 
 /** A client pinned to one node that inserts as fast as it can and records when each insert was acknowledged. */

@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 interface Member {
   id: number;

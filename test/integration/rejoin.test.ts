@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 /**
  * Makes the leader's WAL diverge: its followers stop receiving WAL, the leader commits rows only it

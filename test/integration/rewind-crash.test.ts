@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readStateFile } from '../../src/controller/state/statefile.js';
 import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
-import { PG_BIN, TestCluster, bihaOk, bihactl, useCluster, waitFor } from '../helpers/cluster.js';
+import { PG_BIN, TestCluster, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 /** Makes the leader's WAL diverge (rows only it has), then crashes it. Returns its id. */
 async function divergeAndCrashLeader(c: TestCluster): Promise<number> {

@@ -2,7 +2,8 @@
 // election; it shows in bihactl status, biha.config(), GET /cluster and /metrics; and it can be
 // turned off even when the cluster has no leader left (one node campaigns once to commit that).
 import { describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 async function httpGet(port: number, p: string): Promise<{ status: number; text: string }> {
   const r = await fetch(`http://127.0.0.1:${port}${p}`);

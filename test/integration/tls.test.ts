@@ -10,7 +10,8 @@ import { connectClient } from '../../src/controller/bcp/transport.js';
 import { PROTOCOL_VERSION, encodeFrame } from '../../src/controller/bcp/codec.js';
 import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
 import { caFingerprint } from '../../src/controller/security/tlsfiles.js';
-import { TestCluster, bihaOk, bihactl, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 const TLS_FILES = ['ca.crt', 'ca.key', 'node.crt', 'node.key'];
 

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectMultiHost, parseMultiHostUri } from '../../src/client/multihost.js';
-import { TestCluster, bihaOk, sleep, useCluster, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
+import { useCluster } from '../helpers/suite.js';
 
 function running(pid: number): boolean {
   try {
