@@ -68,6 +68,10 @@ in_namespace() {
 
 build() {
   need_root
+  mkdir -p "$(dirname "$ROOTFS")"
+  # One build at a time (CI and a test may both ask for the root).
+  exec 9>"$ROOTFS.lock"
+  flock 9
   if complete; then
     echo "$ROOTFS"
     return 0
@@ -83,7 +87,6 @@ build() {
   # A partial root is what an interrupted build left; nothing can be mounted in it (builds mount
   # only inside their own namespace), so it is safe to remove.
   rm -rf "$partial"
-  mkdir -p "$(dirname "$ROOTFS")"
   say "debootstrap --variant=minbase $SUITE $partial $MIRROR"
   debootstrap --variant=minbase "$SUITE" "$partial" "$MIRROR" >&2 || die "debootstrap failed (see above)"
   # No default cluster, no service started by a package's maintainer scripts.

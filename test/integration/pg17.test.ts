@@ -121,6 +121,11 @@ describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
     expect(r('rewind_only_on_old')).toBe('absent');
   });
 
+  it('bihactl backup copies a follower and pg_verifybackup accepts the copy', () => {
+    expect(r('backup_pg_version')).toBe('17');
+    expect(r('backup_verified')).toBe('yes');
+  });
+
   it('ends with one leader and two streaming followers', () => {
     expect(['1', '2', '3']).toContain(r('final_leader'));
     expect(num('final_followers')).toBe(2);

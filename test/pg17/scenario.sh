@@ -10,7 +10,7 @@
 # postmaster (PIDs from pg_biha/controller.pid and postmaster.pid); a new leader; no acknowledged
 # id missing; the old leader restarts with biha.autorewind = true and follows again; switchover with
 # bihactl set-leader; rewind: the leader's WAL is made to diverge, it crashes, comes back in
-# NODE_ERROR (autorewind off) and bihactl rewind makes it follow.
+# NODE_ERROR (autorewind off) and bihactl rewind makes it follow; bihactl backup, pg_verifybackup.
 #
 # Facts are printed as "RESULT key=value" lines (test/integration/pg17.test.ts asserts them), steps
 # as "pg17: ..." lines. Exit status 0 once every step ran (the results say how they went), 1 when a
@@ -281,6 +281,13 @@ result rewind_state "$(state_of "$L")"
 result rewind_error_after "$(status_json "$L" | jq_status error)"
 result rewind_only_on_old "$(psql_su "$L" -c "select coalesce(to_regclass('only_on_old')::text, 'absent')")"
 result rewind_pg_version "$(cat "$(pgdata "$L")/PG_VERSION")"
+
+# ---- a backup with bihactl backup (pg_basebackup from a streaming follower), checked by pg_verifybackup
+say "bihactl backup, then pg_verifybackup"
+ctl backup --pgdata="$(pgdata "$R_NEW")" --target="$DIR/backup" || die "bihactl backup failed"
+result backup_pg_version "$(cat "$DIR/backup/PG_VERSION")"
+result backup_verified "$(timeout 120 runuser -u postgres -- "$PGBIN/pg_verifybackup" "$DIR/backup" >/dev/null && echo yes || echo no)"
+rm -rf "$DIR/backup"
 
 # ---- the end: one leader, two streaming followers, all on 17
 FINAL=$(current_leader) || die "no leader at the end"
