@@ -121,6 +121,13 @@ describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
     expect(r('rewind_only_on_old')).toBe('absent');
   });
 
+  it('with biha.autorewind = true a diverged old leader is rewound by its controller and follows', () => {
+    expect(r('autorewind_new_leader')).toBeDefined();
+    expect(r('autorewind_state')).toBe('FOLLOWER');
+    expect(num('autorewind_rewinds')).toBe(1);
+    expect(r('autorewind_only_on_old')).toBe('absent');
+  });
+
   it('bihactl backup copies a follower and pg_verifybackup accepts the copy', () => {
     expect(r('backup_pg_version')).toBe('17');
     expect(r('backup_verified')).toBe('yes');

@@ -10,7 +10,8 @@
 # postmaster (PIDs from pg_biha/controller.pid and postmaster.pid); a new leader; no acknowledged
 # id missing; the old leader restarts with biha.autorewind = true and follows again; switchover with
 # bihactl set-leader; rewind: the leader's WAL is made to diverge, it crashes, comes back in
-# NODE_ERROR (autorewind off) and bihactl rewind makes it follow; bihactl backup, pg_verifybackup.
+# NODE_ERROR (autorewind off) and bihactl rewind makes it follow; the same with autorewind on, where
+# the controller rewinds it by itself; bihactl backup of a follower, checked by pg_verifybackup.
 #
 # Facts are printed as "RESULT key=value" lines (test/integration/pg17.test.ts asserts them), steps
 # as "pg17: ..." lines. Exit status 0 once every step ran (the results say how they went), 1 when a
@@ -255,18 +256,27 @@ wait_until 90 "node $CUR (the previous leader) to follow" follows "$CUR"
 result switchover_old_state "$(state_of "$CUR")"
 
 # ---- rewind: the leader's WAL diverges, it crashes, comes back in NODE_ERROR; bihactl rewind
+# diverge_and_crash NODE TABLE: NODE (the leader) commits rows into TABLE that its followers never
+# receive (their password files are moved aside and primary_conninfo cleared meanwhile, so that
+# their controllers cannot attach them again; synchronous_commit = local), then crashes (kill -9).
+diverge_and_crash() {
+  local l=$1 table=$2 f followers
+  followers=$(for f in 1 2 3; do [ "$f" != "$l" ] && echo "$f"; done)
+  say "node $l commits rows its followers never receive, then crashes"
+  for f in $followers; do mv "$(pgdata "$f")/pg_biha/pgpass" "$(pgdata "$f")/pg_biha/pgpass.aside"; done
+  for f in $followers; do psql_su "$f" -c "alter system set primary_conninfo = ''" -c 'select pg_reload_conf()' >/dev/null; done
+  wait_until 60 "the followers to disconnect from node $l" senders "$l" 0
+  psql_su "$l" -c 'set synchronous_commit = local' -c "create table $table (id int)" -c "insert into $table select generate_series(1, 1000)" >/dev/null
+  kill_own "$(pid_of controller "$l")"
+  kill_own "$(pid_of postmaster "$l")"
+  for f in $followers; do mv "$(pgdata "$f")/pg_biha/pgpass.aside" "$(pgdata "$f")/pg_biha/pgpass"; done
+  wait_until 60 "a leader other than node $l" a_new_leader "$l"
+}
+rewinds_in_log() { grep -c 'rewound;' "$(pgdata "$1")/pg_biha/log/controller.log" || true; }
 L=$TARGET
-FOLLOWERS=$(for n in 1 2 3; do [ "$n" != "$L" ] && echo "$n"; done)
 for n in 1 2 3; do set_autorewind "$n" false; done
-say "rewind: node $L commits rows its followers never receive, then crashes"
-for f in $FOLLOWERS; do mv "$(pgdata "$f")/pg_biha/pgpass" "$(pgdata "$f")/pg_biha/pgpass.aside"; done
-for f in $FOLLOWERS; do psql_su "$f" -c "alter system set primary_conninfo = ''" -c 'select pg_reload_conf()' >/dev/null; done
-wait_until 60 "the followers to disconnect from node $L" senders "$L" 0
-psql_su "$L" -c 'set synchronous_commit = local' -c 'create table only_on_old (id int)' -c 'insert into only_on_old select generate_series(1, 1000)' >/dev/null
-kill_own "$(pid_of controller "$L")"
-kill_own "$(pid_of postmaster "$L")"
-for f in $FOLLOWERS; do mv "$(pgdata "$f")/pg_biha/pgpass.aside" "$(pgdata "$f")/pg_biha/pgpass"; done
-wait_until 60 "a leader other than node $L" a_new_leader "$L"
+say "rewind with bihactl rewind (biha.autorewind = false)"
+diverge_and_crash "$L" only_on_old
 R_NEW=$(a_new_leader "$L")
 result rewind_new_leader "$R_NEW"
 ctl start --pgdata="$(pgdata "$L")" || die "bihactl start of node $L failed"
@@ -282,9 +292,24 @@ result rewind_error_after "$(status_json "$L" | jq_status error)"
 result rewind_only_on_old "$(psql_su "$L" -c "select coalesce(to_regclass('only_on_old')::text, 'absent')")"
 result rewind_pg_version "$(cat "$(pgdata "$L")/PG_VERSION")"
 
+# ---- the same divergence with biha.autorewind = true: the controller rewinds the node by itself
+L2=$R_NEW
+wait_until 90 "both followers of node $L2 to stream" senders "$L2" 2
+say "rewind by the controller (biha.autorewind = true)"
+diverge_and_crash "$L2" only_on_old_auto
+result autorewind_new_leader "$(a_new_leader "$L2")"
+before=$(rewinds_in_log "$L2")
+set_autorewind "$L2" true
+ctl start --pgdata="$(pgdata "$L2")" || die "bihactl start of node $L2 failed"
+wait_until 120 "node $L2 to be rewound and to follow" follows "$L2"
+result autorewind_state "$(state_of "$L2")"
+result autorewind_rewinds "$(( $(rewinds_in_log "$L2") - before ))"
+result autorewind_only_on_old "$(psql_su "$L2" -c "select coalesce(to_regclass('only_on_old_auto')::text, 'absent')")"
+set_autorewind "$L2" false
+
 # ---- a backup with bihactl backup (pg_basebackup from a streaming follower), checked by pg_verifybackup
 say "bihactl backup, then pg_verifybackup"
-ctl backup --pgdata="$(pgdata "$R_NEW")" --target="$DIR/backup" || die "bihactl backup failed"
+ctl backup --pgdata="$(pgdata "$L2")" --target="$DIR/backup" || die "bihactl backup failed"
 result backup_pg_version "$(cat "$DIR/backup/PG_VERSION")"
 result backup_verified "$(timeout 120 runuser -u postgres -- "$PGBIN/pg_verifybackup" "$DIR/backup" >/dev/null && echo yes || echo no)"
 rm -rf "$DIR/backup"
