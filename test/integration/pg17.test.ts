@@ -2,7 +2,7 @@
 // old leader's rejoin, switchover, rewind) run inside the Debian 13 root of scripts/pg17-root.sh
 // (PostgreSQL 17 needs Debian 13's libraries; the host is Debian 12). The root is built when
 // missing; .ci/run builds it before the tests. Ports 24500-24522 (BIHA_PG17_PORT).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/cluster.js';
@@ -18,10 +18,14 @@ interface Run {
   results: Map<string, string>;
 }
 
-/** Runs the scenario in the root; on timeout the whole process group goes (the namespace with it). */
-function runScenario(): Promise<Run> {
+/**
+ * Runs `bash ARGS` in the checkout without blocking the worker (a blocked worker misses vitest's
+ * calls); on timeout its whole process group is killed (for `pg17-root.sh run`, the namespace and
+ * everything in it with it).
+ */
+function runBash(args: string[], timeoutMs: number): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn('bash', [path.join(ROOT, 'scripts', 'pg17-root.sh'), 'run', 'bash', 'test/pg17/scenario.sh'], {
+    const child = spawn('bash', args, {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -31,13 +35,13 @@ function runScenario(): Promise<Run> {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => {
-      output += `\n(the scenario did not finish within ${SCENARIO_TIMEOUT_MS / 1000} s: killed)\n`;
+      output += `\n(bash ${args.join(' ')} did not finish within ${timeoutMs / 1000} s: killed)\n`;
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         // already gone
       }
-    }, SCENARIO_TIMEOUT_MS);
+    }, timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const results = new Map<string, string>();
@@ -55,11 +59,11 @@ describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
   beforeAll(async () => {
     ensureBuilt();
     const t0 = Date.now();
-    const b = spawnSync('bash', [path.join(ROOT, 'scripts', 'pg17-root.sh')], { cwd: ROOT, encoding: 'utf8', timeout: BUILD_TIMEOUT_MS });
-    if (b.status !== 0) throw new Error(`scripts/pg17-root.sh failed (${b.status ?? b.signal}): ${b.stderr.slice(-4000)}`);
+    const b = await runBash([path.join(ROOT, 'scripts', 'pg17-root.sh')], BUILD_TIMEOUT_MS);
+    if (b.code !== 0) throw new Error(`scripts/pg17-root.sh failed (${b.code ?? b.signal}): ${b.output.slice(-4000)}`);
     const t1 = Date.now();
-    run = await runScenario();
-    process.stderr.write(`pg17: root ready in ${Math.round((t1 - t0) / 1000)} s (${b.stdout.trim()}), scenario ${Math.round((Date.now() - t1) / 1000)} s\n`);
+    run = await runBash([path.join(ROOT, 'scripts', 'pg17-root.sh'), 'run', 'bash', 'test/pg17/scenario.sh'], SCENARIO_TIMEOUT_MS);
+    process.stderr.write(`pg17: root ready in ${Math.round((t1 - t0) / 1000)} s (${b.output.trim().split('\n').pop() ?? ''}), scenario ${Math.round((Date.now() - t1) / 1000)} s\n`);
   }, BUILD_TIMEOUT_MS + SCENARIO_TIMEOUT_MS + 120_000);
 
   it('the scenario runs to its end and cleans up', () => {
