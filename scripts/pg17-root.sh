@@ -18,7 +18,8 @@
 # at the same path as on the host (and node_modules' target, when it is a symbolic link out of the
 # checkout). When CMD ends, or the run is killed, the namespace goes away: every process started in
 # it is killed by the kernel and every mount disappears; nothing is mounted on the host at any time.
-# The network is the host's (loopback shared): use ports no other test uses.
+# The network is the host's (loopback shared): use ports no other test uses. CMD gets a clean
+# environment plus the caller's BIHA_PG17_* variables (BIHA_PG17_PORT of test/pg17/scenario.sh).
 #
 # Exit status: that of CMD for `run`; 0 built or reused; 1 failure; 2 bad usage.
 set -euo pipefail
@@ -61,8 +62,11 @@ in_namespace() {
       mount --bind "$src" "$dir$dst"
       if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dir$dst"; fi
     done
+    # A clean environment, plus the BIHA_PG17_* settings of the caller (ports, ...).
+    keep=()
+    while IFS= read -r v; do keep+=("$v"); done < <(env | grep -E "^BIHA_PG17_[A-Z0-9_]*=" || true)
     exec chroot "$dir" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
+      HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "${keep[@]}" "$@"
   ' pg17-root "$dir" "${BINDS:-}" "$@"
 }
 

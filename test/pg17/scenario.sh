@@ -50,6 +50,8 @@ for n in 1 2 3; do
   done
 done
 
+say "ports: $(port 1)-$(($(port 3) + 2)) are free"
+
 DIR=$(mktemp -d /tmp/biha-pg17.XXXXXX)
 chmod 755 "$DIR"
 chown postgres:postgres "$DIR"
