@@ -327,6 +327,17 @@ for n in 1 2 3; do
   grep -hoE '(WARNING|ERROR|FATAL|PANIC): .*' "$log" 2>/dev/null | sed -E 's/[0-9A-F]+\/[0-9A-F]+/LSN/g; s/[0-9]+/N/g; s/"[^"]*"/"…"/g' |
     sort | uniq -c | sort -rn | sed "s/^/pg17: node $n postgresql.log: /" || true
 done
+# And the controllers' errors (pino level 50 and more), by message.
+for n in 1 2 3; do
+  node -e '
+    const fs = require("fs"); const counts = new Map();
+    for (const line of fs.readFileSync(process.argv[1], "utf8").split("\n")) {
+      let j; try { j = JSON.parse(line); } catch { continue; }
+      if (j.level >= 50) { const m = String(j.msg).replace(/\d+/g, "N"); counts.set(m, (counts.get(m) ?? 0) + 1); }
+    }
+    for (const [m, c] of counts) console.log(`pg17: node ${process.argv[2]} controller.log: ${c} error(s): ${m}`);
+  ' "$(pgdata "$n")/pg_biha/log/controller.log" "$n" || true
+done
 result panics "$(cat "$DIR"/n*/pg_biha/log/postgresql.log 2>/dev/null | grep -c 'PANIC:' || true)"
 result total_seconds $((SECONDS - T0))
 say "done"
