@@ -128,6 +128,6 @@ case "${1:-}" in
   '') build ;;
   --check) complete || { say "no complete root at $ROOTFS"; exit 1; }; echo "$ROOTFS" ;;
   run) shift; [ "${1:-}" != -- ] || shift; run "$@" ;;
-  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) say "unknown argument '$1' (none, --check, or run CMD ...)"; exit 2 ;;
 esac
