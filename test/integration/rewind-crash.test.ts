@@ -141,9 +141,22 @@ describe('a controller killed while pg_rewind runs', () => {
     expect(c.postmasterPid(old)).toBeNull();
     expect(fs.existsSync(`${pgdata}.biha-rewind-save/rewind-in-progress`)).toBe(false);
 
-    // The way out: rewind again from the leader.
-    const r = await bihaOk(['rewind', `--pgdata=${pgdata}`]);
-    expect(r.stderr).toContain('rewound from node');
+    // The way out: rewind again from the leader. When the crash came after pg_rewind had copied a
+    // WAL segment the source was still writing, the copy ends before the point where the others'
+    // timelines forked, and pg_rewind cannot read back from there ("could not find previous WAL
+    // record"): then the runbook's last resort, a fresh copy under the same registration.
+    const r = await bihactl(['rewind', `--pgdata=${pgdata}`]);
+    if (r.code === 0) {
+      expect(r.stderr).toContain('rewound from node');
+    } else {
+      expect(r.stderr).toMatch(/pg_rewind failed .*could not find previous WAL record/);
+      expect(c.postmasterPid(old)).toBeNull();
+      await bihactl(['stop', `--pgdata=${pgdata}`]);
+      fs.renameSync(pgdata, `${pgdata}.broken`);
+      const again = await c.add(old);
+      expect(again.code, again.stderr).toBe(0);
+      await c.start(old);
+    }
     await c.waitStreaming(old, 90_000);
     expect((await c.status(old)).error.type).toBe('NO_ERROR');
     const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
