@@ -51,6 +51,9 @@ import { runCommand } from './commands.js';
 import type { CommandHost } from './commands.js';
 import { buildStatus } from './status.js';
 
+/** How long a command waits for a change already in flight (or a new leader's first entry) to commit. */
+const CHANGE_BUSY_WAIT_MS = 3000;
+
 const MESSAGE_TYPES = new Set(['app', 'app_resp', 'prevote', 'vote', 'prevote_resp', 'vote_resp', 'timeout_now']);
 const RaftEnvelope = z
   .object({ type: z.string(), from: z.number().int(), to: z.number().int(), term: z.number().int().nonnegative() })
@@ -536,10 +539,18 @@ export class Controller implements CommandHost {
   }
 
   async proposeAndWait(fn: string, change: ConfigChange, timeoutMs = 10_000): Promise<void> {
-    const raft = this.requireLeader(fn);
+    let raft = this.requireLeader(fn);
     const why = validateChange(raft.config(), change);
     if (why) throw new BihaError('invalid', referenceNames(why));
-    const r = raft.propose(change, this.now());
+    // A leader elected a moment ago commits its first entry within a heartbeat round, and a change
+    // in flight commits as fast: wait that long rather than send the DBA off to retry.
+    const busyUntil = performance.now() + CHANGE_BUSY_WAIT_MS;
+    let r = raft.propose(change, this.now());
+    while (!r.ok && r.code === 'change_in_progress' && performance.now() < busyUntil) {
+      await new Promise((res) => setTimeout(res, 50));
+      raft = this.requireLeader(fn);
+      r = raft.propose(change, this.now());
+    }
     if (!r.ok) throw new BihaError(r.code, referenceNames(r.message));
     this.driver.kick();
     await new Promise<void>((resolve, reject) => {

@@ -162,5 +162,6 @@ describe('a controller killed while pg_rewind runs', () => {
     const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
     expect((await readConf(pgdata)).nodeId).toBe(old);
-  });
+    // A slow pg_rewind of 25 s, a switchover, two restarts, and maybe a fresh base backup.
+  }, 300_000);
 });

@@ -35,8 +35,10 @@ port() { echo $((BASE + ($1 - 1) * 10)); }
 pgdata() { echo "$DIR/n$1"; }
 # A bihactl command bounded in time; its output goes to the log of this run.
 ctl() { timeout 240 "${BIHACTL[@]}" "$@"; }
-# psql as postgres over the node's socket; unaligned, tuples only.
-psql_su() { local n=$1; shift; timeout 30 runuser -u postgres -- "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -h /tmp -p "$(port "$n")" -d biha_db "$@"; }
+# psql as postgres over the node's socket (the directory the server uses: line 5 of postmaster.pid;
+# biha leaves unix_socket_directories to the DBA); unaligned, tuples only.
+sockdir() { sed -n 5p "$(pgdata "$1")/postmaster.pid" 2>/dev/null || true; }
+psql_su() { local n=$1; shift; timeout 30 runuser -u postgres -- "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -h "$(sockdir "$n")" -p "$(port "$n")" -d biha_db "$@"; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root inside the root of scripts/pg17-root.sh"
 [ -x "$PGBIN/pg_ctl" ] || die "no PostgreSQL 17 in $PGBIN"
