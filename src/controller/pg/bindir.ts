@@ -44,7 +44,8 @@ export function isSupportedMajor(major: number): boolean {
   return Number.isInteger(major) && major >= SUPPORTED_MIN && major <= SUPPORTED_MAX;
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Whether a path exists (any type). */
+export async function exists(p: string): Promise<boolean> {
   try {
     await fsp.access(p);
     return true;
@@ -53,7 +54,8 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-function execText(file: string, args: string[]): Promise<string | null> {
+/** A program's stdout in the C locale, or null when it failed or took over 10 s. */
+export function execText(file: string, args: string[]): Promise<string | null> {
   return new Promise((resolve) => {
     execFile(file, args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 10_000 }, (err, stdout) => {
       resolve(err ? null : stdout);

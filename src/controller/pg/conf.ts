@@ -18,7 +18,7 @@ import { BihaError } from '../errors.js';
 import { atomicWriteFile } from '../state/atomic.js';
 import { requireDataDirMajor } from './bindir.js';
 import { lookupUid } from './tools.js';
-import { planSettings, readDbaSettings } from './settings.js';
+import { parseConfLine, planSettings, readDbaSettings } from './settings.js';
 import type { SettingsPlan } from './settings.js';
 
 export function templatesDir(): string {
@@ -192,38 +192,8 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
 export function parseConf(text: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const raw of text.split('\n')) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?)\s*=?\s*(.*)$/.exec(raw);
-    if (!m?.[1] || m[2] === undefined) continue;
-    const name = m[1];
-    if (/^include(_if_exists|_dir)?$/.test(name)) continue;
-    const rest = m[2];
-    let value: string;
-    if (rest.startsWith("'")) {
-      value = '';
-      let i = 1;
-      let closed = false;
-      while (i < rest.length) {
-        const ch = rest.charAt(i);
-        if (ch === "'" && rest.charAt(i + 1) === "'") {
-          value += "'";
-          i += 2;
-        } else if (ch === "'") {
-          closed = true;
-          break;
-        } else if (ch === '\\' && i + 1 < rest.length) {
-          const nx = rest.charAt(i + 1);
-          value += nx === 'n' ? '\n' : nx === 't' ? '\t' : nx === 'r' ? '\r' : nx;
-          i += 2;
-        } else {
-          value += ch;
-          i++;
-        }
-      }
-      if (!closed) continue;
-    } else {
-      value = (/^[^\s#]*/.exec(rest)?.[0] ?? '').trim();
-    }
-    out.push([name, value]);
+    const l = parseConfLine(raw);
+    if (l && !l.include) out.push([l.name, l.value]);
   }
   return out;
 }

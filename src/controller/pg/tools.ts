@@ -12,12 +12,12 @@
 //  - pg_rewind refuses a crashed target; singleUserRecovery() brings it to a clean shutdown.
 //  - pg_basebackup progress lines end in \r or \n depending on the output: split on both.
 
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
-import { resolveBindir } from './bindir.js';
+import { execText, exists, resolveBindir } from './bindir.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { parseBool, readDbaSettings } from './settings.js';
 
@@ -57,23 +57,6 @@ export interface PgEnv {
   runAs: RunAs | null;
   /** OS user owning the cluster; also the name of its bootstrap superuser. */
   user: string;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function execText(file: string, args: string[]): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile(file, args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 10_000 }, (err, stdout) => {
-      resolve(err ? null : stdout);
-    });
-  });
 }
 
 export interface PasswdEntry {
