@@ -8,6 +8,7 @@ import { BihaError } from '../controller/errors.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
 import { identityDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
 import type { NodeConf } from '../controller/state/nodefiles.js';
+import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
 import { info, requireOpt } from './util.js';
@@ -89,12 +90,36 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
     try {
       await localRequest(sock, 'status', {}, 1000);
       info(`controller of node ${conf.nodeId} started (PID ${child.pid}); log: ${logFile}`);
+      await waitForVote(sock, conf.nodeId, deadline);
       return;
     } catch {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
   throw new BihaError('timeout', `the controller did not answer within ${Math.round(waitMs / 1000)} s`, { hint: `see ${logFile}` });
+}
+
+/**
+ * A node just added with a vote starts as a learner: it counts in no election until the leader,
+ * hearing it follow with its data, gives it its vote. Wait for that, so that the cluster the DBA
+ * sees after `bihactl start` is the one it will fail over with; say so when it takes too long.
+ */
+async function waitForVote(sock: string, nodeId: number, deadline: number): Promise<void> {
+  let said = false;
+  for (;;) {
+    const s = (await localRequest(sock, 'status', {}, 1000).catch(() => null)) as StatusFile | null;
+    if (s !== null && !s.config.learner) {
+      if (said) info(`node ${nodeId} follows the leader and has its vote`);
+      return;
+    }
+    if (Date.now() >= deadline) {
+      info(`warning: node ${nodeId} is running but has no vote yet: the leader gives it once the node follows with its data (see select * from biha.status_v)`);
+      return;
+    }
+    if (!said && s !== null) info(`node ${nodeId} is a learner until it follows the leader; waiting for its vote`);
+    said ||= s !== null;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export async function cmdStop(o: { pgdata?: string; keepPostgres?: boolean }): Promise<void> {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { validateChange, splitBrainWarning, zeroLossViolation } from '../raft/index.js';
+import { asLearner, validateChange, splitBrainWarning, zeroLossViolation } from '../raft/index.js';
 import type { ClusterConfig, ConfigChange, Entry, Message, NodeId, NodeInfo, RaftNode, SoftState, WalPos } from '../raft/index.js';
 import { BackupLock, backupLockCommand } from './ops/backuplock.js';
 import { Transport } from './bcp/transport.js';
@@ -767,7 +767,8 @@ export class Controller implements CommandHost {
     const clash = cfg.nodes.find((n) => n.host === node.host && (n.bihaPort === node.bihaPort || (node.port !== 0 && n.port === node.port)));
     if (clash) throw new BihaError('duplicate_addr', `node ${clash.id} already uses ${node.host} with port ${clash.port}/${clash.bihaPort}`);
     this.checkZeroLoss('add node', { type: 'add_node', node }, allowSyncLoss, 'bihactl add --allow-sync-loss');
-    await this.proposeAndWait('add node', { type: 'add_node', node });
+    // It votes once it follows with its data (asLearner): the leader gives it the vote then.
+    await this.proposeAndWait('add node', { type: 'add_node', node: asLearner(node) });
     if (isDataNode(node) && this.hasData()) await this.slotWithRetry(node.id);
     const me = cfg.nodes.find((n) => n.id === this.conf.nodeId)!;
     // The committed configuration (which now holds the new node) seeds the new node's log, so it

@@ -1,7 +1,7 @@
 // The status snapshot: one typed document (StatusFile) that biha.status_v, biha.config(), the HTTP
 // endpoints, /metrics and `bihactl status` all read. Built from what the controller knows at this
 // instant; no I/O.
-import { BIHA_STATES } from '../raft/index.js';
+import { BIHA_STATES, votesNow } from '../raft/index.js';
 import type { ClusterConfig, NodeId, PeerView, SoftState } from '../raft/index.js';
 import type { StatusFile } from './bridge/sqlbridge.js';
 import type { Observed } from './driver/nc.js';
@@ -84,7 +84,8 @@ export function buildStatus(i: StatusInputs): StatusFile {
       service_mode: cfg.params.serviceMode,
       mode: me?.mode ?? i.mode,
       can_be_leader: me?.canBeLeader ?? false,
-      can_vote: me?.canVote ?? false,
+      can_vote: me !== undefined && votesNow(me),
+      learner: me?.learner === true,
       priority: me?.priority ?? 0,
     },
     status,

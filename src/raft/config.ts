@@ -55,9 +55,31 @@ export function isMember(config: ClusterConfig, id: NodeId): boolean {
   return findNode(config, id) !== undefined;
 }
 
-/** Members that take part in elections (referees included). */
+/** Whether the node takes part in elections now: it has a vote and is no learner waiting for it. */
+export function votesNow(n: NodeInfo): boolean {
+  return n.canVote && n.learner !== true;
+}
+
+/** Members that take part in elections (referees included, learners not). */
 export function voterIds(config: ClusterConfig): NodeId[] {
-  return config.nodes.filter((n) => n.canVote).map((n) => n.id);
+  return config.nodes.filter(votesNow).map((n) => n.id);
+}
+
+/**
+ * How a node enters the configuration (`bihactl add`): one that is to vote comes in as a learner
+ * and gets its vote from the leader once it follows with its data. A voter that is still copying
+ * its data would otherwise count in every election and commit quorum while it cannot answer: with
+ * nquorum equal to the member count, a leader lost during the copy leaves no quorum at all.
+ */
+export function asLearner(n: NodeInfo): NodeInfo {
+  return n.canVote ? { ...n, learner: true } : n;
+}
+
+function withoutLearner(n: NodeInfo): NodeInfo {
+  if (n.learner === undefined) return n;
+  const copy: { -readonly [K in keyof NodeInfo]: NodeInfo[K] } = { ...n };
+  delete copy.learner;
+  return copy;
 }
 
 /** A node that may ever become leader: a regular node (no referee of either kind) allowed to lead. */
@@ -134,7 +156,7 @@ export function validateChange(config: ClusterConfig, change: ConfigChange): str
     case 'remove_node': {
       if (!isMember(config, change.id)) return `node ${change.id} is not a member of the cluster`;
       const after = config.nodes.filter((n) => n.id !== change.id);
-      if (!after.some((n) => n.canVote)) return `removing node ${change.id} would leave the cluster without a voting node`;
+      if (!after.some(votesNow)) return `removing node ${change.id} would leave the cluster without a voting node`;
       return null;
     }
     case 'set_params':
@@ -148,9 +170,16 @@ export function validateChange(config: ClusterConfig, change: ConfigChange): str
       const err = checkNodeFields(change.patch as Record<string, unknown>, true);
       if (err) return err;
       if (change.patch.canBeLeader === true && node.mode !== 'regular') return `node ${change.id} is a ${node.mode} node and can never be the leader`;
-      if (change.patch.canVote === false && !config.nodes.some((n) => n.id !== change.id && n.canVote)) {
+      if (change.patch.canVote === false && !config.nodes.some((n) => n.id !== change.id && votesNow(n))) {
         return `node ${change.id} is the last voting node and must keep its vote`;
       }
+      return null;
+    }
+    case 'give_vote': {
+      const node = findNode(config, change.id);
+      if (!node) return `node ${change.id} is not a member of the cluster`;
+      if (node.learner !== true) return `node ${change.id} is no learner waiting for its vote`;
+      if (!node.canVote) return `node ${change.id} was given can_vote = false`;
       return null;
     }
     case 'set_meta':
@@ -164,7 +193,7 @@ export function validateChange(config: ClusterConfig, change: ConfigChange): str
 
 /** True when the change names a node the config does not have (ProposeErrorCode 'unknown_node'). */
 export function changeNamesUnknownNode(config: ClusterConfig, change: ConfigChange): boolean {
-  return (change.type === 'remove_node' || change.type === 'set_node') && !isMember(config, change.id);
+  return (change.type === 'remove_node' || change.type === 'set_node' || change.type === 'give_vote') && !isMember(config, change.id);
 }
 
 /**
@@ -183,6 +212,8 @@ export function applyChange(config: ClusterConfig, change: ConfigChange): Cluste
       return { nodes: config.nodes, params: { ...config.params, ...change.params } };
     case 'set_node':
       return { nodes: config.nodes.map((n) => (n.id === change.id ? { ...n, ...change.patch } : n)), params: config.params };
+    case 'give_vote':
+      return { nodes: config.nodes.map((n) => (n.id === change.id ? withoutLearner(n) : n)), params: config.params };
     case 'set_meta':
       return config;
   }
@@ -266,9 +297,12 @@ export interface ZeroLoss {
   readonly deficit: number;
 }
 
-export function zeroLoss(config: ClusterConfig): ZeroLoss | null {
-  const k = config.params.syncStandbys;
+export function zeroLoss(intended: ClusterConfig): ZeroLoss | null {
+  const k = intended.params.syncStandbys;
   if (k <= 0) return null;
+  // Judged with every learner voting, as it will: while it learns, it is neither a voter nor a
+  // synchronous standby, which is the configuration before it was added.
+  const config: ClusterConfig = { nodes: intended.nodes.map(withoutLearner), params: intended.params };
   const regular = config.nodes.filter((n) => n.mode === 'regular');
   const effective = Math.min(k, Math.max(0, regular.length - 1));
   const copies = effective + 1;

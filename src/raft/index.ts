@@ -13,6 +13,8 @@ export {
   electionQuorum,
   commitQuorum,
   voterIds,
+  votesNow,
+  asLearner,
   isLeaderCapable,
   findNode,
   isMember,

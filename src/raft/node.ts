@@ -15,6 +15,7 @@ import {
   applyChange,
   validateChange,
   voterIds,
+  votesNow,
   decodeTimelineReservation,
   reservationOf,
   timelineChange,
@@ -295,7 +296,10 @@ export class RaftNode {
   }
 
   private canVoteHere(): boolean {
-    return this.quorumConfigs().some((c) => findNode(c, this.id)?.canVote === true);
+    return this.quorumConfigs().some((c) => {
+      const me = findNode(c, this.id);
+      return me !== undefined && votesNow(me);
+    });
   }
 
   /** True when the granted votes reach the election quorum of every quorum configuration. */
@@ -944,9 +948,29 @@ export class RaftNode {
       }
     }
     if (now - this.lastHbAt >= this.hb()) this.broadcastApp(now);
+    this.maybeGiveVote(now);
     for (const [seq, sent] of this.seqSent) {
       if (sent.at + sent.lease >= now) break;
       this.seqSent.delete(seq);
+    }
+  }
+
+  /**
+   * Give a learner its vote once it is ready to use it: heard within T, holding every committed
+   * entry, following (not in NODE_ERROR) and, when it has data, reporting WAL on this leader's
+   * timeline (its PostgreSQL runs a copy of it). One change at a time, like every other; a pending
+   * change or transfer waits.
+   */
+  private maybeGiveVote(now: number): void {
+    if (this.transfer || this.commit < this.noopIndex || this.lastIndex() > this.commit) return;
+    const T = this.T();
+    for (const n of this.cfg().nodes) {
+      if (n.learner !== true || !n.canVote) continue;
+      const p = this.progress.get(n.id);
+      if (!p || p.heardAt === null || now - p.heardAt >= T || p.match < this.commit || p.state !== 'FOLLOWER') continue;
+      if (n.mode !== 'referee' && p.wal.tli !== this.wal.tli) continue;
+      this.propose({ type: 'give_vote', id: n.id }, now);
+      return;
     }
   }
 

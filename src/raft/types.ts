@@ -25,6 +25,12 @@ export interface NodeInfo {
   readonly mode: NodeMode;
   readonly canBeLeader: boolean;
   readonly canVote: boolean;
+  /**
+   * Added with a vote it does not have yet: a learner takes part in no election, no commit quorum
+   * and no synchronous commit until the leader has heard it follow with its own copy of the data,
+   * then gives it its vote (`give_vote`). Absent on every other node.
+   */
+  readonly learner?: boolean;
   /** Breaks ties between equally up-to-date candidates: higher goes first. */
   readonly priority: number;
 }
@@ -53,6 +59,8 @@ export interface ClusterConfig {
 export type ConfigChange =
   | { readonly type: 'add_node'; readonly node: NodeInfo }
   | { readonly type: 'remove_node'; readonly id: NodeId }
+  /** The leader gives a learner the vote it was added with (see NodeInfo.learner). */
+  | { readonly type: 'give_vote'; readonly id: NodeId }
   | { readonly type: 'set_params'; readonly params: Partial<ClusterParams> }
   | {
       readonly type: 'set_node';

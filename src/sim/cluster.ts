@@ -8,7 +8,7 @@
 // The driver is asynchronous (as in the controller); between two events the run waits until every
 // promise the event settled has run its continuation, so a run is a deterministic function of
 // its seed.
-import { DEFAULT_PARAMS, bootstrapState, electionQuorum, electionTimeoutMs, isMember, voterIds } from '../raft/index.js';
+import { DEFAULT_PARAMS, asLearner, bootstrapState, electionQuorum, electionTimeoutMs, isMember, voterIds } from '../raft/index.js';
 import type {
   ClusterConfig,
   ClusterParams,
@@ -1341,7 +1341,7 @@ export class Simulation {
     if (!isMember(leader.config, pa.id)) {
       if (this.now - pa.proposedAt >= PROPOSE_RETRY_MS) {
         pa.proposedAt = this.now;
-        this.propose(leader, { type: 'add_node', node: this.nodeInfo(pa.id) });
+        this.propose(leader, { type: 'add_node', node: asLearner(this.nodeInfo(pa.id)) });
       }
       return;
     }

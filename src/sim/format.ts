@@ -45,6 +45,8 @@ export function fmtChange(c: ConfigChange): string {
       return `set_params ${Object.entries(c.params).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`;
     case 'set_node':
       return `set_node ${c.id} ${Object.entries(c.patch).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`;
+    case 'give_vote':
+      return `give_vote ${c.id}`;
     case 'set_meta':
       return `set_meta ${c.key}=${c.value}`;
   }

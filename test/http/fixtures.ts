@@ -52,6 +52,7 @@ export function makeStatus(o: FixtureOptions = {}): HttpStatus {
       mode: 'regular',
       can_be_leader: true,
       can_vote: true,
+      learner: false,
       priority: 0,
     },
     status: rows(nodeId, state, leaderId, term),

@@ -89,6 +89,7 @@ function fmtEntry(e: Entry): string {
       case 'remove_node': what = `remove_node(${c.id})`; break;
       case 'set_params': what = `set_params(${Object.entries(c.params).map(([k, v]) => `${k}=${String(v)}`).join(',')})`; break;
       case 'set_node': what = `set_node(${c.id})`; break;
+      case 'give_vote': what = `give_vote(${c.id})`; break;
       case 'set_meta': what = `set_meta(${c.key})`; break;
     }
   }

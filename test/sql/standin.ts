@@ -89,6 +89,7 @@ export function fixture(kind: FixtureKind, nodeId: number, now: number, t0: numb
       mode: 'regular',
       can_be_leader: true,
       can_vote: true,
+      learner: false,
       priority: 0,
     },
     status: [

@@ -17,7 +17,7 @@ function status(self: number, leader: number, followers: Array<{ id: number; sta
     version: 1,
     generatedAtMs: 0,
     nodeId: self,
-    config: { id: self, term: 3, nquorum: 2, minnodes: 2, heartbeat_send_period: 1000, heartbeat_max_lost: 10, no_wal_on_follower: 20000, sync_standbys: 0, service_mode: false, mode: 'regular', can_be_leader: true, can_vote: true, priority: 0 },
+    config: { id: self, term: 3, nquorum: 2, minnodes: 2, heartbeat_send_period: 1000, heartbeat_max_lost: 10, no_wal_on_follower: 20000, sync_standbys: 0, service_mode: false, mode: 'regular', can_be_leader: true, can_vote: true, learner: false, priority: 0 },
     status: ids.map((id) => ({ id, leader_id: leader, term: 3, online: true, state: states[id] ?? (id === leader ? 'LEADER_RW' : 'FOLLOWER'), last_known_state: null, since_last_hb_ms: 10 })),
     nodes: [],
     error: { type: 'NO_ERROR', details: null, begin_lsn: null, end_lsn: null, current_tli: null, next_tli: null, replay_lsn: null },

@@ -70,6 +70,8 @@ export interface StatusFile {
     mode: string;
     can_be_leader: boolean;
     can_vote: boolean;
+    /** Added with a vote it does not have yet: the leader gives it once this node follows with its data. */
+    learner: boolean;
     priority: number;
   };
   status: Array<{

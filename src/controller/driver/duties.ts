@@ -25,12 +25,14 @@ export function wantedSlots(config: ClusterConfig, selfId: NodeId): string[] {
  * synchronous_standby_names for a leader: ANY k over the other regular nodes, or '' when asynchronous.
  * A referee_with_wal streams WAL but is no synchronous standby: it can never lead, so its
  * confirmation would not keep a commit through a failover.
+ * A learner is left out until it has its vote: its confirmation would not keep a commit through a
+ * failover either (its copy elects nobody), and it has no copy before it follows.
  * Nodes in NODE_ERROR are left out while at least k others remain (they confirm nothing).
  */
 export function syncStandbyNames(config: ClusterConfig, selfId: NodeId, inError: ReadonlySet<NodeId> = new Set()): string {
   const k = config.params.syncStandbys;
   if (k <= 0) return '';
-  const all = config.nodes.filter((n) => n.id !== selfId && n.mode === 'regular');
+  const all = config.nodes.filter((n) => n.id !== selfId && n.mode === 'regular' && n.learner !== true);
   const healthy = all.filter((n) => !inError.has(n.id));
   const names = (healthy.length >= k ? healthy : all).map((n) => slotName(n.id));
   if (names.length === 0) return '';
