@@ -1,13 +1,18 @@
 // Benchmarks on a real 3-node biha cluster (real PostgreSQL 15, controllers started by bihactl).
 //
-//   npx vite-node bench/cluster.ts [name ...]        names: failover, failover-fast, switchover,
-//                                                    sql, resources, all (default)
+//   npx vite-node bench/cluster.ts [name ...]        names: failover, failover-fast, failover-sync,
+//                                                    failover-freeze, failover-freeze-sync,
+//                                                    switchover, sql, resources, all (default)
 //   BENCH_RUNS=N (default 5, at least 5)   BENCH_RESOURCE_SECONDS=S (default 30)
 //
 // failover       write-unavailability gap seen by a client inserting every 20 ms through a
 //                multi-host target_session_attrs=read-write URI (measureWriteGap), after kill -9 of
 //                the leader's controller and postmaster; heartbeat 1000 ms x 10 (the defaults)
 // failover-fast  the same with heartbeat 200 ms x 5
+// failover-sync  failover-fast with one synchronous standby
+// failover-freeze, failover-freeze-sync  failover-fast / failover-sync, but the leader's host is
+//                frozen (SIGSTOP of its processes: no connection reset, as a cut-off host) and the
+//                figure is freeze -> first write a new leader acknowledged (direct probes per node)
 // switchover     the same client's gap during `bihactl set-leader`
 // sql            latency of `select * from biha.status_v` (leader and follower), and
 //                `select biha.set_leader(n)` until node n accepts a write
@@ -298,6 +303,85 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
   return runs.map((x) => x.gapMs);
 }
 
+/**
+ * Inserts into bench_freeze on node i every 20 ms until `stop()` or `deadline` (performance.now()),
+ * reconnecting after errors; resolves with the time the first insert was acknowledged, or null.
+ * A follower refuses (read-only); a new leader in synchronous mode answers once a synchronous
+ * standby confirmed the commit.
+ */
+async function probeInserts(c: TestCluster, i: number, stop: () => boolean, deadline: number): Promise<number | null> {
+  let client: pg.Client | null = null;
+  try {
+    while (!stop() && performance.now() < deadline) {
+      try {
+        client ??= await connect(c, i);
+        await client.query('INSERT INTO bench_freeze(port) VALUES ($1)', [c.port(i)]);
+        return performance.now();
+      } catch (e) {
+        if (!/read-only transaction/.test((e as Error).message)) {
+          await client?.end().catch(() => undefined);
+          client = null;
+        }
+        await sleep(20);
+      }
+    }
+    return null;
+  } finally {
+    await client?.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Failover of a frozen leader host (TestCluster.freeze: SIGSTOP of its controller, postmaster and
+ * every process under them). Unlike kill -9 nothing resets a connection, as when a host is cut off:
+ * the followers' walreceivers only notice through the cluster. A probe per other node inserts
+ * directly every 20 ms (a multi-host client's own timeouts on the frozen node would be measured
+ * otherwise); the figure is freeze -> the first insert a new leader acknowledged.
+ */
+async function freezeFailover(c: TestCluster, label: string, hb: number, lost: number): Promise<number[]> {
+  console.log(`\n[${label}] failover after the leader's host froze (TestCluster.freeze(leader): SIGSTOP of its controller, postmaster and their children), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
+  const toFirst: number[] = [];
+  for (let r = 1; r <= RUNS; r++) {
+    const leader = await healthyLeader(c);
+    await one(c, leader, 'CREATE TABLE IF NOT EXISTS bench_freeze(id bigserial PRIMARY KEY, port int, at timestamptz DEFAULT now())');
+    await sleep(1000);
+    const others = c.ids().filter((i) => i !== leader);
+    let first: { at: number; node: number } | null = null;
+    const wall = Date.now();
+    const t0 = performance.now();
+    const pids = c.freeze(leader);
+    const deadline = t0 + 3000 + 2.5 * hb * lost + 15_000;
+    await Promise.all(
+      others.map(async (i) => {
+        const at = await probeInserts(c, i, () => first !== null, deadline);
+        if (at !== null && (first === null || at < first.at)) first = { at, node: i };
+      }),
+    );
+    c.thaw(pids);
+    const f = first as { at: number; node: number } | null;
+    if (!f) {
+      console.log(`  run ${r}: node ${leader} frozen; no insert acknowledged by another node within ${Math.round(deadline - t0)} ms`);
+    } else {
+      toFirst.push(f.at - t0);
+      const other = others.find((i) => i !== f.node)!;
+      const marks: Array<[string, RegExp]> = [
+        ['LEADER_RW', /^state LEADER_RW/],
+        ['promote', /to "PRIMARY": promote/],
+        ['promoted', /^done: promote/],
+      ];
+      console.log(
+        `  run ${r}: node ${leader} frozen, node ${f.node} leads; freeze -> first acknowledged write ${fmtMs(f.at - t0)}\n` +
+          `         node ${f.node}: ${timeline(logEvents(c, f.node, wall - 50), wall, marks)}; node ${other}: ${timeline(logEvents(c, other, wall - 50), wall, [['follows', /^done: follow/]])}`,
+      );
+    }
+    const back = performance.now();
+    const now = await healthyLeader(c);
+    console.log(`         node ${leader} thawed: FOLLOWER of node ${now} after ${fmtMs(performance.now() - back)}`);
+  }
+  line('freeze -> first acknowledged write', toFirst, fmtMs);
+  return toFirst;
+}
+
 async function switchover(c: TestCluster): Promise<number[]> {
   console.log(`\n[switchover] bihactl set-leader --id=<next> --pgdata=<leader's>, ${RUNS} runs`);
   const runs: GapRun[] = [];
@@ -544,7 +628,7 @@ async function resources(c: TestCluster): Promise<void> {
 
 // ---- main ----
 
-const NAMES = ['failover', 'failover-fast', 'failover-sync', 'switchover', 'sql', 'resources'] as const;
+const NAMES = ['failover', 'failover-fast', 'failover-sync', 'failover-freeze', 'failover-freeze-sync', 'switchover', 'sql', 'resources'] as const;
 type Name = (typeof NAMES)[number];
 
 async function main(): Promise<void> {
@@ -567,6 +651,16 @@ async function main(): Promise<void> {
         } finally {
           await fast.destroy();
           clusters.splice(clusters.indexOf(fast), 1);
+        }
+        continue;
+      }
+      if (w === 'failover-freeze' || w === 'failover-freeze-sync') {
+        const fc = w === 'failover-freeze' ? await makeCluster(19600, 200, 5) : await makeCluster(19700, 200, 5, 1);
+        try {
+          await freezeFailover(fc, w, 200, 5);
+        } finally {
+          await fc.destroy();
+          clusters.splice(clusters.indexOf(fc), 1);
         }
         continue;
       }

@@ -222,6 +222,56 @@ export class TestCluster {
     if (what !== 'controller') this.signalOwn(this.postmasterPid(i), 'SIGKILL');
   }
 
+  /**
+   * Node i's controller, postmaster and every process below them (backends, walsenders, the
+   * watchdog): what a frozen or cut-off host stops. Only processes of this cluster.
+   */
+  hostPids(i: number): number[] {
+    const roots = [this.controllerPid(i), this.postmasterPid(i)].filter((p): p is number => p !== null);
+    const parent = new Map<number, number>();
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses, so parse after the last ')'.
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // gone
+      }
+    }
+    const out = new Set<number>(roots);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [pid, ppid] of parent) {
+        if (!out.has(pid) && out.has(ppid)) {
+          out.add(pid);
+          grew = true;
+        }
+      }
+    }
+    return [...out];
+  }
+
+  /** SIGSTOP of node i's whole host (hostPids): nothing answers, no connection is reset. Returns the PIDs for thaw. */
+  freeze(i: number): number[] {
+    const pids = this.hostPids(i);
+    for (const pid of pids) this.signalPid(pid, 'SIGSTOP');
+    return pids;
+  }
+
+  /** SIGCONT of what freeze stopped. */
+  thaw(pids: readonly number[]): void {
+    for (const pid of pids) this.signalPid(pid, 'SIGCONT');
+  }
+
+  private signalPid(pid: number, sig: NodeJS.Signals): void {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+
   signalController(i: number, sig: NodeJS.Signals): void {
     this.signalOwn(this.controllerPid(i), sig);
   }
