@@ -287,6 +287,36 @@ export class TestCluster {
     }
   }
 
+  /**
+   * Makes the leader's WAL diverge: its followers stop receiving WAL (their password files are
+   * moved aside meanwhile, so a follower attached again by its controller cannot authenticate), the
+   * leader commits rows only it has (table only_on_old; asynchronous mode acknowledges them), then
+   * it crashes and another node leads. Returns the old leader's id.
+   */
+  async divergeAndCrashLeader(): Promise<number> {
+    const old = await this.waitLeader();
+    const followers = this.ids().filter((i) => i !== old);
+    const pgpass = (i: number): string => path.join(this.pgdata(i), 'pg_biha', 'pgpass');
+    for (const f of followers) fs.renameSync(pgpass(f), `${pgpass(f)}.aside`);
+    try {
+      for (const f of followers) {
+        await this.su(f, "alter system set primary_conninfo = ''");
+        await this.su(f, 'select pg_reload_conf()');
+      }
+      await waitFor('the followers to disconnect', async () => {
+        const r = await this.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
+        return r[0]?.n === '0';
+      });
+      await this.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
+      await this.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
+      this.kill9(old, 'both');
+    } finally {
+      for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
+    }
+    await this.waitLeader({ not: old, timeoutMs: 30_000 });
+    return old;
+  }
+
   /** Sets biha.autorewind in every node's postgresql.biha.conf (read by the controller when it needs it). */
   setAutorewind(on: boolean): void {
     for (const i of this.ids()) {

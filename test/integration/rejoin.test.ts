@@ -7,36 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { TestCluster, bihaOk, sleep, waitFor } from '../helpers/cluster.js';
 import { useCluster } from '../helpers/suite.js';
 
-/**
- * Makes the leader's WAL diverge: its followers stop receiving WAL, the leader commits rows only it
- * has (asynchronous mode acknowledges them), then it crashes. Returns the old leader's id.
- */
-async function divergeAndCrashLeader(c: TestCluster): Promise<number> {
-  const old = await c.waitLeader();
-  const followers = c.ids().filter((i) => i !== old);
-  // Their password files are moved aside meanwhile, so that a follower attached again by its
-  // controller cannot authenticate and receives none of the leader's last rows.
-  const pgpass = (i: number): string => path.join(c.pgdata(i), 'pg_biha', 'pgpass');
-  for (const f of followers) fs.renameSync(pgpass(f), `${pgpass(f)}.aside`);
-  try {
-    for (const f of followers) {
-      await c.su(f, "alter system set primary_conninfo = ''");
-      await c.su(f, 'select pg_reload_conf()');
-    }
-    await waitFor('the followers to disconnect', async () => {
-      const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
-      return r[0]?.n === '0';
-    });
-    await c.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
-    await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
-    c.kill9(old, 'both');
-  } finally {
-    for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
-  }
-  await c.waitLeader({ not: old, timeoutMs: 30_000 });
-  return old;
-}
-
 function setAutorewind(c: TestCluster, i: number, on: boolean): void {
   const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
   const text = fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, `biha.autorewind = ${on ? 'true' : 'false'}`);
@@ -48,7 +18,7 @@ describe('rejoining a diverged old leader', () => {
   useCluster(c);
 
   it('autorewind off: NODE_ERROR with the divergence details, kept across a restart; bihactl rewind brings it back', async () => {
-    const old = await divergeAndCrashLeader(c);
+    const old = await c.divergeAndCrashLeader();
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
     const st = await c.waitState(old, 'NODE_ERROR', 60_000);
     expect(st.error.type).toBe('TIMELINE_DIVERGED');
@@ -79,7 +49,7 @@ describe('rejoining a diverged old leader', () => {
     for (const i of c.ids()) setAutorewind(c, i, true);
     // Followers must be streaming again before the next divergence.
     for (const i of c.ids()) await c.waitState(i, (await c.leader()) === i ? 'LEADER_RW' : 'FOLLOWER');
-    const old = await divergeAndCrashLeader(c);
+    const old = await c.divergeAndCrashLeader();
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
     const st = await c.waitState(old, 'FOLLOWER', 90_000);
     expect(st.error.type).toBe('NO_ERROR');

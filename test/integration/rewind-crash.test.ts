@@ -15,31 +15,6 @@ import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.j
 import { PG_BIN, TestCluster, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
 import { useCluster } from '../helpers/suite.js';
 
-/** Makes the leader's WAL diverge (rows only it has), then crashes it. Returns its id. */
-async function divergeAndCrashLeader(c: TestCluster): Promise<number> {
-  const old = await c.waitLeader();
-  const followers = c.ids().filter((i) => i !== old);
-  const pgpass = (i: number): string => path.join(c.pgdata(i), 'pg_biha', 'pgpass');
-  for (const f of followers) fs.renameSync(pgpass(f), `${pgpass(f)}.aside`);
-  try {
-    for (const f of followers) {
-      await c.su(f, "alter system set primary_conninfo = ''");
-      await c.su(f, 'select pg_reload_conf()');
-    }
-    await waitFor('the followers to disconnect', async () => {
-      const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
-      return r[0]?.n === '0';
-    });
-    await c.su(old, 'create table if not exists only_on_old (id int)', 'biha_db');
-    await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
-    c.kill9(old, 'both');
-  } finally {
-    for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
-  }
-  await c.waitLeader({ not: old, timeoutMs: 30_000 });
-  return old;
-}
-
 /** A bin directory of symlinks to PostgreSQL 15's programs, whose pg_rewind sleeps after the real one. */
 function slowRewindBindir(c: TestCluster, holdSeconds: number): { bindir: string; doneFile: string } {
   const bindir = path.join(c.dir, 'slow-bin');
@@ -91,7 +66,7 @@ describe('a controller killed while pg_rewind runs', () => {
 
   it('restarts as itself with the votes it persisted, keeps PostgreSQL stopped in NODE_ERROR, and bihactl rewind brings it back', async () => {
     for (const i of c.ids()) if ((await c.leader()) !== i) await c.waitStreaming(i);
-    const old = await divergeAndCrashLeader(c);
+    const old = await c.divergeAndCrashLeader();
     const pgdata = c.pgdata(old);
     const before = await readConf(pgdata);
     const termBefore = (await readState(pgdata)).raft.hard.term;
