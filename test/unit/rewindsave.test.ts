@@ -3,12 +3,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PARAMS, bootstrapState } from '../../src/raft/index.js';
-import type { NodeInfo } from '../../src/raft/index.js';
-import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
+import { describe, expect, it } from 'vitest';
 import { readNodeConf, readNodeState, rewindMarkerPath, rewindSaveDir, writeNodeConf, writeNodeState } from '../../src/controller/state/nodefiles.js';
 import { NodeStore } from '../../src/controller/state/store.js';
 import {
@@ -19,35 +15,16 @@ import {
   restoreAfterRewind,
   saveBeforeRewind,
 } from '../../src/controller/pg/rewindsave.js';
+import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
+import { nodeOne, tempDirForFile } from '../helpers/nodefiles.js';
 
-let base = '';
-beforeAll(async () => {
-  base = await fsp.mkdtemp(path.join(os.tmpdir(), 'biha-rewindsave-'));
-});
-afterAll(async () => {
-  await fsp.rm(base, { recursive: true, force: true });
-});
-
-const node: NodeInfo = { id: 1, host: '127.0.0.1', port: 5432, bihaPort: 5433, mode: 'regular', canBeLeader: true, canVote: true, priority: 0 };
-const conf: NodeConf = {
-  clusterId: 'c1',
-  nodeId: 1,
-  host: '127.0.0.1',
-  port: 5432,
-  bihaPort: 5433,
-  httpPort: 5434,
-  mode: 'regular',
-  secrets: ['mine'],
-  seeds: [],
-  replicationUser: 'biha_replication_user',
-  tls: false,
-};
-const state0: NodeState = { raft: bootstrapState(node, DEFAULT_PARAMS), nodeError: null };
+const tmp = tempDirForFile('biha-rewindsave-');
+const { node, conf, state0 } = nodeOne('mine');
 const hardOf = (s: NodeState, term: number, vote: number): NodeState['raft'] => ({ ...s.raft, hard: { ...s.raft.hard, term, vote } });
 
 let n = 0;
 async function freshNode(): Promise<string> {
-  const pgdata = path.join(base, `n${++n}`);
+  const pgdata = path.join(tmp.path, `n${++n}`);
   await fsp.mkdir(path.join(pgdata, 'pg_biha', 'tls'), { recursive: true, mode: 0o700 });
   await fsp.mkdir(path.join(pgdata, 'pg_wal', 'archive_status'), { recursive: true });
   await fsp.writeFile(path.join(pgdata, 'pg_wal', '000000010000000000000003'), 'my wal');
@@ -146,7 +123,7 @@ describe('a crash during a rewind', () => {
   it('waits for a pg_rewind that outlived its controller before restoring', async () => {
     const pgdata = await freshNode();
     await rewindUntil(pgdata, 'copied');
-    const script = path.join(base, 'pg_rewind');
+    const script = path.join(tmp.path, 'pg_rewind');
     await fsp.writeFile(script, '#!/bin/sh\nsleep 1.5\n', { mode: 0o755 });
     const child = spawn(script, [`--target-pgdata=${pgdata}`], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 200));

@@ -1,12 +1,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PARAMS, bootstrapState } from '../../src/raft/index.js';
-import type { NodeInfo } from '../../src/raft/index.js';
-import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
+import { describe, expect, it } from 'vitest';
 import {
   identityDir,
   readNodeConf,
@@ -19,35 +15,16 @@ import {
 import { NodeStore } from '../../src/controller/state/store.js';
 import type { StoreIo } from '../../src/controller/state/store.js';
 import { ensureBuilt } from '../helpers/cluster.js';
+import type { NodeConf, NodeState } from '../../src/controller/state/nodefiles.js';
+import { nodeOne, tempDirForFile } from '../helpers/nodefiles.js';
 
-let base = '';
-beforeAll(async () => {
-  base = await fsp.mkdtemp(path.join(os.tmpdir(), 'biha-store-'));
-});
-afterAll(async () => {
-  await fsp.rm(base, { recursive: true, force: true });
-});
-
-const node: NodeInfo = { id: 1, host: '127.0.0.1', port: 5432, bihaPort: 5433, mode: 'regular', canBeLeader: true, canVote: true, priority: 0 };
-const conf: NodeConf = {
-  clusterId: 'c1',
-  nodeId: 1,
-  host: '127.0.0.1',
-  port: 5432,
-  bihaPort: 5433,
-  httpPort: 5434,
-  mode: 'regular',
-  secrets: ['s0'],
-  seeds: [],
-  replicationUser: 'biha_replication_user',
-  tls: false,
-};
-const state0: NodeState = { raft: bootstrapState(node, DEFAULT_PARAMS), nodeError: null };
+const tmp = tempDirForFile('biha-store-');
+const { node, conf, state0 } = nodeOne('s0');
 const withTerm = (s: NodeState, term: number, vote = 0): NodeState => ({ ...s, raft: { ...s.raft, hard: { ...s.raft.hard, term, vote } } });
 
 let n = 0;
 async function freshNode(): Promise<string> {
-  const pgdata = path.join(base, `n${++n}`);
+  const pgdata = path.join(tmp.path, `n${++n}`);
   await fsp.mkdir(path.join(pgdata, 'pg_biha'), { recursive: true, mode: 0o700 });
   await writeNodeConf(pgdata, conf);
   await writeNodeState(pgdata, state0);
@@ -89,7 +66,7 @@ function recordingIo(delayMs: number): StoreIo & { states: number[]; confs: stri
 describe('the state store', () => {
   it('changes are visible at once; writes never overlap and each writes the latest value', async () => {
     const io = recordingIo(5);
-    const store = NodeStore.of(path.join(base, 'mem'), conf, state0, io);
+    const store = NodeStore.of(path.join(tmp.path, 'mem'), conf, state0, io);
     const ps: Array<Promise<void>> = [];
     for (let t = 2; t <= 60; t++) {
       ps.push(store.setRaft(withTerm(store.state, t).raft));
@@ -107,7 +84,7 @@ describe('the state store', () => {
 
   it('a change resolves only after a write that contains it has completed', async () => {
     const io = recordingIo(3);
-    const store = NodeStore.of(path.join(base, 'mem2'), conf, state0, io);
+    const store = NodeStore.of(path.join(tmp.path, 'mem2'), conf, state0, io);
     const checks: Array<Promise<void>> = [];
     for (let t = 2; t <= 40; t++) {
       const term = t;
@@ -123,7 +100,7 @@ describe('the state store', () => {
 
   it('a failed write rejects the changes it carried; the next change writes everything again', async () => {
     const io = recordingIo(1);
-    const store = NodeStore.of(path.join(base, 'mem3'), conf, state0, io);
+    const store = NodeStore.of(path.join(tmp.path, 'mem3'), conf, state0, io);
     io.failNext = true;
     await expect(store.setRaft(withTerm(store.state, 5).raft)).rejects.toThrow('disk full');
     expect(store.state.raft.hard.term).toBe(5);
