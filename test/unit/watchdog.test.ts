@@ -98,6 +98,17 @@ function client(f: Fixture, o: Owner, opts: Omit<WatchdogOptions, 'onHealth'> = 
   return c;
 }
 
+/** A started client whose watchdog runs and reported healthy once. */
+async function runningWatchdog(opts: Omit<WatchdogOptions, 'onHealth'> = {}): Promise<{ f: Fixture; o: Owner; c: WatchdogClient; pid: number }> {
+  const f = fixture();
+  const o = new Owner();
+  const c = client(f, o, opts);
+  c.start();
+  const pid = await watchdogPid(f);
+  expect(await o.healthIs(1)).toEqual([true]);
+  return { f, o, c, pid };
+}
+
 /** The PID in pg_biha/watchdog.pid once it names a running process other than `not`. */
 async function watchdogPid(f: Fixture, not: number | null = null): Promise<number> {
   const pid = await waitFor('the watchdog PID file', async () => {
@@ -122,12 +133,7 @@ function controllerLog(f: Fixture): string {
 
 describe('WatchdogClient with the real watchdog process', () => {
   it('an arm is confirmed by the watchdog, and so is a disarm', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c } = await runningWatchdog();
     expect(c.alive()).toBe(true);
     const now = performance.now();
     expect(await c.arm(now + 5000, now)).toBe(true);
@@ -138,12 +144,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('an armed deadline that passes fences the postmaster with SIGQUIT; the watchdog keeps running disarmed', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog();
     const now = performance.now();
     expect(await c.arm(now + 300, now)).toBe(true);
     expect(await Promise.race([f.ended, sleep(3000).then(() => 'not fenced')])).toBe('SIGQUIT');
@@ -157,12 +158,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a confirmed disarm prevents the fence', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c } = await runningWatchdog();
     const now = performance.now();
     expect(await c.arm(now + 300, now)).toBe(true);
     expect(await c.disarm()).toBe(true);
@@ -172,12 +168,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('renewals push the deadline without waiting; when they stop, the last deadline fences', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c } = await runningWatchdog();
     const t0 = performance.now();
     expect(await c.arm(t0 + 300, t0)).toBe(true);
     for (let i = 0; i < 10; i++) {
@@ -192,12 +183,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('an arm after the watchdog was killed resolves false quickly', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o, { restartMinMs: 2000 });
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog({ restartMinMs: 2000 });
     process.kill(pid, 'SIGKILL');
     const now = performance.now();
     const ok = await c.arm(now + 5000, now);
@@ -211,12 +197,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a killed watchdog is restarted: health goes down, then up once the new one answers', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog();
     process.kill(pid, 'SIGKILL');
     const pid2 = await watchdogPid(f, pid);
     expect(pid2).not.toBe(pid);
@@ -228,12 +209,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a watchdog killed while armed: health down at once; the restarted one holds the same deadline before health is up', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog();
     const now = performance.now();
     expect(await c.arm(now + 1500, now)).toBe(true);
     process.kill(pid, 'SIGKILL');
@@ -246,12 +222,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a frozen watchdog does not confirm: the arm resolves false within the bound, and it is replaced', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o, { ackTimeoutMs: 300 });
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog({ ackTimeoutMs: 300 });
     process.kill(pid, 'SIGSTOP');
     const now = performance.now();
     expect(await c.arm(now + 5000, now)).toBe(false);
@@ -266,12 +237,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a controller that was stalled itself does not take the unread answers for a silent watchdog', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o, { ackTimeoutMs: 300 });
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog({ ackTimeoutMs: 300 });
     const block = (ms: number): void => {
       const until = Date.now() + ms;
       while (Date.now() < until) {
@@ -295,12 +261,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('renewals notice a frozen watchdog too: unanswered for longer than the bound, it is replaced and the new one holds the latest deadline', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o, { ackTimeoutMs: 300 });
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog({ ackTimeoutMs: 300 });
     process.kill(pid, 'SIGSTOP');
     const t0 = performance.now();
     while (o.health.length < 2 && performance.now() - t0 < 3000) {
@@ -351,12 +312,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('stop: the watchdog exits, nothing is fenced, nothing restarts', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o);
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog();
     const now = performance.now();
     expect(await c.arm(now + 300, now)).toBe(true);
     c.stop();
@@ -397,12 +353,7 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('detach while the watchdog is dead and not yet restarted: one is started for the current deadline', async () => {
-    const f = fixture();
-    const o = new Owner();
-    const c = client(f, o, { restartMinMs: 10_000 });
-    c.start();
-    const pid = await watchdogPid(f);
-    expect(await o.healthIs(1)).toEqual([true]);
+    const { f, o, c, pid } = await runningWatchdog({ restartMinMs: 10_000 });
     const now = performance.now();
     expect(await c.arm(now + 2500, now)).toBe(true);
     process.kill(pid, 'SIGKILL');
