@@ -11,7 +11,7 @@ ROOT=$PWD
 OUT=${BIHA_RELEASE_DIR:-$ROOT/release}
 version=$(node -p "require('./package.json').version")
 arch=$(dpkg --print-architecture)
-node_major=$(node -p "require('./package.json').engines.node.replace(/[^0-9.]/g, '').split('.')[0]")
+node_min=$(node -p "require('./package.json').engines.node.replace(/[^0-9.]/g, '')")
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -44,7 +44,7 @@ Version: $version
 Architecture: $arch
 Maintainer: biha maintainers <biha@localhost>
 Installed-Size: $size
-Depends: nodejs (>= $node_major), postgresql-18 | postgresql-17 | postgresql-16 | postgresql-15 | postgresql-14 | postgresql-13
+Depends: nodejs (>= $node_min), postgresql-18 | postgresql-17 | postgresql-16 | postgresql-15 | postgresql-14 | postgresql-13
 Recommends: openssl, logrotate
 Section: database
 Priority: optional

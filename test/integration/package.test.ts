@@ -1,6 +1,7 @@
 // The release artifacts as a DBA gets them: scripts/package.sh builds the .deb and the npm
 // tarball; the .deb installs with dpkg -i, its bihactl (on the PATH, no checkout behind it) creates,
-// starts, shows and stops a real node on PostgreSQL, and dpkg -r takes it all away again.
+// starts, shows and stops a real node on PostgreSQL, and dpkg -r takes it all away again; the same
+// .deb on Debian 12 with Debian's own Node.js 18 (test/roots/package.sh in a debootstrap root).
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -70,7 +71,8 @@ describe('the release package', () => {
   it('installs with dpkg -i: bihactl on the PATH, the unit template, logrotate, and the PostgreSQL and Node dependencies declared', async () => {
     const deb = path.join(out, `biha_${version}_${arch}.deb`);
     const info = (await run('dpkg-deb', ['-f', deb, 'Depends'])).stdout;
-    expect(info).toMatch(/nodejs \(>= \d+\)/);
+    // Debian 12's own nodejs is 18.19 or newer (bookworm updates), Debian 13's 20.
+    expect(info).toMatch(/nodejs \(>= 18\.19\)/);
     expect(info).toMatch(/postgresql-15/);
     const r = await run('dpkg', ['-i', deb]);
     expect(r.stderr).toBe('');
@@ -101,6 +103,31 @@ describe('the release package', () => {
     expect((await installed(['stop', `--pgdata=${pgdata}`])).code).toBe(0);
     expect(fs.existsSync(path.join(pgdata, 'postmaster.pid'))).toBe(false);
   });
+
+  it("installs and runs on Debian 12 with Debian's own Node.js 18 and PostgreSQL 15 (root of scripts/debian-root.sh node18)", async () => {
+    // The root sees this checkout read-only at the same path: the .deb goes below release/ (ignored by git).
+    fs.mkdirSync(path.join(ROOT, 'release'), { recursive: true });
+    const dir = fs.mkdtempSync(path.join(ROOT, 'release', '.root-test-'));
+    try {
+      const deb = path.join(dir, `biha_${version}_${arch}.deb`);
+      fs.copyFileSync(path.join(out, `biha_${version}_${arch}.deb`), deb);
+      const script = path.join(ROOT, 'scripts', 'debian-root.sh');
+      const b = await run('bash', [script, 'node18']);
+      expect(b.code, b.stderr.slice(-2000)).toBe(0);
+      const r = await run('bash', [script, 'node18', 'run', 'bash', 'test/roots/package.sh', deb], { BIHA_SCENARIO_PORT: String(PORT + 10) });
+      const res = new Map([...r.stdout.matchAll(/^RESULT ([a-z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+      expect(r.code, `${r.stdout.slice(-3000)}${r.stderr.slice(-2000)}`).toBe(0);
+      expect(res.get('node_version')).toMatch(/^v18\./);
+      expect(res.get('dpkg_install')).toBe('ok');
+      expect(res.get('version')).toBe(version);
+      expect(res.get('state')).toBe('LEADER_RW');
+      expect(res.get('controller_code')).toBe('/usr/lib/biha/bin/bihactl.js');
+      expect(res.get('stopped')).toBe('yes');
+      expect(res.get('purged')).toBe('yes');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 900_000);
 
   it('dpkg -r removes the code, the command and the unit, and leaves the data directory alone; --purge the logrotate file', async () => {
     const r = await run('dpkg', ['-r', 'biha']);

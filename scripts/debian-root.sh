@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# A Debian 13 (trixie) root with PostgreSQL 17 and Node.js, for testing biha on PostgreSQL 17 on a
-# Debian 12 host (PostgreSQL 17 needs trixie's libraries; the host's own packages stay untouched).
+# Debian roots for testing biha beside the host's own packages (the host is Debian 12 with
+# PostgreSQL 15 and Node.js 20):
+#   pg17    Debian 13 (trixie) with PostgreSQL 17 and Node.js 20 (PostgreSQL 17 needs trixie's libraries)
+#   node18  Debian 12 (bookworm) with PostgreSQL 15 and Debian 12's own Node.js 18
 #
-#   scripts/pg17-root.sh                 build the root unless a complete one exists; print its path
-#   scripts/pg17-root.sh --check         print the path of a complete root; exit 1 if there is none
-#   scripts/pg17-root.sh run CMD [ARG]   run CMD inside the root (as root, cwd = this checkout)
+#   scripts/debian-root.sh PROFILE                 build the root unless a complete one exists; print its path
+#   scripts/debian-root.sh PROFILE --check         print the path of a complete root; exit 1 if there is none
+#   scripts/debian-root.sh PROFILE run CMD [ARG]   run CMD inside the root (as root, cwd = this checkout)
 #
 # The root is built with debootstrap (installed on the host with apt-get when missing) under
-# BIHA_PG17_ROOT (default /var/cache/biha/roots/trixie-pg17) from BIHA_DEBIAN_MIRROR (default
-# http://deb.debian.org/debian). It is built in DIR.partial and renamed to DIR only when complete,
-# with the stamp file DIR/.biha-root-complete; a complete root is reused as it is (remove the
-# directory to rebuild it). Debian's packaging is kept from creating or starting a default cluster
-# inside the root (policy-rc.d exits 101, createcluster.conf has create_main_cluster = false).
+# BIHA_ROOT_DIR (default /var/cache/biha/roots/trixie-pg17 or bookworm-node18) from
+# BIHA_DEBIAN_MIRROR (default http://deb.debian.org/debian). It is built in DIR.partial and renamed
+# to DIR only when complete, with the stamp file DIR/.biha-root-complete; a complete root is reused
+# as it is (remove the directory to rebuild it). Debian's packaging is kept from creating or
+# starting a default cluster inside the root (policy-rc.d exits 101, createcluster.conf has
+# create_main_cluster = false).
 #
 # `run` enters a private mount and PID namespace (unshare): inside it the root gets /proc (of the
 # new PID namespace), /dev, /sys, an empty tmpfs on /tmp, and this checkout bind-mounted read-only
@@ -19,25 +22,33 @@
 # checkout). When CMD ends, or the run is killed, the namespace goes away: every process started in
 # it is killed by the kernel and every mount disappears; nothing is mounted on the host at any time.
 # The network is the host's (loopback shared): use ports no other test uses. CMD gets a clean
-# environment plus the caller's BIHA_PG17_* variables (BIHA_PG17_PORT of test/pg17/scenario.sh).
+# environment plus the caller's BIHA_SCENARIO_* variables (ports and major of test/roots/scenario.sh).
 #
 # Exit status: that of CMD for `run`; 0 built or reused; 1 failure; 2 bad usage.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 CHECKOUT=$(cd "$SCRIPT_DIR/.." && pwd)
-ROOTFS=${BIHA_PG17_ROOT:-/var/cache/biha/roots/trixie-pg17}
 MIRROR=${BIHA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITE=trixie
 STAMP=.biha-root-complete
-# What biha needs at run time inside the root (scripts/install-deps.sh names the host's list; the
-# nftables fencing is not exercised there).
-PACKAGES=(postgresql-17 nodejs procps openssl util-linux iproute2 ca-certificates)
 
-say() { echo "pg17-root: $*" >&2; }
+say() { echo "debian-root: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-complete() { [ -f "$ROOTFS/$STAMP" ] && [ -x "$ROOTFS/usr/lib/postgresql/17/bin/pg_ctl" ] && [ -x "$ROOTFS/usr/bin/node" ]; }
+PROFILE=${1:-}
+case $PROFILE in
+  pg17) SUITE=trixie PG=17 ;;
+  node18) SUITE=bookworm PG=15 ;;
+  -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) say "which root? give a profile first: pg17 or node18 (see --help)"; exit 2 ;;
+esac
+shift
+ROOTFS=${BIHA_ROOT_DIR:-/var/cache/biha/roots/$SUITE-$PROFILE}
+# What biha needs at run time inside the root (scripts/install-deps.sh names the host's list; the
+# nftables fencing is not exercised there). nodejs is the suite's own.
+PACKAGES=(postgresql-$PG nodejs procps openssl util-linux iproute2 ca-certificates)
+
+complete() { [ -f "$ROOTFS/$STAMP" ] && [ -x "$ROOTFS/usr/lib/postgresql/$PG/bin/pg_ctl" ] && [ -x "$ROOTFS/usr/bin/node" ]; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot and mounts need it)"; }
 
@@ -62,12 +73,12 @@ in_namespace() {
       mount --bind "$src" "$dir$dst"
       if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dir$dst"; fi
     done
-    # A clean environment, plus the BIHA_PG17_* settings of the caller (ports, ...).
+    # A clean environment, plus the BIHA_SCENARIO_* settings of the caller (ports, ...).
     keep=()
-    while IFS= read -r v; do keep+=("$v"); done < <(env | grep -E "^BIHA_PG17_[A-Z0-9_]*=" || true)
+    while IFS= read -r v; do keep+=("$v"); done < <(env | grep -E "^BIHA_SCENARIO_[A-Z0-9_]*=" || true)
     exec chroot "$dir" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "${keep[@]}" "$@"
-  ' pg17-root "$dir" "${BINDS:-}" "$@"
+  ' debian-root "$dir" "${BINDS:-}" "$@"
 }
 
 build() {
@@ -101,7 +112,7 @@ build() {
   say "apt-get install ${PACKAGES[*]} (inside the root)"
   BINDS='' in_namespace "$partial" sh -c "apt-get update -q && apt-get install -y -q --no-install-recommends ${PACKAGES[*]} && apt-get clean" >&2 ||
     die "installing ${PACKAGES[*]} in the root failed (see above)"
-  [ -x "$partial/usr/lib/postgresql/17/bin/pg_ctl" ] || die "no PostgreSQL 17 in the root after installing it"
+  [ -x "$partial/usr/lib/postgresql/$PG/bin/pg_ctl" ] || die "no PostgreSQL $PG in the root after installing it"
   [ -z "$(ls -A "$partial/etc/postgresql" 2>/dev/null)" ] || die "a default cluster was created in the root: $(ls "$partial/etc/postgresql")"
   touch "$partial/$STAMP"
   mv "$partial" "$ROOTFS"
@@ -128,6 +139,5 @@ case "${1:-}" in
   '') build ;;
   --check) complete || { say "no complete root at $ROOTFS"; exit 1; }; echo "$ROOTFS" ;;
   run) shift; [ "${1:-}" != -- ] || shift; run "$@" ;;
-  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) say "unknown argument '$1' (none, --check, or run CMD ...)"; exit 2 ;;
+  *) say "unknown argument '$1' (none, --check, or run CMD ...) after the profile"; exit 2 ;;
 esac

@@ -1,7 +1,9 @@
-// biha on PostgreSQL 17: the scenario of test/pg17/scenario.sh (3 nodes, failover under writes, the
-// old leader's rejoin, switchover, rewind) run inside the Debian 13 root of scripts/pg17-root.sh
-// (PostgreSQL 17 needs Debian 13's libraries; the host is Debian 12). The root is built when
-// missing; .ci/run builds it before the tests. Ports 24500-24522 (BIHA_PG17_PORT).
+// biha beyond the host's PostgreSQL 15 and Node.js 20: the scenario of test/roots/scenario.sh (3
+// nodes, failover under writes, the old leader's rejoin, switchover, rewind, backup) run inside the
+// roots of scripts/debian-root.sh: PostgreSQL 17 on Debian 13 (profile pg17, ports 24500-24522;
+// PostgreSQL 17 needs Debian 13's libraries), and PostgreSQL 15 on Debian 12's own Node.js 18
+// (profile node18, ports 24550-24572), the oldest runtime biha supports. A root is built when
+// missing; .ci/run builds both before the tests.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,16 +22,16 @@ interface Run {
 
 /**
  * Runs `bash ARGS` in the checkout without blocking the worker (a blocked worker misses vitest's
- * calls); on timeout its whole process group is killed (for `pg17-root.sh run`, the namespace and
+ * calls); on timeout its whole process group is killed (for `debian-root.sh PROFILE run`, the namespace and
  * everything in it with it).
  */
-function runBash(args: string[], timeoutMs: number): Promise<Run> {
+function runBash(args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn('bash', args, {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, BIHA_PG17_PORT: process.env['BIHA_PG17_PORT'] ?? '24500' },
+      env: { ...process.env, ...env },
     });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -51,7 +53,20 @@ function runBash(args: string[], timeoutMs: number): Promise<Run> {
   });
 }
 
-describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
+interface Root {
+  readonly profile: 'pg17' | 'node18';
+  readonly what: string;
+  readonly pg: number;
+  readonly port: number;
+  readonly node: number;
+}
+
+const ROOTS: readonly Root[] = [
+  { profile: 'pg17', what: 'PostgreSQL 17 on Debian 13', pg: 17, port: 24500, node: 20 },
+  { profile: 'node18', what: "PostgreSQL 15 on Debian 12's Node.js 18", pg: 15, port: 24550, node: 18 },
+];
+
+describe.each(ROOTS)('a 3-node cluster, $what (root $profile)', ({ profile, pg, port, node }) => {
   let run: Run = { code: null, signal: null, output: '', results: new Map() };
   const r = (k: string): string | undefined => run.results.get(k);
   const num = (k: string): number => Number(r(k) ?? NaN);
@@ -59,32 +74,41 @@ describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
   beforeAll(async () => {
     ensureBuilt();
     const t0 = Date.now();
-    const b = await runBash([path.join(ROOT, 'scripts', 'pg17-root.sh')], BUILD_TIMEOUT_MS);
-    if (b.code !== 0) throw new Error(`scripts/pg17-root.sh failed (${b.code ?? b.signal}): ${b.output.slice(-4000)}`);
+    const script = path.join(ROOT, 'scripts', 'debian-root.sh');
+    const b = await runBash([script, profile], BUILD_TIMEOUT_MS);
+    if (b.code !== 0) throw new Error(`scripts/debian-root.sh ${profile} failed (${b.code ?? b.signal}): ${b.output.slice(-4000)}`);
     const t1 = Date.now();
-    run = await runBash([path.join(ROOT, 'scripts', 'pg17-root.sh'), 'run', 'bash', 'test/pg17/scenario.sh'], SCENARIO_TIMEOUT_MS);
-    process.stderr.write(`pg17: root ready in ${Math.round((t1 - t0) / 1000)} s (${b.output.trim().split('\n').pop() ?? ''}), scenario ${Math.round((Date.now() - t1) / 1000)} s\n`);
+    run = await runBash([script, profile, 'run', 'bash', 'test/roots/scenario.sh'], SCENARIO_TIMEOUT_MS, {
+      BIHA_SCENARIO_PG: String(pg),
+      BIHA_SCENARIO_PORT: process.env['BIHA_SCENARIO_PORT'] ?? String(port),
+    });
+    process.stderr.write(`${profile}: root ready in ${Math.round((t1 - t0) / 1000)} s (${b.output.trim().split('\n').pop() ?? ''}), scenario ${Math.round((Date.now() - t1) / 1000)} s\n`);
   }, BUILD_TIMEOUT_MS + SCENARIO_TIMEOUT_MS + 120_000);
 
   it('the scenario runs to its end and cleans up', () => {
     expect(run.code, run.output.slice(-8000)).toBe(0);
-    expect(run.output).toMatch(/^pg17: .*removed \/tmp\/biha-pg17\./m);
+    expect(run.output).toMatch(/^scenario: .*removed \/tmp\/biha-scenario\./m);
   });
 
-  it('every node runs PostgreSQL 17', () => {
+  it(`runs on Node.js ${node} and every node runs PostgreSQL ${pg}`, () => {
+    expect(run.output).toMatch(new RegExp(`Node\\.js v${node}\\.`));
     for (const n of [1, 2, 3]) {
-      expect(r(`pg_version_n${n}`), `PG_VERSION of node ${n}`).toBe('17');
-      expect(num(`server_version_num_n${n}`), `server_version_num of node ${n}`).toBeGreaterThanOrEqual(170000);
-      expect(num(`server_version_num_n${n}`)).toBeLessThan(180000);
+      expect(r(`pg_version_n${n}`), `PG_VERSION of node ${n}`).toBe(String(pg));
+      expect(num(`server_version_num_n${n}`), `server_version_num of node ${n}`).toBeGreaterThanOrEqual(pg * 10000);
+      expect(num(`server_version_num_n${n}`)).toBeLessThan((pg + 1) * 10000);
     }
-    expect(r('rewind_pg_version')).toBe('17');
+    expect(r('rewind_pg_version')).toBe(String(pg));
   });
 
-  it('pg_hba.conf and pg_ident.conf include biha\'s files (PostgreSQL 16+) and PostgreSQL reads the rules from there', () => {
+  it(pg >= 16 ? "pg_hba.conf and pg_ident.conf include biha's files (PostgreSQL 16+) and PostgreSQL reads the rules from there" : "pg_hba.conf holds biha's rules (before PostgreSQL 16) and PostgreSQL reads them", () => {
     for (const n of [1, 2, 3]) {
-      expect(r(`hba_include_n${n}`), `include line in node ${n}'s pg_hba.conf`).toBe('1');
-      expect(r(`ident_include_n${n}`), `include line in node ${n}'s pg_ident.conf`).toBe('1');
-      expect(num(`hba_rules_from_include_n${n}`), `rules of pg_hba.biha.conf on node ${n}`).toBeGreaterThanOrEqual(8);
+      if (pg >= 16) {
+        expect(r(`hba_include_n${n}`), `include line in node ${n}'s pg_hba.conf`).toBe('1');
+        expect(r(`ident_include_n${n}`), `include line in node ${n}'s pg_ident.conf`).toBe('1');
+        expect(num(`hba_rules_from_include_n${n}`), `rules of pg_hba.biha.conf on node ${n}`).toBeGreaterThanOrEqual(8);
+      } else {
+        expect(num(`hba_rules_n${n}`), `biha_replication_user rules in node ${n}'s pg_hba.conf`).toBeGreaterThanOrEqual(4);
+      }
     }
   });
 
@@ -133,7 +157,7 @@ describe('a 3-node cluster on PostgreSQL 17 (Debian 13 root)', () => {
   });
 
   it('bihactl backup copies a follower and pg_verifybackup accepts the copy', () => {
-    expect(r('backup_pg_version')).toBe('17');
+    expect(r('backup_pg_version')).toBe(String(pg));
     expect(r('backup_verified')).toBe('yes');
   });
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A 3-node biha cluster on PostgreSQL 17, driven through bihactl, inside the Debian 13 root of
-# scripts/pg17-root.sh (run as root there; PostgreSQL and the controllers run as postgres):
+# A 3-node biha cluster driven through bihactl inside a root of scripts/debian-root.sh (run as root
+# there; PostgreSQL and the controllers run as postgres): PostgreSQL 17 on Debian 13 (profile pg17),
+# or PostgreSQL 15 on Debian 12's own Node.js 18 (profile node18):
 #
-#   scripts/pg17-root.sh run bash test/pg17/scenario.sh
+#   BIHA_SCENARIO_PG=17 scripts/debian-root.sh pg17 run bash test/roots/scenario.sh
+#   BIHA_SCENARIO_PG=15 BIHA_SCENARIO_PORT=24550 scripts/debian-root.sh node18 run bash test/roots/scenario.sh
 #
 # init (node 1, synchronous mode: --sync-standbys=1, nquorum 2), add nodes 2 and 3 from the magic
 # string, start each; wait for a LEADER_RW and two streaming FOLLOWERs; a client inserts unique ids
@@ -13,22 +15,25 @@
 # NODE_ERROR (autorewind off) and bihactl rewind makes it follow; the same with autorewind on, where
 # the controller rewinds it by itself; bihactl backup of a follower, checked by pg_verifybackup.
 #
-# Facts are printed as "RESULT key=value" lines (test/integration/pg17.test.ts asserts them), steps
-# as "pg17: ..." lines. Exit status 0 once every step ran (the results say how they went), 1 when a
-# step could not run (a timeout, a failed command). Every wait is bounded; on exit, also on failure,
-# the nodes are stopped (bihactl stop, then kill -9 of their PIDs) and the data removed.
+# Facts are printed as "RESULT key=value" lines (test/integration/debian-roots.test.ts asserts
+# them), steps as "scenario: ..." lines. Exit status 0 once every step ran (the results say how they
+# went), 1 when a step could not run (a timeout, a failed command). Every wait is bounded; on exit,
+# also on failure, the nodes are stopped (bihactl stop, then kill -9 of their PIDs) and the data
+# removed.
 #
-# BIHA_PG17_PORT (default 24500): node i uses BASE+10*(i-1) (PostgreSQL), +1 (biha), +2 (http).
+# BIHA_SCENARIO_PG (default 17): the PostgreSQL major of the root. BIHA_SCENARIO_PORT (default
+# 24500): node i uses BASE+10*(i-1) (PostgreSQL), +1 (biha), +2 (http).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CHECKOUT=$PWD
-BASE=${BIHA_PG17_PORT:-24500}
-PGBIN=/usr/lib/postgresql/17/bin
+PG=${BIHA_SCENARIO_PG:-17}
+BASE=${BIHA_SCENARIO_PORT:-24500}
+PGBIN=/usr/lib/postgresql/$PG/bin
 BIHACTL=(node "$CHECKOUT/bin/bihactl.js")
-export BIHA_REPLICATION_PASSWORD="pg17-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+export BIHA_REPLICATION_PASSWORD="scenario-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 T0=$SECONDS
 
-say() { echo "pg17: [$((SECONDS - T0))s] $*"; }
+say() { echo "scenario: [$((SECONDS - T0))s] $*"; }
 result() { echo "RESULT $1=$2"; }
 die() { say "FAILED: $*"; exit 1; }
 port() { echo $((BASE + ($1 - 1) * 10)); }
@@ -40,21 +45,21 @@ ctl() { timeout 240 "${BIHACTL[@]}" "$@"; }
 sockdir() { sed -n 5p "$(pgdata "$1")/postmaster.pid" 2>/dev/null || true; }
 psql_su() { local n=$1; shift; timeout 30 runuser -u postgres -- "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -h "$(sockdir "$n")" -p "$(port "$n")" -d biha_db "$@"; }
 
-[ "$(id -u)" -eq 0 ] || die "run as root inside the root of scripts/pg17-root.sh"
-[ -x "$PGBIN/pg_ctl" ] || die "no PostgreSQL 17 in $PGBIN"
+[ "$(id -u)" -eq 0 ] || die "run as root inside a root of scripts/debian-root.sh"
+[ -x "$PGBIN/pg_ctl" ] || die "no PostgreSQL $PG in $PGBIN"
 [ -f "$CHECKOUT/dist/bihactl/main.js" ] || die "no dist/: build it on the host first (npx tsc -p tsconfig.build.json)"
 say "PostgreSQL: $("$PGBIN/postgres" --version); Node.js $(node --version); $(. /etc/os-release && echo "$PRETTY_NAME")"
 
 # The ports must be free (the loopback network is the host's).
 for n in 1 2 3; do
   for p in $(port "$n") $(($(port "$n") + 1)) $(($(port "$n") + 2)); do
-    if [ -n "$(ss -Htln "( sport = :$p )" 2>/dev/null)" ]; then die "port $p is in use: choose other ports with BIHA_PG17_PORT"; fi
+    if [ -n "$(ss -Htln "( sport = :$p )" 2>/dev/null)" ]; then die "port $p is in use: choose other ports with BIHA_SCENARIO_PORT"; fi
   done
 done
 
 say "ports: $(port 1)-$(($(port 3) + 2)) are free"
 
-DIR=$(mktemp -d /tmp/biha-pg17.XXXXXX)
+DIR=$(mktemp -d /tmp/biha-scenario.XXXXXX)
 chmod 755 "$DIR"
 chown postgres:postgres "$DIR"
 WRITER=""
@@ -168,18 +173,23 @@ for n in 1 2 3; do
   result "server_version_num_n$n" "$(psql_su "$n" -c 'show server_version_num')"
 done
 # PostgreSQL 16+: pg_hba.conf and pg_ident.conf include biha's files instead of holding copies of the
-# rules; PostgreSQL reports the rules it read from the included file.
+# rules; PostgreSQL reports the rules it read from the included file. Before 16: the rules are in
+# pg_hba.conf itself, and PostgreSQL read them without error.
 for n in 1 2 3; do
-  result "hba_include_n$n" "$(grep -c '^include pg_hba.biha.conf$' "$(pgdata "$n")/pg_hba.conf" || true)"
-  result "hba_rules_from_include_n$n" "$(psql_su "$n" -c "select count(*) from pg_hba_file_rules where file_name like '%/pg_hba.biha.conf' and error is null")"
-  result "ident_include_n$n" "$(grep -c '^include pg_ident.biha.conf$' "$(pgdata "$n")/pg_ident.conf" || true)"
+  if [ "$PG" -ge 16 ]; then
+    result "hba_include_n$n" "$(grep -c '^include pg_hba.biha.conf$' "$(pgdata "$n")/pg_hba.conf" || true)"
+    result "hba_rules_from_include_n$n" "$(psql_su "$n" -c "select count(*) from pg_hba_file_rules where file_name like '%/pg_hba.biha.conf' and error is null")"
+    result "ident_include_n$n" "$(grep -c '^include pg_ident.biha.conf$' "$(pgdata "$n")/pg_ident.conf" || true)"
+  else
+    result "hba_rules_n$n" "$(psql_su "$n" -c "select count(*) from pg_hba_file_rules where error is null and 'biha_replication_user' = any(user_name)")"
+  fi
 done
 result followers_streaming "$(for n in 2 3; do follows "$n" && echo "$n"; done | wc -l)"
 result sync_standby_names "'$(psql_su 1 -c 'show synchronous_standby_names')'"
 
 # ---- failover under writes
 say "writing through $(echo "$CONN" | sed 's/:[^:@]*@/:***@/')"
-node "$CHECKOUT/test/pg17/writer.mjs" "$CONN" "$DIR/acked" "$DIR/writer.stop" 240 > "$DIR/writer.out" 2>&1 &
+node "$CHECKOUT/test/roots/writer.mjs" "$CONN" "$DIR/acked" "$DIR/writer.stop" 240 > "$DIR/writer.out" 2>&1 &
 WRITER=$!
 wait_until 30 "the first acknowledged insert" test -s "$DIR/acked"
 sleep 2
@@ -318,16 +328,16 @@ result backup_pg_version "$(cat "$DIR/backup/PG_VERSION")"
 result backup_verified "$(timeout 120 runuser -u postgres -- "$PGBIN/pg_verifybackup" "$DIR/backup" >/dev/null && echo yes || echo no)"
 rm -rf "$DIR/backup"
 
-# ---- the end: one leader, two streaming followers, all on 17
+# ---- the end: one leader, two streaming followers, all on the root's major
 FINAL=$(current_leader) || die "no leader at the end"
 result final_leader "$FINAL"
 result final_followers "$(for n in 1 2 3; do [ "$n" != "$FINAL" ] && follows "$n" && echo "$n"; done | wc -l)"
-# What PostgreSQL 17 complained about: the distinct WARNING/ERROR/FATAL/PANIC messages of each node's
+# What PostgreSQL complained about: the distinct WARNING/ERROR/FATAL/PANIC messages of each node's
 # log (numbers and quoted names folded), and how many PANICs.
 for n in 1 2 3; do
   log="$(pgdata "$n")/pg_biha/log/postgresql.log"
   grep -hoE '(WARNING|ERROR|FATAL|PANIC): .*' "$log" 2>/dev/null | sed -E 's/[0-9A-F]+\/[0-9A-F]+/LSN/g; s/[0-9]+/N/g; s/"[^"]*"/"…"/g' |
-    sort | uniq -c | sort -rn | sed "s/^/pg17: node $n postgresql.log: /" || true
+    sort | uniq -c | sort -rn | sed "s/^/scenario: node $n postgresql.log: /" || true
 done
 # And the controllers' errors (pino level 50 and more), by message.
 for n in 1 2 3; do
@@ -337,7 +347,7 @@ for n in 1 2 3; do
       let j; try { j = JSON.parse(line); } catch { continue; }
       if (j.level >= 50) { const m = String(j.msg).replace(/\d+/g, "N"); counts.set(m, (counts.get(m) ?? 0) + 1); }
     }
-    for (const [m, c] of counts) console.log(`pg17: node ${process.argv[2]} controller.log: ${c} error(s): ${m}`);
+    for (const [m, c] of counts) console.log(`scenario: node ${process.argv[2]} controller.log: ${c} error(s): ${m}`);
   ' "$(pgdata "$n")/pg_biha/log/controller.log" "$n" || true
 done
 result panics "$(cat "$DIR"/n*/pg_biha/log/postgresql.log 2>/dev/null | grep -c 'PANIC:' || true)"

@@ -2,13 +2,13 @@
 // STOPFILE exists (or SECONDS pass). An id is appended to ACKFILE as "id port" only once its commit
 // was acknowledged without PostgreSQL's "might not have been replicated" warning (a commit that
 // waited for a synchronous standby and was cancelled is not acknowledged).
-//   node test/pg17/writer.mjs URI ACKFILE STOPFILE SECONDS
+//   node test/roots/writer.mjs URI ACKFILE STOPFILE SECONDS
 import * as fs from 'node:fs';
 import { connectMultiHost, parseMultiHostUri } from '../../dist/client/multihost.js';
 
 const [uri, ackFile, stopFile, seconds] = process.argv.slice(2);
 if (!uri || !ackFile || !stopFile) {
-  process.stderr.write('usage: node test/pg17/writer.mjs URI ACKFILE STOPFILE [SECONDS]\n');
+  process.stderr.write('usage: node test/roots/writer.mjs URI ACKFILE STOPFILE [SECONDS]\n');
   process.exit(2);
 }
 const target = parseMultiHostUri(uri);
