@@ -16,7 +16,8 @@ import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTls
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
-import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
+import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, progressBar, requireOpt } from './util.js';
+import { lookupPassword } from './pgpass.js';
 
 export interface AddOptions {
   bihaNodeId?: string;
@@ -58,6 +59,18 @@ function parseUseLeader(s: string): { host: string; port: number; bihaPort: numb
   const port = intOpt('use-leader port', kv['port'], 1, 65535);
   const bihaPort = kv['biha-port'] !== undefined ? intOpt('use-leader biha-port', kv['biha-port'], 1, 65535) : port + 1;
   return { host, port, bihaPort };
+}
+
+/**
+ * The password of biha_replication_user for joining through `l`: add logs in to biha_db with it,
+ * then copies the data over a replication connection, so a password-file line for either database
+ * serves (biha_db first).
+ */
+async function joinPassword(l: { host: string; port: number }): Promise<string | null> {
+  return (
+    (await lookupPassword({ host: l.host, port: l.port, user: REPLICATION_USER, database: 'biha_db' })) ??
+    (await lookupPassword({ host: l.host, port: l.port, user: REPLICATION_USER, database: 'replication' }))
+  );
 }
 
 /** With --use-leader the magic string is read from the leader over SQL, as biha_replication_user. */
@@ -271,7 +284,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   let password: string | null = null;
   if (o.useLeader !== undefined) {
     const l = parseUseLeader(o.useLeader);
-    password = lookupPassword(l.host, l.port, REPLICATION_USER);
+    password = await joinPassword(l);
     if (!password)
       throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${l.host}:${l.port}`, {
         hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
@@ -293,7 +306,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const ownTls = await tlsOptions(magic, o);
   const first = magic.peers[0]!;
   if (password === null && mode !== 'referee') {
-    password = lookupPassword(first.host, first.port, REPLICATION_USER);
+    password = await joinPassword(first);
     if (!password)
       throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${first.host}:${first.port}`, {
         hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',

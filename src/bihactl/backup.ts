@@ -14,7 +14,8 @@ import type { PgEnv } from '../controller/pg/tools.js';
 import type { NodeInfo } from '../raft/index.js';
 import { loadConf, nodeRequest } from './lifecycle.js';
 import { committedNodes } from './statusview.js';
-import { info, lookupPassword, progressBar, requireOpt } from './util.js';
+import { lookupPassword } from './pgpass.js';
+import { info, progressBar, requireOpt } from './util.js';
 
 /** How long the lock lives without a renewal; bihactl renews it every third of that. */
 export const BACKUP_LOCK_TTL_MS = 30_000;
@@ -169,7 +170,7 @@ export async function cmdBackup(o: { pgdata?: string; target?: string; allowLead
     const extraEnv: Record<string, string> = { PGAPPNAME: 'biha_backup', PGCONNECT_TIMEOUT: '10' };
     if (fs.existsSync(passfilePath(pgdata))) extraEnv['PGPASSFILE'] = passfilePath(pgdata);
     else {
-      const pw = lookupPassword(src.host, src.port, conf.replicationUser);
+      const pw = await lookupPassword({ host: src.host, port: src.port, user: conf.replicationUser, database: 'replication' });
       if (!pw)
         throw new BihaError('no_password', `no password for ${conf.replicationUser} at ${src.host}:${src.port}`, {
           hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
