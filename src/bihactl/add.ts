@@ -16,7 +16,7 @@ import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTls
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
-import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, progressBar, requireOpt } from './util.js';
+import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, progressBar, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
 
 export interface AddOptions {
@@ -251,9 +251,9 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const basePort = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
   const port = mode === 'referee' ? 0 : basePort;
   if (basePort === 0 && o.bihaPort === undefined)
-    throw new BihaError('bad_args', 'a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + 1)');
+    throw new BihaError('bad_args', `a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + ${HTTP_PORT_OFFSET - 1})`);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', basePort || bihaPort - 1, 2);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : basePort ? defaultHttpPort(basePort) : defaultHttpPort(bihaPort - 1, 'biha-port');
   distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;

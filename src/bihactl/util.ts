@@ -10,11 +10,31 @@ export function intOpt(name: string, v: unknown, min: number, max: number): numb
   return n;
 }
 
-/** A port derived from --port (+1 for the control channel, +2 for HTTP), checked to be a valid port. */
+/** A port derived from --port (+1 for the control channel), checked to be a valid port. */
 export function defaultPort(name: string, base: number, offset: number): number {
   const p = base + offset;
   if (p > 65535)
     throw new BihaError('bad_args', `--${name} defaults to --port + ${offset} = ${p}, which is not a valid port: give --${name} explicitly`);
+  return p;
+}
+
+/**
+ * How far the HTTP port is from the PostgreSQL port by default: Patroni's REST API port, 8008 beside
+ * a PostgreSQL on 5432. Far enough that the HTTP ports of nodes sharing a host never land on the
+ * PostgreSQL or control-channel ports of the others (5432/5433, 5434/5435, ... → 8008, 8010, ...).
+ */
+export const HTTP_PORT_OFFSET = 8008 - 5432;
+
+/**
+ * --http-port's default: the PostgreSQL port + 2576 (8008 for 5432). A referee has no PostgreSQL
+ * port: it takes its biha port - 1 in its place (`from` says which option the base came from).
+ */
+export function defaultHttpPort(base: number, from: 'port' | 'biha-port' = 'port'): number {
+  const p = base + HTTP_PORT_OFFSET;
+  if (p < 1 || p > 65535) {
+    const how = from === 'port' ? `--port + ${HTTP_PORT_OFFSET}` : `--biha-port + ${HTTP_PORT_OFFSET - 1}`;
+    throw new BihaError('bad_args', `--http-port defaults to ${how} = ${p}, which is not a valid port: give --http-port explicitly`);
+  }
   return p;
 }
 
