@@ -16,7 +16,8 @@ import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTls
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
-import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, intOpt, lookupPassword, progressBar, requireOpt } from './util.js';
+import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, progressBar, requireOpt } from './util.js';
+import { lookupPassword } from './pgpass.js';
 
 export interface AddOptions {
   bihaNodeId?: string;
@@ -58,6 +59,18 @@ function parseUseLeader(s: string): { host: string; port: number; bihaPort: numb
   const port = intOpt('use-leader port', kv['port'], 1, 65535);
   const bihaPort = kv['biha-port'] !== undefined ? intOpt('use-leader biha-port', kv['biha-port'], 1, 65535) : port + 1;
   return { host, port, bihaPort };
+}
+
+/**
+ * The password of biha_replication_user for joining through `l`: add logs in to biha_db with it,
+ * then copies the data over a replication connection, so a password-file line for either database
+ * serves (biha_db first).
+ */
+async function joinPassword(l: { host: string; port: number }): Promise<string | null> {
+  return (
+    (await lookupPassword({ host: l.host, port: l.port, user: REPLICATION_USER, database: 'biha_db' })) ??
+    (await lookupPassword({ host: l.host, port: l.port, user: REPLICATION_USER, database: 'replication' }))
+  );
 }
 
 /** With --use-leader the magic string is read from the leader over SQL, as biha_replication_user. */
@@ -238,9 +251,9 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const basePort = mode === 'referee' ? (o.port ? intOpt('port', o.port, 1, 65535) : 0) : intOpt('port', requireOpt('port', o.port), 1, 65535);
   const port = mode === 'referee' ? 0 : basePort;
   if (basePort === 0 && o.bihaPort === undefined)
-    throw new BihaError('bad_args', 'a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + 1)');
+    throw new BihaError('bad_args', `a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + ${HTTP_PORT_OFFSET - 1})`);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', basePort || bihaPort - 1, 2);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : basePort ? defaultHttpPort(basePort) : defaultHttpPort(bihaPort - 1, 'biha-port');
   distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;
@@ -271,7 +284,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   let password: string | null = null;
   if (o.useLeader !== undefined) {
     const l = parseUseLeader(o.useLeader);
-    password = lookupPassword(l.host, l.port, REPLICATION_USER);
+    password = await joinPassword(l);
     if (!password)
       throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${l.host}:${l.port}`, {
         hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',
@@ -293,7 +306,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const ownTls = await tlsOptions(magic, o);
   const first = magic.peers[0]!;
   if (password === null && mode !== 'referee') {
-    password = lookupPassword(first.host, first.port, REPLICATION_USER);
+    password = await joinPassword(first);
     if (!password)
       throw new BihaError('no_password', `no password for ${REPLICATION_USER} at ${first.host}:${first.port}`, {
         hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',

@@ -1,12 +1,12 @@
 // bihactl backup: a pg_basebackup of the cluster, taken from a streaming follower, one at a time
 // across the whole cluster (the backup lock held by the leader's controller, see backuplock.ts).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupLockReply } from '../controller/ops/backuplock.js';
 import { BihaError, oneLine } from '../controller/errors.js';
+import { ExecError, startProgram } from '../controller/exec.js';
 import { passfilePath } from '../controller/state/nodefiles.js';
 import { setAutoConfOffline } from '../controller/pg/conf.js';
 import { parseBasebackupProgress, resolvePgEnv, toolPath } from '../controller/pg/tools.js';
@@ -14,7 +14,8 @@ import type { PgEnv } from '../controller/pg/tools.js';
 import type { NodeInfo } from '../raft/index.js';
 import { loadConf, nodeRequest } from './lifecycle.js';
 import { committedNodes } from './statusview.js';
-import { info, lookupPassword, progressBar, requireOpt } from './util.js';
+import { lookupPassword } from './pgpass.js';
+import { info, progressBar, requireOpt } from './util.js';
 
 /** How long the lock lives without a renewal; bihactl renews it every third of that. */
 export const BACKUP_LOCK_TTL_MS = 30_000;
@@ -53,48 +54,36 @@ interface RunResult {
   stderrTail: string;
 }
 
-function runBasebackup(env: PgEnv, args: string[], extraEnv: Record<string, string>, onLine: (l: string) => void, started: (kill: () => void) => void): Promise<RunResult> {
+async function runBasebackup(env: PgEnv, args: string[], extraEnv: Record<string, string>, onLine: (l: string) => void, started: (kill: () => void) => void): Promise<RunResult> {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG') && k !== 'LANG' && !k.startsWith('LC_')) childEnv[k] = v;
   Object.assign(childEnv, { LC_ALL: 'C', LANG: 'C' }, env.runAs ? { HOME: env.runAs.home, USER: env.runAs.user, LOGNAME: env.runAs.user } : {}, extraEnv);
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  return new Promise((resolve) => {
-    const child = spawn(toolPath(env, 'pg_basebackup'), args, {
-      cwd: '/',
-      env: childEnv,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      // Its own process group: pg_basebackup forks a WAL receiver that must stop with it.
-      detached: true,
-      ...(asRoot && env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}),
-    });
-    started(() => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
-      } catch {
-        child.kill('SIGTERM');
-      }
-    });
-    const lines: string[] = [];
-    let buf = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      buf += d;
-      const parts = buf.split(/\r\n|\r|\n/);
-      buf = parts.pop() ?? '';
-      for (const p of parts) {
-        if (p.trim() === '') continue;
-        onLine(p);
-        if (!parseBasebackupProgress(p)) lines.push(p.trim());
-        if (lines.length > 20) lines.shift();
-      }
-    });
-    child.on('error', (e) => resolve({ code: 127, signal: null, stderrTail: `cannot run pg_basebackup: ${e.message}` }));
-    const done = (code: number | null, signal: NodeJS.Signals | null): void =>
-      resolve({ code, signal, stderrTail: [...lines, buf.trim()].filter((l) => l !== '').slice(-3).join(' | ') });
-    child.on('close', done);
+  const lines: string[] = [];
+  const run = startProgram(toolPath(env, 'pg_basebackup'), args, {
+    cwd: '/',
+    env: childEnv,
+    runAs: env.runAs,
+    // Its own process group: pg_basebackup forks a WAL receiver that must stop with it.
+    processGroup: true,
+    keepStdout: false,
     // A leftover process of the group could keep stderr open: do not wait for it forever.
-    child.on('exit', (code, signal) => setTimeout(() => done(code, signal), 2000).unref());
+    pipeGraceMs: 2000,
+    onStderrLine: (p) => {
+      if (p.trim() === '') return;
+      onLine(p);
+      if (!parseBasebackupProgress(p)) lines.push(p.trim());
+      if (lines.length > 20) lines.shift();
+    },
   });
+  started(() => run.stop());
+  try {
+    await run.done;
+    return { code: 0, signal: null, stderrTail: '' };
+  } catch (e) {
+    if (!(e instanceof ExecError)) throw e;
+    if (e.failure === 'spawn') return { code: 127, signal: null, stderrTail: e.message };
+    return { code: e.exitCode, signal: (e.signal as NodeJS.Signals | null) ?? null, stderrTail: lines.slice(-3).join(' | ') };
+  }
 }
 
 /** No standby.signal and no primary_conninfo / primary_slot_name in the copy. */
@@ -181,7 +170,7 @@ export async function cmdBackup(o: { pgdata?: string; target?: string; allowLead
     const extraEnv: Record<string, string> = { PGAPPNAME: 'biha_backup', PGCONNECT_TIMEOUT: '10' };
     if (fs.existsSync(passfilePath(pgdata))) extraEnv['PGPASSFILE'] = passfilePath(pgdata);
     else {
-      const pw = lookupPassword(src.host, src.port, conf.replicationUser);
+      const pw = await lookupPassword({ host: src.host, port: src.port, user: conf.replicationUser, database: 'replication' });
       if (!pw)
         throw new BihaError('no_password', `no password for ${conf.replicationUser} at ${src.host}:${src.port}`, {
           hint: 'add it to the password file (PGPASSFILE or ~/.pgpass) or set BIHA_REPLICATION_PASSWORD',

@@ -17,7 +17,7 @@ import { installSql } from '../controller/bridge/sqlbridge.js';
 import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
-import { assertEmptyDir, assertPortFree, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
+import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
 export interface InitOptions {
   bihaNodeId?: string;
@@ -68,7 +68,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const host = requireOpt('host', o.host);
   const port = intOpt('port', requireOpt('port', o.port), 1, 65535);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
-  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultPort('http-port', port, 2);
+  const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultHttpPort(port);
   distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
   const nquorum = intOpt('nquorum', requireOpt('nquorum', o.nquorum), 1, 100);
   const minnodes = intOpt('minnodes', requireOpt('minnodes', o.minnodes), 1, 100);

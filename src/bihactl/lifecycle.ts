@@ -1,10 +1,11 @@
 // bihactl start / stop and the commands that go through the local socket.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
+import { runProgram } from '../controller/exec.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
 import { identityDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
 import type { NodeConf } from '../controller/state/nodefiles.js';
@@ -56,8 +57,14 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   const asRoot0 = typeof process.getuid === 'function' && process.getuid() === 0;
   if (asRoot0) {
     // The controller runs as the data directory's owner and must be able to load this program.
-    const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(binPath())}, require('fs').constants.R_OK)`], { uid: st.uid, gid: st.gid });
-    if (r.status !== 0)
+    const readable = await runProgram(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(binPath())}, require('fs').constants.R_OK)`], {
+      runAs: { uid: st.uid, gid: st.gid },
+      timeoutMs: 30_000,
+    }).then(
+      () => true,
+      () => false,
+    );
+    if (!readable)
       throw new BihaError('unreadable_install', `the owner of ${pgdata} (uid ${st.uid}) cannot read ${binPath()}`, {
         hint: 'make the biha installation readable for that user (chmod o+rx on its directories)',
       });
@@ -67,6 +74,8 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   const out = fs.openSync(logFile, 'a', 0o600);
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (asRoot) fs.fchownSync(out, st.uid, st.gid);
+  // The controller daemon outlives this command (detached, its output in its log file): a direct
+  // spawn, not exec.ts's runner, which runs programs to their end and kills them when bihactl exits.
   const child = spawn(process.execPath, [binPath(), 'controller', `--pgdata=${pgdata}`, `--log-file=${logFile}`], {
     detached: true,
     stdio: ['ignore', out, out],

@@ -1,9 +1,6 @@
 // Small helpers shared by bihactl commands: option parsing, passwords, port checks, progress.
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { BihaError } from '../controller/errors.js';
 
 export function intOpt(name: string, v: unknown, min: number, max: number): number {
@@ -13,11 +10,31 @@ export function intOpt(name: string, v: unknown, min: number, max: number): numb
   return n;
 }
 
-/** A port derived from --port (+1 for the control channel, +2 for HTTP), checked to be a valid port. */
+/** A port derived from --port (+1 for the control channel), checked to be a valid port. */
 export function defaultPort(name: string, base: number, offset: number): number {
   const p = base + offset;
   if (p > 65535)
     throw new BihaError('bad_args', `--${name} defaults to --port + ${offset} = ${p}, which is not a valid port: give --${name} explicitly`);
+  return p;
+}
+
+/**
+ * How far the HTTP port is from the PostgreSQL port by default: Patroni's REST API port, 8008 beside
+ * a PostgreSQL on 5432. Far enough that the HTTP ports of nodes sharing a host never land on the
+ * PostgreSQL or control-channel ports of the others (5432/5433, 5434/5435, ... → 8008, 8010, ...).
+ */
+export const HTTP_PORT_OFFSET = 8008 - 5432;
+
+/**
+ * --http-port's default: the PostgreSQL port + 2576 (8008 for 5432). A referee has no PostgreSQL
+ * port: it takes its biha port - 1 in its place (`from` says which option the base came from).
+ */
+export function defaultHttpPort(base: number, from: 'port' | 'biha-port' = 'port'): number {
+  const p = base + HTTP_PORT_OFFSET;
+  if (p < 1 || p > 65535) {
+    const how = from === 'port' ? `--port + ${HTTP_PORT_OFFSET}` : `--biha-port + ${HTTP_PORT_OFFSET - 1}`;
+    throw new BihaError('bad_args', `--http-port defaults to ${how} = ${p}, which is not a valid port: give --http-port explicitly`);
+  }
   return p;
 }
 
@@ -112,42 +129,6 @@ export async function initPassword(): Promise<string> {
   if (a !== b) throw new BihaError('password_mismatch', 'the two passwords differ; run bihactl init again');
   if (a.length < 8) throw new BihaError('weak_password', 'the password must have at least 8 characters');
   return a;
-}
-
-/** Looks the password up in PGPASSFILE / ~/.pgpass (libpq rules), else BIHA_REPLICATION_PASSWORD. */
-export function lookupPassword(host: string, port: number, user: string): string | null {
-  const env = process.env['BIHA_REPLICATION_PASSWORD'];
-  if (env) return env;
-  const file = process.env['PGPASSFILE'] ?? path.join(os.homedir(), '.pgpass');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-  const split = (line: string): string[] => {
-    const out: string[] = [];
-    let cur = '';
-    for (let i = 0; i < line.length; i++) {
-      const c = line[i]!;
-      if (c === '\\' && i + 1 < line.length) cur += line[++i];
-      else if (c === ':' && out.length < 4) {
-        out.push(cur);
-        cur = '';
-      } else cur += c;
-    }
-    out.push(cur);
-    return out;
-  };
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const f = split(line);
-    if (f.length < 5) continue;
-    const [h, p, , u, pw] = f as [string, string, string, string, string];
-    const hostOk = h === '*' || h === host || (h === 'localhost' && (host === '127.0.0.1' || host === '::1'));
-    if (hostOk && (p === '*' || p === String(port)) && (u === '*' || u === user)) return pw;
-  }
-  return null;
 }
 
 /** A progress bar on a terminal, nothing otherwise. */

@@ -1,6 +1,8 @@
 // A libpq-style multi-host connection for node-postgres (which has none): hosts are tried in
 // order and, with target_session_attrs=read-write, the first one that accepts writes is kept.
 // Used by the demo, the benchmarks and the jepsen-lite clients, like an application would.
+import { parse as parseConnectionString } from 'pg-connection-string';
+import type { ConnectionOptions } from 'pg-connection-string';
 import pg from 'pg';
 
 export interface MultiHostTarget {
@@ -12,25 +14,78 @@ export interface MultiHostTarget {
   readonly connectTimeoutMs: number;
 }
 
-/** Parses postgresql://user[:password]@h1:p1,h2:p2/db?target_session_attrs=...&connect_timeout=S */
+/**
+ * Splits a URI host list "h1:p1,[v6]:p2,h3" into hosts and ports (5432 when a host has none).
+ * pg-connection-string parses one host only: the list is taken apart here.
+ */
+export function splitHostList(list: string): Array<{ host: string; port: number }> {
+  const out: Array<{ host: string; port: number }> = [];
+  let i = 0;
+  while (i <= list.length) {
+    let host: string;
+    let j: number;
+    if (list[i] === '[') {
+      const close = list.indexOf(']', i);
+      if (close < 0) throw new Error(`unclosed [ in the host list "${list}"`);
+      host = decodeURIComponent(list.slice(i + 1, close));
+      j = close + 1;
+    } else {
+      j = i;
+      while (j < list.length && list[j] !== ':' && list[j] !== ',') j++;
+      host = decodeURIComponent(list.slice(i, j));
+    }
+    let port = 5432;
+    if (list[j] === ':') {
+      let k = j + 1;
+      while (k < list.length && list[k] !== ',') k++;
+      const text = list.slice(j + 1, k);
+      port = Number(text);
+      if (!/^\d+$/.test(text) || port < 1 || port > 65535) throw new Error(`bad port "${text}" in the host list "${list}"`);
+      j = k;
+    }
+    if (host === '') throw new Error(`empty host in the host list "${list}"`);
+    out.push({ host, port });
+    if (j >= list.length) break;
+    if (list[j] !== ',') throw new Error(`unexpected "${list[j]}" in the host list "${list}"`);
+    i = j + 1;
+  }
+  return out;
+}
+
+/**
+ * Parses postgresql://user[:password]@h1:p1,[v6]:p2/db?target_session_attrs=...&connect_timeout=S.
+ * User, password, database and parameters are read by pg-connection-string (from the URI with its
+ * host list replaced by one host), the host list by splitHostList.
+ */
 export function parseMultiHostUri(uri: string): MultiHostTarget {
-  const m = /^postgres(?:ql)?:\/\/(?:([^:@/]+)(?::([^@/]*))?@)?([^/?]+)(?:\/([^?]*))?(?:\?(.*))?$/.exec(uri);
+  const m = /^(postgres(?:ql)?:\/\/)([^/?]*)(.*)$/.exec(uri);
   if (!m) throw new Error(`not a postgresql:// connection URI: ${uri}`);
-  const hosts = m[3]!.split(',').map((hp) => {
-    const i = hp.lastIndexOf(':');
-    return i > 0 ? { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) } : { host: hp, port: 5432 };
-  });
-  const q = new URLSearchParams(m[5] ?? '');
-  const tsa = q.get('target_session_attrs') ?? 'any';
+  const authority = m[2]!;
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+  const hostList = authority.slice(at + 1);
+  if (hostList === '') throw new Error(`no host in the connection URI: ${uri}`);
+  const hosts = splitHostList(hostList);
+  let parsed: ConnectionOptions;
+  try {
+    parsed = parseConnectionString(`${m[1]}${userinfo}localhost${m[3]}`);
+  } catch (e) {
+    throw new Error(`not a postgresql:// connection URI: ${uri} (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const param = (k: string): string | undefined => {
+    const v = parsed[k];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const tsa = param('target_session_attrs') ?? 'any';
   if (tsa !== 'any' && tsa !== 'read-write' && tsa !== 'read-only') throw new Error(`unsupported target_session_attrs=${tsa}`);
-  const password = m[2] !== undefined ? decodeURIComponent(m[2]) : process.env['PGPASSWORD'];
+  const password = parsed.password ? parsed.password : process.env['PGPASSWORD'];
   return {
     hosts,
-    user: decodeURIComponent(m[1] ?? process.env['PGUSER'] ?? 'postgres'),
+    user: parsed.user || process.env['PGUSER'] || 'postgres',
     ...(password !== undefined ? { password } : {}),
-    database: decodeURIComponent(m[4] || 'postgres'),
+    database: parsed.database || 'postgres',
     targetSessionAttrs: tsa,
-    connectTimeoutMs: Number(q.get('connect_timeout') ?? '2') * 1000,
+    connectTimeoutMs: Number(param('connect_timeout') ?? '2') * 1000,
   };
 }
 

@@ -91,9 +91,17 @@ export class TestCluster {
     return this.o.basePort + (i - 1) * 10;
   }
 
+  /**
+   * Node i's HTTP port: given to init/add explicitly as its PostgreSQL port + 2, inside the node's
+   * block of 10 ports (tests run on fixed port ranges and must not depend on bihactl's default).
+   */
+  httpPort(i: number): number {
+    return this.port(i) + 2;
+  }
+
   async init(extra: string[] = []): Promise<CliResult> {
     const r = await bihactl([
-      'init', '--biha-node-id=1', '--host=127.0.0.1', `--port=${this.port(1)}`,
+      'init', '--biha-node-id=1', '--host=127.0.0.1', `--port=${this.port(1)}`, `--http-port=${this.httpPort(1)}`,
       `--nquorum=${this.o.nquorum ?? 2}`, `--minnodes=${this.o.minnodes ?? 2}`,
       `--heartbeat-send-period=${this.o.heartbeatSendPeriod ?? 200}`, `--heartbeat-max-lost=${this.o.heartbeatMaxLost ?? 5}`,
       ...(this.o.syncStandbys ? [`--sync-standbys=${this.o.syncStandbys}`] : []),
@@ -109,8 +117,8 @@ export class TestCluster {
 
   async add(i: number, extra: string[] = []): Promise<CliResult> {
     const mode = this.mode(i);
-    // A referee has no PostgreSQL port: its biha and http ports are given as the derived ones would be.
-    const ports = mode === 'referee' ? [`--biha-port=${this.port(i) + 1}`, `--http-port=${this.port(i) + 2}`] : [`--port=${this.port(i)}`];
+    // A referee has no PostgreSQL port: its biha port is given as the derived one would be.
+    const ports = [...(mode === 'referee' ? [`--biha-port=${this.port(i) + 1}`] : [`--port=${this.port(i)}`]), `--http-port=${this.httpPort(i)}`];
     const modeArg = mode === 'regular' ? [] : [`--mode=${mode}`];
     return await bihactl(['add', `--biha-node-id=${i}`, '--host=127.0.0.1', ...ports, ...modeArg, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`, ...extra]);
   }

@@ -185,7 +185,7 @@ describe('callbacks and the failback window on a 3-node cluster', () => {
     // The failover callback queued behind it ran after it was killed.
     const term = await termOf(next);
     await waitFor(`failover logged on node ${next}`, async () => lines(next).some((l) => l.startsWith(`failover ${next} ${term} leader`)), 20_000);
-    const metrics = await fetch(`http://127.0.0.1:${c.port(next) + 2}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`http://127.0.0.1:${c.httpPort(next)}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/biha_callbacks_total\{[^}]*event="role_change"[^}]*outcome="timeout"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/biha_callbacks_total\{[^}]*event="failover"[^}]*outcome="ok"[^}]*\} [1-9]/);
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);

@@ -139,7 +139,7 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
     await a.sql(1, 'select biha.set_sync_standbys(1)');
     try {
       const r = await bihactl([
-        'add', '--biha-node-id=2', '--host=127.0.0.1', '--mode=referee', `--biha-port=${a.port(2) + 1}`, `--http-port=${a.port(2) + 2}`,
+        'add', '--biha-node-id=2', '--host=127.0.0.1', '--mode=referee', `--biha-port=${a.port(2) + 1}`, `--http-port=${a.httpPort(2)}`,
         `--magic-string=${a.magic}`, `--pgdata=${target()}`,
       ]);
       const line = refused(r, /adding node 2 breaks the zero-loss rule of synchronous mode/);
@@ -221,6 +221,13 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
   it('refuses --port 65535 with its default --biha-port out of range in words, not a Node.js error', async () => {
     const dir = path.join(a.dir, 'port-65535');
     const line = refused(await bihactl(initArgs(dir, [], 65535)), /biha-port/);
+    expect(line).not.toMatch(/ERR_SOCKET_BAD_PORT|options\.port/);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  it('refuses a --port whose default --http-port (--port + 2576) is out of range, asking for --http-port', async () => {
+    const dir = path.join(a.dir, 'http-port-default');
+    const line = refused(await bihactl(initArgs(dir, [], 63000)), /--http-port defaults to --port \+ 2576 = 65576, which is not a valid port: give --http-port explicitly/);
     expect(line).not.toMatch(/ERR_SOCKET_BAD_PORT|options\.port/);
     expect(fs.existsSync(dir)).toBe(false);
   });

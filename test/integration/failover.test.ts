@@ -34,7 +34,7 @@ describe('a 3-node cluster on real PostgreSQL', () => {
 
   it('the HTTP endpoints of a real leader and follower answer as Patroni\'s do, and follow a switchover', async () => {
     const get = async (i: number, p: string): Promise<{ status: number; body: string }> => {
-      const r = await fetch(`http://127.0.0.1:${c.port(i) + 2}${p}`, { signal: AbortSignal.timeout(5000) });
+      const r = await fetch(`http://127.0.0.1:${c.httpPort(i)}${p}`, { signal: AbortSignal.timeout(5000) });
       return { status: r.status, body: await r.text() };
     };
     const codes = async (i: number): Promise<Record<string, number>> => {

@@ -86,7 +86,7 @@ describe('the release package', () => {
   });
 
   it('the installed bihactl creates, starts, shows and stops a node on real PostgreSQL', async () => {
-    const init = await installed(['init', '--biha-node-id=1', '--host=127.0.0.1', `--port=${PORT}`, '--nquorum=1', '--minnodes=1', `--pgdata=${pgdata}`]);
+    const init = await installed(['init', '--biha-node-id=1', '--host=127.0.0.1', `--port=${PORT}`, `--http-port=${PORT + 2}`, '--nquorum=1', '--minnodes=1', `--pgdata=${pgdata}`]);
     expect(init.stderr).not.toMatch(/error/i);
     expect(init.code).toBe(0);
     expect((await installed(['start', `--pgdata=${pgdata}`])).code).toBe(0);

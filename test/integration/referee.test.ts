@@ -24,7 +24,7 @@ interface ClusterDoc {
 
 async function clusterDoc(c: TestCluster, i: number): Promise<ClusterDoc | null> {
   try {
-    const r = await fetch(`http://127.0.0.1:${c.port(i) + 2}/cluster`, { signal: AbortSignal.timeout(1500) });
+    const r = await fetch(`http://127.0.0.1:${c.httpPort(i)}/cluster`, { signal: AbortSignal.timeout(1500) });
     return (await r.json()) as ClusterDoc;
   } catch {
     return null; // node down
@@ -130,12 +130,12 @@ describe('two data nodes and a referee', () => {
       [2, 'regular', 'FOLLOWER'],
       [3, 'referee', 'FOLLOWER'],
     ]);
-    const health = await fetch(`http://127.0.0.1:${c.port(3) + 2}/health`);
+    const health = await fetch(`http://127.0.0.1:${c.httpPort(3)}/health`);
     expect(health.status).toBe(200);
-    const metrics = await fetch(`http://127.0.0.1:${c.port(3) + 2}/metrics`);
+    const metrics = await fetch(`http://127.0.0.1:${c.httpPort(3)}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toMatch(/biha_leader_id\{[^}]*\} 1/);
-    const replica = await fetch(`http://127.0.0.1:${c.port(3) + 2}/replica`);
+    const replica = await fetch(`http://127.0.0.1:${c.httpPort(3)}/replica`);
     expect(replica.status).toBe(503);
     expect(((await replica.json()) as { reason: string }).reason).toContain('referee');
 

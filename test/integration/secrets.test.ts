@@ -136,14 +136,14 @@ describe('the cluster secret', () => {
   });
 
   it('a magic string made before the rotation can no longer add a node; one made after can', async () => {
-    const before = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--magic-string=${m0}`, `--pgdata=${c.pgdata(4)}`]);
+    const before = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--http-port=${c.httpPort(4)}`, `--magic-string=${m0}`, `--pgdata=${c.pgdata(4)}`]);
     expect(before.code).toBe(4);
     expect(before.stderr).toMatch(/rejected our cluster secret/);
     expect(before.stderr).toMatch(/bihactl magic-string/);
     expect(fs.existsSync(path.join(c.pgdata(4), 'pg_biha'))).toBe(false);
 
     fs.writeFileSync(magicFile('after.magic'), m1 + '\n', { mode: 0o600 });
-    const after = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--magic-file=${magicFile('after.magic')}`, `--pgdata=${c.pgdata(4)}`]);
+    const after = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--http-port=${c.httpPort(4)}`, `--magic-file=${magicFile('after.magic')}`, `--pgdata=${c.pgdata(4)}`]);
     expect(after.code, after.stderr).toBe(0);
     await c.start(4);
     await c.waitState(4, 'FOLLOWER', 90_000);

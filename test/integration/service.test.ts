@@ -12,7 +12,7 @@ async function httpGet(port: number, p: string): Promise<{ status: number; text:
 
 describe('service mode on real PostgreSQL', () => {
   const c = new TestCluster({ nodes: 3, basePort: 23000 });
-  const httpPort = (i: number): number => c.port(i) + 2;
+  const httpPort = (i: number): number => c.httpPort(i);
 
   useCluster(c);
 

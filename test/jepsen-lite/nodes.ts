@@ -74,7 +74,7 @@ export class NsCluster {
 
   async init(): Promise<void> {
     const r = await this.ok(1, [
-      'init', '--biha-node-id=1', `--host=${this.addr(1)}`, `--port=${this.port(1)}`,
+      'init', '--biha-node-id=1', `--host=${this.addr(1)}`, `--port=${this.port(1)}`, `--http-port=${this.port(1) + 2}`,
       `--nquorum=${this.p.nquorum}`, `--minnodes=${this.p.minnodes}`,
       `--heartbeat-send-period=${this.p.hbPeriodMs}`, `--heartbeat-max-lost=${this.p.hbMaxLost}`,
       ...(this.p.syncStandbys > 0 ? [`--sync-standbys=${this.p.syncStandbys}`] : []),
@@ -84,7 +84,7 @@ export class NsCluster {
   }
 
   async add(i: number): Promise<void> {
-    await this.ok(i, ['add', `--biha-node-id=${i}`, `--host=${this.addr(i)}`, `--port=${this.port(i)}`, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`]);
+    await this.ok(i, ['add', `--biha-node-id=${i}`, `--host=${this.addr(i)}`, `--port=${this.port(i)}`, `--http-port=${this.port(i) + 2}`, `--magic-string=${this.magic}`, `--pgdata=${this.pgdata(i)}`]);
   }
 
   async start(i: number): Promise<RunResult> {

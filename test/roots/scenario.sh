@@ -22,7 +22,8 @@
 # removed.
 #
 # BIHA_SCENARIO_PG (default 17): the PostgreSQL major of the root. BIHA_SCENARIO_PORT (default
-# 24500): node i uses BASE+10*(i-1) (PostgreSQL), +1 (biha), +2 (http).
+# 24500): node i uses BASE+10*(i-1) (PostgreSQL), +1 (biha), +2 (http, given explicitly: bihactl's
+# default is far from the node's block).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CHECKOUT=$PWD
@@ -151,14 +152,14 @@ CONN="postgresql://biha_replication_user:$BIHA_REPLICATION_PASSWORD@127.0.0.1:$(
 
 # ---- the cluster
 say "bihactl init: node 1 (port $(port 1)), --sync-standbys=1 --nquorum=2 --minnodes=2"
-ctl init --biha-node-id=1 --host=127.0.0.1 --port="$(port 1)" --nquorum=2 --minnodes=2 --sync-standbys=1 \
+ctl init --biha-node-id=1 --host=127.0.0.1 --port="$(port 1)" --http-port="$(($(port 1) + 2))" --nquorum=2 --minnodes=2 --sync-standbys=1 \
   --heartbeat-send-period=200 --heartbeat-max-lost=5 --pgdata="$(pgdata 1)" --magic-file="$DIR/magic" >/dev/null ||
   die "bihactl init failed"
 ctl start --pgdata="$(pgdata 1)" || die "bihactl start of node 1 failed"
 MAGIC=$(cat "$DIR/magic")
 for n in 2 3; do
   say "bihactl add --magic-string: node $n (port $(port "$n"))"
-  ctl add --biha-node-id="$n" --host=127.0.0.1 --port="$(port "$n")" --magic-string="$MAGIC" --pgdata="$(pgdata "$n")" ||
+  ctl add --biha-node-id="$n" --host=127.0.0.1 --port="$(port "$n")" --http-port="$(($(port "$n") + 2))" --magic-string="$MAGIC" --pgdata="$(pgdata "$n")" ||
     die "bihactl add of node $n failed"
   ctl start --pgdata="$(pgdata "$n")" || die "bihactl start of node $n failed"
 done

@@ -4,15 +4,15 @@
 //
 // Callbacks run after the fact and never hold anything up: fire() only puts the event in a small
 // bounded queue and returns. One worker runs the queued callbacks one at a time, in order. Each run
-// is spawned without a shell, in a process group of its own, and the whole group is killed after
-// biha.callbacks_timeout seconds (SIGTERM, then SIGKILL). The settings are read when a callback is
+// is started (exec.ts) without a shell, in a process group of its own, and the whole group is killed
+// after biha.callbacks_timeout seconds (SIGTERM, then SIGKILL). The settings are read when a callback is
 // about to run, so a change in postgresql.biha.conf applies without a restart.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { SoftState } from '../../raft/index.js';
+import { ExecError, startProgram } from '../exec.js';
+import type { RunningProgram } from '../exec.js';
 
 export const CALLBACK_EVENTS = ['role_change', 'failover', 'switchover', 'node_error'] as const;
 export type CallbackEvent = (typeof CALLBACK_EVENTS)[number];
@@ -193,69 +193,51 @@ export class CallbackRunner {
       return { outcome: 'error', code: null, signal: null, pid: null, ms: 0 };
     }
     const args = callbackArgs(e);
-    return await new Promise<CallbackResult>((resolve) => {
-      let child: ChildProcess;
-      try {
-        child = spawn(file, args, {
-          shell: false,
-          detached: true,
-          stdio: 'ignore',
-          cwd: e.pgdata,
-          env: { ...process.env, ...callbackEnv(e) },
-        });
-      } catch (err) {
+    let run: RunningProgram;
+    try {
+      run = startProgram(file, args, {
+        processGroup: true,
+        noOutput: true,
+        cwd: e.pgdata,
+        env: { ...process.env, ...callbackEnv(e) },
+        timeoutMs,
+        killGraceMs: this.graceMs,
+      });
+    } catch (err) {
+      log.warn({ event: e.event, path: file, err: err instanceof Error ? err.message : String(err) }, 'callback could not be started');
+      return { outcome: 'error', code: null, signal: null, pid: null, ms: ms() };
+    }
+    const pid = run.pid;
+    if (pid !== null) {
+      this.current = { pid, kill: () => run.stop() };
+      log.info({ event: e.event, path: file, args, pid }, `callback ${e.event} started`);
+    }
+    // The timeout signals the whole process group (SIGTERM, then SIGKILL): children the callback
+    // left behind in its group go too.
+    const warnTimer = setTimeout(
+      () => log.warn({ event: e.event, path: file, pid, timeoutMs }, `callback ${e.event} ran longer than biha.callbacks_timeout (${timeoutMs / 1000} s): killing its process group`),
+      timeoutMs,
+    );
+    let r: CallbackResult;
+    try {
+      await run.done;
+      r = { outcome: 'ok', code: 0, signal: null, pid, ms: ms() };
+    } catch (err) {
+      if (!(err instanceof ExecError) || err.failure === 'spawn') {
         log.warn({ event: e.event, path: file, err: err instanceof Error ? err.message : String(err) }, 'callback could not be started');
-        resolve({ outcome: 'error', code: null, signal: null, pid: null, ms: ms() });
-        return;
+        r = { outcome: 'error', code: null, signal: null, pid, ms: ms() };
+      } else {
+        r = { outcome: err.failure === 'timeout' ? 'timeout' : 'failed', code: err.exitCode, signal: err.signal, pid, ms: ms() };
       }
-      const pid = child.pid ?? null;
-      let timedOut = false;
-      let termTimer: NodeJS.Timeout | null = null;
-      let killTimer: NodeJS.Timeout | null = null;
-      const group = (sig: NodeJS.Signals): void => {
-        if (pid === null) return;
-        try {
-          process.kill(-pid, sig);
-        } catch {
-          // the group is gone
-        }
-      };
-      const killNow = (): void => {
-        group('SIGTERM');
-        if (!killTimer) killTimer = setTimeout(() => group('SIGKILL'), this.graceMs);
-        killTimer.unref?.();
-      };
-      if (pid !== null) {
-        this.current = { pid, kill: killNow };
-        log.info({ event: e.event, path: file, args, pid }, `callback ${e.event} started`);
-        termTimer = setTimeout(() => {
-          timedOut = true;
-          log.warn({ event: e.event, path: file, pid, timeoutMs }, `callback ${e.event} ran longer than biha.callbacks_timeout (${timeoutMs / 1000} s): killing its process group`);
-          killNow();
-        }, timeoutMs);
-      }
-      let done = false;
-      const finish = (r: CallbackResult): void => {
-        if (done) return;
-        done = true;
-        if (termTimer) clearTimeout(termTimer);
-        this.current = null;
-        if (r.outcome === 'ok') log.info({ event: e.event, pid, code: r.code, ms: r.ms }, `callback ${e.event} exited with code 0`);
-        else if (r.outcome === 'failed')
-          log.warn({ event: e.event, pid, code: r.code, signal: r.signal, ms: r.ms }, `callback ${e.event} failed (${r.code !== null ? `exit code ${r.code}` : `signal ${r.signal}`})`);
-        else if (r.outcome === 'timeout') log.warn({ event: e.event, pid, signal: r.signal, ms: r.ms }, `callback ${e.event} was killed after the timeout`);
-        resolve(r);
-      };
-      child.on('error', (err) => {
-        log.warn({ event: e.event, path: file, err: err.message }, 'callback could not be started');
-        finish({ outcome: 'error', code: null, signal: null, pid, ms: ms() });
-      });
-      child.on('exit', (code, signal) => {
-        // Children the callback left behind in its group go too once it timed out; the SIGKILL
-        // timer is already armed then.
-        finish({ outcome: timedOut ? 'timeout' : code === 0 ? 'ok' : 'failed', code, signal, pid, ms: ms() });
-      });
-    });
+    } finally {
+      clearTimeout(warnTimer);
+      this.current = null;
+    }
+    if (r.outcome === 'ok') log.info({ event: e.event, pid, code: r.code, ms: r.ms }, `callback ${e.event} exited with code 0`);
+    else if (r.outcome === 'failed')
+      log.warn({ event: e.event, pid, code: r.code, signal: r.signal, ms: r.ms }, `callback ${e.event} failed (${r.code !== null ? `exit code ${r.code}` : `signal ${r.signal}`})`);
+    else if (r.outcome === 'timeout') log.warn({ event: e.event, pid, signal: r.signal, ms: r.ms }, `callback ${e.event} was killed after the timeout`);
+    return r;
   }
 }
 

@@ -9,10 +9,10 @@
 //     else the newest supported major installed in either layout.
 // Supported majors are SUPPORTED_MIN..SUPPORTED_MAX; anything else is refused with a clear error.
 
-import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
+import { programOutput } from '../exec.js';
 
 export const SUPPORTED_MIN = 13;
 export const SUPPORTED_MAX = 18;
@@ -52,15 +52,6 @@ export async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** A program's stdout in the C locale, or null when it failed or took over 10 s. */
-export function execText(file: string, args: string[]): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile(file, args, { env: { ...process.env, LC_ALL: 'C' }, timeout: 10_000 }, (err, stdout) => {
-      resolve(err ? null : stdout);
-    });
-  });
 }
 
 /** The major of a version string such as "15", "16.2", "17beta1" or "9.6" (which yields 9). */
@@ -103,14 +94,14 @@ export async function requireDataDirMajor(pgdata: string): Promise<number> {
 
 /** The major reported by `<bindir>/pg_ctl --version`, or null when it cannot be run or read. */
 export async function binMajor(bindir: string): Promise<number | null> {
-  const out = await execText(path.join(bindir, 'pg_ctl'), ['--version']);
+  const out = await programOutput(path.join(bindir, 'pg_ctl'), ['--version']);
   const m = out ? /\(PostgreSQL\)\s+(\d+)/.exec(out) : null;
   return m?.[1] ? parseInt(m[1], 10) : null;
 }
 
 async function pgConfigBindir(search: BindirSearch): Promise<string | null> {
   if (search.pgConfig === null) return null;
-  const dir = (await execText(search.pgConfig, ['--bindir']))?.trim();
+  const dir = (await programOutput(search.pgConfig, ['--bindir']))?.trim();
   if (!dir || !(await exists(path.join(dir, 'pg_ctl')))) return null;
   return dir;
 }

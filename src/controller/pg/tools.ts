@@ -1,9 +1,9 @@
 // The one module that runs PostgreSQL programs (initdb, pg_ctl, pg_basebackup, pg_rewind,
 // pg_controldata, pg_waldump, postgres --single).
 //
-// Every call goes through runTool(): it finds the binary, runs it with LC_ALL=C as the data
-// directory's owner (never as root), captures stderr and turns a failure into a PgToolError that
-// carries the command line and the last lines of output.
+// Every call goes through runTool(): it finds the binary, runs it (through exec.ts) with LC_ALL=C as
+// the data directory's owner (never as root), captures stderr and turns a failure into a PgToolError
+// that carries the command line and the last lines of output.
 //
 // Measured behaviour this module honours (see POSTGRES-NOTES.md B4, D, E):
 //  - pg_ctl -w polls only every 100 ms, so start/stop use -W and poll postmaster.pid / /proc here.
@@ -12,12 +12,12 @@
 //  - pg_rewind refuses a crashed target; singleUserRecovery() brings it to a clean shutdown.
 //  - pg_basebackup progress lines end in \r or \n depending on the output: split on both.
 
-import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
-import { execText, exists, resolveBindir } from './bindir.js';
+import { ExecError, lastLines, programOutput, runProgram } from '../exec.js';
+import { exists, resolveBindir } from './bindir.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { parseBool, readDbaSettings } from './settings.js';
 
@@ -86,7 +86,7 @@ export async function lookupUid(uid: number): Promise<PasswdEntry | null> {
   } catch {
     // fall through to getent
   }
-  const out = await execText('getent', ['passwd', String(uid)]);
+  const out = await programOutput('getent', ['passwd', String(uid)]);
   return out ? parsePasswdLine(out.trim()) : null;
 }
 
@@ -147,33 +147,6 @@ export interface RunToolOptions {
   cwd?: string;
 }
 
-const MAX_KEEP = 256 * 1024;
-
-function shellQuote(a: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
-function lastLines(text: string, n: number): string {
-  const lines = text.split(/[\r\n]+/).map((l) => l.trim()).filter((l) => l !== '');
-  return lines.slice(-n).join(' | ');
-}
-
-/** Splits a stream of chunks into lines on \r and \n. */
-class LineSplitter {
-  private buf = '';
-  constructor(private readonly emit: (line: string) => void) {}
-  push(chunk: string): void {
-    this.buf += chunk;
-    const parts = this.buf.split(/\r\n|\r|\n/);
-    this.buf = parts.pop() ?? '';
-    for (const p of parts) if (p !== '') this.emit(p);
-  }
-  end(): void {
-    if (this.buf !== '') this.emit(this.buf);
-    this.buf = '';
-  }
-}
-
 function childEnv(env: PgEnv, extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -202,109 +175,25 @@ export async function runTool(
   opts: RunToolOptions = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const file = toolPath(env, tool);
-  const command = [file, ...args].map(shellQuote).join(' ');
-  const name = path.basename(file);
-  const useIds = env.runAs !== null && isRoot();
-
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    let settled = false;
-    const outLines = opts.onStdoutLine ? new LineSplitter(opts.onStdoutLine) : null;
-    const errLines = opts.onStderrLine ? new LineSplitter(opts.onStderrLine) : null;
-
-    const child = spawn(file, args, {
+  try {
+    return await runProgram(file, args, {
       cwd: opts.cwd ?? '/',
       env: childEnv(env, opts.extraEnv),
-      stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      ...(useIds && env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}),
+      runAs: env.runAs,
+      keepStdout: !opts.discardStdout,
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.onStdoutLine ? { onStdoutLine: opts.onStdoutLine } : {}),
+      ...(opts.onStderrLine ? { onStderrLine: opts.onStderrLine } : {}),
     });
-
-    let killTimer: NodeJS.Timeout | undefined;
-    let hardKillTimer: NodeJS.Timeout | undefined;
-    if (opts.timeoutMs !== undefined) {
-      killTimer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGTERM');
-        hardKillTimer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      }, opts.timeoutMs);
-    }
-
-    child.stdout?.setEncoding('utf8');
-    child.stderr?.setEncoding('utf8');
-    child.stdout?.on('data', (d: string) => {
-      if (!opts.discardStdout) stdout += d;
-      outLines?.push(d);
-    });
-    child.stderr?.on('data', (d: string) => {
-      stderr += d;
-      if (stderr.length > MAX_KEEP) stderr = stderr.slice(-MAX_KEEP);
-      errLines?.push(d);
-    });
-    if (opts.input !== undefined && child.stdin) {
-      child.stdin.on('error', () => {
-        /* the tool may exit without reading its input; the exit status tells the story */
-      });
-      child.stdin.end(opts.input);
-    }
-
-    const finish = (err: Error | null): void => {
-      if (settled) return;
-      settled = true;
-      if (killTimer) clearTimeout(killTimer);
-      if (hardKillTimer) clearTimeout(hardKillTimer);
-      outLines?.end();
-      errLines?.end();
-      if (err) reject(err);
-      else resolve({ stdout, stderr });
-    };
-
-    child.on('error', (e) => {
-      finish(
-        new PgToolError('pg_tool_spawn', `cannot run ${name}: ${e.message}`, {
-          command,
-          exitCode: null,
-          stderr,
-          cause: e,
-          hint: 'check that PostgreSQL is installed and BIHA_PG_BINDIR is right',
-        }),
-      );
-    });
-
-    child.on('exit', (code, signal) => {
-      const done = (): void => {
-        if (timedOut) {
-          finish(
-            new PgToolError('pg_tool_timeout', `${name} did not finish within ${opts.timeoutMs} ms and was stopped`, {
-              command,
-              exitCode: code,
-              stderr,
-            }),
-          );
-        } else if (code === 0) {
-          finish(null);
-        } else {
-          const tail = lastLines(stderr, 4) || lastLines(stdout, 4) || 'no output';
-          const how = signal ? `was killed by ${signal}` : `failed with exit code ${code}`;
-          finish(new PgToolError('pg_tool_failed', `${name} ${how}: ${tail}`, { command, exitCode: code, stderr }));
-        }
-      };
-      // A daemon started by the tool could keep our pipes open; do not wait for them forever.
-      let closed = false;
-      child.on('close', () => {
-        closed = true;
-        done();
-      });
-      setTimeout(() => {
-        if (!closed) {
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-          done();
-        }
-      }, 1000).unref();
-    });
-  });
+  } catch (e) {
+    if (!(e instanceof ExecError)) throw e;
+    const o = { command: e.command, exitCode: e.exitCode, stderr: e.stderr };
+    if (e.failure === 'spawn')
+      throw new PgToolError('pg_tool_spawn', e.message, { ...o, cause: e.cause, hint: 'check that PostgreSQL is installed and BIHA_PG_BINDIR is right' });
+    if (e.failure === 'timeout') throw new PgToolError('pg_tool_timeout', e.message, o);
+    throw new PgToolError('pg_tool_failed', e.message, o);
+  }
 }
 
 export async function chownToRunAs(env: PgEnv, p: string): Promise<void> {

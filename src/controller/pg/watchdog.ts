@@ -259,6 +259,8 @@ export class WatchdogClient {
 
   start(): void {
     if (this.closed || this.child) return;
+    // A direct spawn, not exec.ts's runner: the watchdog talks with this client over its whole life
+    // and must outlive the controller (detached, never killed when the controller exits).
     const proc = spawn(process.execPath, [this.bin, 'watchdog', `--pgdata=${this.pgdata}`], {
       detached: true,
       stdio: ['pipe', 'pipe', 'ignore'],

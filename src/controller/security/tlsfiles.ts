@@ -8,13 +8,13 @@
 // Keys and certificates are made with the openssl command line in a private temporary directory and
 // written with writeSecretFile. Material given as files is checked here: readable, PEM, the
 // certificate is signed by the CA and matches the key. See docs/architecture.md, "Control-channel TLS".
-import { execFile } from 'node:child_process';
 import { X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { BihaError } from '../errors.js';
+import { ExecError, runProgram } from '../exec.js';
 import { bihaDir } from '../state/nodefiles.js';
 import { assertPrivate, secretDir, writeSecretFile } from './secfiles.js';
 
@@ -111,21 +111,17 @@ export async function readMaterialFiles(files: { ca?: string; cert?: string; key
   return m;
 }
 
-function openssl(args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('openssl', args, { cwd, env: { ...process.env, LC_ALL: 'C' }, timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (!err) {
-        resolve();
-        return;
-      }
-      const enoent = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      reject(
-        new BihaError('openssl', enoent ? 'the openssl command is not installed' : `openssl ${args[0]} failed: ${firstLine(String(stderr)) || err.message}`, {
-          hint: enoent ? 'install it (scripts/install-deps.sh installs it on Debian) or give the files with --ssl-ca-file, --ssl-cert-file and --ssl-key-file' : 'check the openssl installation',
-        }),
-      );
+async function openssl(args: string[], cwd: string): Promise<void> {
+  try {
+    await runProgram('openssl', args, { cwd, env: { ...process.env, LC_ALL: 'C' }, timeoutMs: 60_000 });
+  } catch (e) {
+    if (!(e instanceof ExecError)) throw e;
+    const enoent = e.failure === 'spawn' && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    throw new BihaError('openssl', enoent ? 'the openssl command is not installed' : `openssl ${args[0]} failed: ${firstLine(e.stderr) || e.message}`, {
+      cause: e,
+      hint: enoent ? 'install it (scripts/install-deps.sh installs it on Debian) or give the files with --ssl-ca-file, --ssl-cert-file and --ssl-key-file' : 'check the openssl installation',
     });
-  });
+  }
 }
 
 async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
