@@ -49,7 +49,9 @@ export async function copyFromLeader(env: PgEnv, o: CopySource): Promise<void> {
     } catch (e) {
       bar.done();
       const msg = e instanceof Error ? e.message : String(e);
-      const transient = /promoted during online backup|could not connect|connection|terminating|shutting down|starting up/i.test(msg);
+      const transient =
+        /promoted during online backup|could not connect|connection|terminating|shutting down|starting up/i.test(msg) &&
+        !/authentication failed|no password supplied|does not exist/i.test(msg);
       if (!transient || attempt >= 5) throw e;
       info(`the copy was interrupted (${msg.split('|')[0]!.trim()}); taking it again (attempt ${attempt + 1} of 5)`);
       await emptyDir(o.pgdata);

@@ -105,6 +105,29 @@ describe('bihactl reinit', () => {
     fs.rmSync(path.join(c.dir, old[0]!), { recursive: true, force: true });
   });
 
+  it('puts the old data back when the copy fails, and says so', async () => {
+    const l = await c.waitLeader();
+    const f = c.ids().filter((i) => i !== l).at(-1)!;
+    const dir = c.pgdata(f);
+    await c.waitStreaming(f);
+    const passfile = path.join(dir, 'pg_biha', 'pgpass');
+    const good = fs.readFileSync(passfile, 'utf8');
+    fs.writeFileSync(passfile, good.replace(/:[^:\n]*\n$/, ':not-the-password\n'));
+    const before = fs.readFileSync(path.join(dir, 'pg_biha', 'biha.conf'), 'utf8');
+
+    const r = await bihactl(['reinit', `--pgdata=${dir}`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/the copy for node \d+ failed: .*password authentication failed.*the old data of .* is back in place, unchanged \(the node is stopped\)/);
+    expect(leftBeside(f, '.')).toEqual([]);
+    expect(fs.existsSync(path.join(dir, 'PG_VERSION'))).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'pg_biha', 'biha.conf'), 'utf8')).toBe(before);
+
+    fs.writeFileSync(passfile, good);
+    await bihaOk(['start', `--pgdata=${dir}`]);
+    await c.waitStreaming(f);
+    await waitFor('the rows on the node', async () => (await rowsOn(f)) === 200);
+  });
+
   it('brings a diverged node out of NODE_ERROR with --no-keep', async () => {
     const old = await c.waitLeader();
     const followers = c.ids().filter((i) => i !== old);
