@@ -128,6 +128,41 @@ describe('bihactl reinit', () => {
     await waitFor('the rows on the node', async () => (await rowsOn(f)) === 200);
   });
 
+  it("a stopped member's slot past max_slot_wal_keep_size is lost, shows so in /metrics, and reinit brings the member back", async () => {
+    const l = await c.waitLeader();
+    const f = c.ids().find((i) => i !== l)!;
+    await c.waitStreaming(f);
+    await bihaOk(['stop', `--pgdata=${c.pgdata(f)}`]);
+    // The DBA's limits on the leader: one segment for slots, no wal_keep_size to hold WAL instead.
+    await c.su(l, "alter system set max_slot_wal_keep_size = '16MB'");
+    await c.su(l, "alter system set wal_keep_size = '0'");
+    await c.su(l, 'select pg_reload_conf()');
+    try {
+      for (let k = 0; k < 6; k++) {
+        await c.su(l, `insert into reinit_rows select generate_series(${201 + k * 10}, ${210 + k * 10})`, 'biha_db');
+        await c.su(l, 'select pg_switch_wal()');
+      }
+      await c.su(l, 'checkpoint');
+      const slot = await c.su<{ wal_status: string }>(l, `select wal_status from pg_replication_slots where slot_name = 'biha_node_${f}'`);
+      expect(slot[0]?.wal_status).toBe('lost');
+      await waitFor('the lost slot in the metrics of the leader', async () =>
+        new RegExp(`^biha_slot_wal_status\\{[^}]*slot="biha_node_${f}"[^}]*wal_status="lost"[^}]*\\} 1$`, 'm').test(await metricsOf(l)),
+      );
+
+      const r = await bihaOk(['reinit', '--no-keep', `--pgdata=${c.pgdata(f)}`]);
+      expect(r.stderr).not.toMatch(/stopping node/);
+      const again = await c.su<{ wal_status: string }>(l, `select wal_status from pg_replication_slots where slot_name = 'biha_node_${f}'`);
+      expect(again[0]?.wal_status).toBe('reserved');
+      await bihaOk(['start', `--pgdata=${c.pgdata(f)}`]);
+      await c.waitStreaming(f);
+      await waitFor('the rows written while the member was down', async () => (await rowsOn(f)) === 260);
+    } finally {
+      await c.su(l, 'alter system reset max_slot_wal_keep_size');
+      await c.su(l, 'alter system reset wal_keep_size');
+      await c.su(l, 'select pg_reload_conf()');
+    }
+  });
+
   it('brings a diverged node out of NODE_ERROR with --no-keep', async () => {
     const old = await c.waitLeader();
     const followers = c.ids().filter((i) => i !== old);
@@ -151,7 +186,8 @@ describe('bihactl reinit', () => {
       for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
     }
     const leader = await c.waitLeader({ not: old, timeoutMs: 30_000 });
-    await c.su(leader, 'insert into reinit_rows select generate_series(201, 300)', 'biha_db');
+    await c.su(leader, 'insert into reinit_rows select generate_series(1001, 1100)', 'biha_db');
+    const total = await rowsOn(leader);
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
     await c.waitState(old, 'NODE_ERROR', 60_000);
 
@@ -162,7 +198,7 @@ describe('bihactl reinit', () => {
     await c.waitStreaming(old);
     const st = await c.status(old);
     expect(st.error.type).toBe('NO_ERROR');
-    await waitFor('the rows of the new leader on the re-copied node', async () => (await rowsOn(old)) === 300);
+    await waitFor('the rows of the new leader on the re-copied node', async () => (await rowsOn(old)) === total);
     const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
   });
