@@ -17,9 +17,11 @@ import * as path from 'node:path';
 import { BihaError } from '../controller/errors.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
+import { holdPath, syncTree } from '../controller/pg/rewindsave.js';
 import { chownToRunAs, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { Magic, MagicPeer } from '../controller/security/magic.js';
 import { caFingerprint, loadTlsDir } from '../controller/security/tlsfiles.js';
+import { atomicWriteFile } from '../controller/state/atomic.js';
 import { BIHA_DIR, passfilePath, readNodeConf, readNodeState, rewindMarkerPath, slotName, writeNodeState } from '../controller/state/nodefiles.js';
 import type { NodeConf, NodeState } from '../controller/state/nodefiles.js';
 import type { NodeInfo } from '../raft/index.js';
@@ -53,8 +55,11 @@ interface ReinitMark {
  */
 const PG_OWNED = /^(PG_VERSION|base|global|pg_(?!biha$)[a-z_]+|postmaster\.(pid|opts)|backup_label(\.old)?|backup_manifest|tablespace_map(\.old)?|standby\.signal|recovery\.signal|current_logfiles|log)$/;
 
+/** Left behind too: the hold file of an unfinished rewind (a fresh copy is not half rewound). */
+const NOT_KEPT = new Set([path.basename(holdPath('/x'))]);
+
 export function isNodeOwnEntry(name: string): boolean {
-  return !PG_OWNED.test(name);
+  return !PG_OWNED.test(name) && !NOT_KEPT.has(name);
 }
 
 function timestamp(d: Date): string {
@@ -156,6 +161,7 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
     await fsp.rm(path.join(pgdata, BIHA_DIR), { recursive: true, force: true });
     for (const name of await fsp.readdir(files)) await fsp.cp(path.join(files, name), path.join(pgdata, name), { recursive: true, force: true, preserveTimestamps: true });
     await makeOwnStandby(envCopy, pgdata, conf);
+    await fsp.rm(holdPath(pgdata), { force: true });
     await writeNodeState(pgdata, { raft: state.raft, nodeError: null });
     await chownToRunAs(envCopy, pgdata);
   } catch (e) {
@@ -174,6 +180,8 @@ async function setAside(pgdata: string, save: string, files: string, keep: boole
   const entries = await fsp.readdir(pgdata);
   await fsp.mkdir(files, { recursive: true, mode: 0o700 });
   for (const name of entries.filter(isNodeOwnEntry)) await fsp.cp(path.join(pgdata, name), path.join(files, name), { recursive: true, preserveTimestamps: true });
+  // Durable before the old data moves: from here on the save directory is the node's identity.
+  await syncTree(save);
   let old: string | null = null;
   if (keep) {
     old = `${pgdata}.old-${timestamp(new Date())}`;
@@ -195,7 +203,7 @@ async function setAside(pgdata: string, save: string, files: string, keep: boole
     }
   }
   const mark: ReinitMark = { old, major };
-  await fsp.writeFile(path.join(save, 'reinit.json'), JSON.stringify(mark) + '\n', { mode: 0o600 });
+  await atomicWriteFile(path.join(save, 'reinit.json'), JSON.stringify(mark) + '\n', { mode: 0o600 });
   if (!keep) await emptyDir(pgdata);
   return mark;
 }

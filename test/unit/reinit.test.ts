@@ -9,7 +9,7 @@ describe('reinit: the node-own entries of a data directory', () => {
   });
 
   it("leaves PostgreSQL's data, runtime and recovery files to the copy", () => {
-    for (const n of ['PG_VERSION', 'base', 'global', 'pg_wal', 'pg_xact', 'pg_replslot', 'pg_tblspc', 'pg_logical', 'postmaster.pid', 'postmaster.opts', 'backup_label', 'backup_label.old', 'backup_manifest', 'tablespace_map', 'standby.signal', 'recovery.signal', 'current_logfiles', 'log'])
+    for (const n of ['PG_VERSION', 'base', 'global', 'pg_wal', 'pg_xact', 'pg_replslot', 'pg_tblspc', 'pg_logical', 'postmaster.pid', 'postmaster.opts', 'backup_label', 'backup_label.old', 'backup_manifest', 'tablespace_map', 'standby.signal', 'recovery.signal', 'current_logfiles', 'log', 'rewind.signal'])
       expect(isNodeOwnEntry(n), n).toBe(false);
   });
 
