@@ -202,4 +202,32 @@ describe('bihactl reinit', () => {
     const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
   });
+
+  it('--no-keep: a failed copy says where the identity is, and the same command continues from there', async () => {
+    const l = await c.waitLeader();
+    const f = c.ids().filter((i) => i !== l).at(-1)!;
+    const dir = c.pgdata(f);
+    await c.waitStreaming(f);
+    const passfile = path.join(dir, 'pg_biha', 'pgpass');
+    const good = fs.readFileSync(passfile, 'utf8');
+    fs.writeFileSync(passfile, good.replace(/:[^:\n]*\n$/, ':not-the-password\n'));
+
+    const r = await bihactl(['reinit', '--no-keep', `--pgdata=${dir}`]);
+    expect(r.code).toBe(1);
+    const save = `${dir}.biha-reinit`;
+    expect(r.stderr.trim().split('\n').at(-1)).toContain(`holds no usable data (--no-keep deleted the old data) and the node's identity is in ${save}`);
+    expect(r.stderr).toContain(`run bihactl reinit --pgdata=${dir} again: it continues from there`);
+    expect(fs.existsSync(path.join(dir, 'PG_VERSION'))).toBe(false);
+
+    // The cause fixed where the identity now is, the same command finishes the job.
+    fs.writeFileSync(path.join(save, 'files', 'pg_biha', 'pgpass'), good);
+    const again = await bihaOk(['reinit', '--no-keep', `--pgdata=${dir}`]);
+    expect(again.stderr).toMatch(/continuing an interrupted reinit/);
+    expect(fs.existsSync(save)).toBe(false);
+    expect(fs.readFileSync(passfile, 'utf8')).toBe(good);
+    await bihaOk(['start', `--pgdata=${dir}`]);
+    await c.waitStreaming(f);
+    const total = await rowsOn(l);
+    await waitFor('the rows on the node', async () => (await rowsOn(f)) === total);
+  });
 });
