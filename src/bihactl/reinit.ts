@@ -144,6 +144,7 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
   if (resumed) {
     mark = JSON.parse(await fsp.readFile(markFile, 'utf8')) as ReinitMark;
     info(`continuing an interrupted reinit: the identity of node ${conf.nodeId} is in ${save}` + (mark.old ? `, the old data in ${mark.old}` : ''));
+    await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
     await emptyDir(pgdata);
   } else {
     mark = await setAside(pgdata, save, files, keep);
@@ -162,7 +163,8 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
     for (const name of await fsp.readdir(files)) await fsp.cp(path.join(files, name), path.join(pgdata, name), { recursive: true, force: true, preserveTimestamps: true });
     await makeOwnStandby(envCopy, pgdata, conf);
     await fsp.rm(holdPath(pgdata), { force: true });
-    await writeNodeState(pgdata, { raft: state.raft, nodeError: null });
+    // The raft state as the stopped node last wrote it (saved after the stop), without NODE_ERROR.
+    await writeNodeState(pgdata, { ...(await readNodeState(pgdata)), nodeError: null });
     await chownToRunAs(envCopy, pgdata);
   } catch (e) {
     throw await failed(e, pgdata, save, mark, conf.nodeId);
