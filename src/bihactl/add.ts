@@ -3,20 +3,20 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import pg from 'pg';
 import { joiningState } from '../raft/index.js';
-import type { NodeInfo, NodeMode, PersistentState, Snapshot } from '../raft/index.js';
-import { BcpError, connectClient } from '../controller/bcp/transport.js';
+import type { NodeInfo, NodeMode, PersistentState } from '../raft/index.js';
 import { BihaError } from '../controller/errors.js';
 import { decodeMagic } from '../controller/security/magic.js';
-import type { Magic, MagicPeer } from '../controller/security/magic.js';
+import type { Magic } from '../controller/security/magic.js';
 import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
-import { setAutoConfOffline, writeBihaConf } from '../controller/pg/conf.js';
-import { describeRaised } from '../controller/pg/settings.js';
-import { basebackup, chownToRunAs, controldata, dataChecksumsOn, postmasterPid, resolvePgEnv, writeStandbySignal } from '../controller/pg/tools.js';
+import { chownToRunAs, controldata, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
-import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, progressBar, requireOpt } from './util.js';
+import { copyFromLeader, makeOwnStandby } from './clone.js';
+import { register } from './join.js';
+import type { JoinReply } from './join.js';
+import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
 
 export interface AddOptions {
@@ -138,109 +138,6 @@ async function leaderSystemId(l: { host: string; port: number }, password: strin
   }
 }
 
-interface JoinReply {
-  ok?: boolean;
-  redirect?: MagicPeer;
-  leader?: MagicPeer;
-  snapshot?: Snapshot;
-  /** TLS clusters: the CA certificate and, when the cluster holds it, the CA key. */
-  tls?: { ca?: string; caKey?: string };
-}
-
-const ROTATED_HINT = 'if the cluster secret was rotated, get a new magic string with bihactl magic-string or select biha.get_magic_string()';
-
-/**
- * Register through the leader. A member that answers but knows no leader (an election, or a first
- * node that has just started) is asked again for up to 30 s: a DBA adding a node right after
- * starting the leader, or during a failover, should not have to retry by hand.
- */
-async function register(
-  magic: Magic,
-  node: NodeInfo,
-  own: TlsMaterial | null,
-  allowSyncLoss: boolean,
-): Promise<{ leader: MagicPeer; snapshot: Snapshot | null; tls: JoinReply['tls'] }> {
-  const deadline = Date.now() + 30_000;
-  for (let round = 0; ; round++) {
-    try {
-      return await registerOnce(magic, node, own, allowSyncLoss);
-    } catch (e) {
-      if (!(e instanceof BihaError) || e.code !== 'no_leader_yet' || Date.now() > deadline) {
-        if (e instanceof BihaError && e.code === 'no_leader_yet') throw new BihaError('unreachable', e.message, e.hint ? { hint: e.hint } : undefined);
-        throw e;
-      }
-      if (round === 0) info('the cluster has no leader right now (an election?); asking again for up to 30 s');
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
-/** One pass over the known members, following one redirect per member. */
-async function registerOnce(
-  magic: Magic,
-  node: NodeInfo,
-  own: TlsMaterial | null,
-  allowSyncLoss: boolean,
-): Promise<{ leader: MagicPeer; snapshot: Snapshot | null; tls: JoinReply['tls'] }> {
-  // A TLS cluster: the server must chain to the CA whose fingerprint the magic string carries.
-  const tls = magic.tls ? { pin: magic.tlsCa!, ...(own ? { key: own.key, cert: own.cert } : {}) } : undefined;
-  const tried: string[] = [];
-  let noLeader = false;
-  const queue: MagicPeer[] = [...magic.peers];
-  for (let i = 0; i < queue.length && i < 10; i++) {
-    const p = queue[i]!;
-    let client;
-    try {
-      client = await connectClient({
-        host: p.host,
-        port: p.bihaPort,
-        clusterId: magic.clusterId,
-        secret: magic.secret,
-        selfId: node.id,
-        timeoutMs: 5000,
-        ...(tls ? { tls } : {}),
-      });
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      const code = (e as { code?: unknown }).code;
-      if (code === 'auth' || /secret|cluster id/i.test(msg)) {
-        if (/cluster id/i.test(msg))
-          throw new BihaError('auth', `the node at ${p.host}:${p.bihaPort} belongs to another cluster than the one the magic string names (${magic.clusterId}): check the magic string`);
-        throw new BihaError('auth', msg, /secret/i.test(msg) ? { hint: ROTATED_HINT } : undefined);
-      }
-      if (!magic.tls && /closed the connection during the handshake/.test(msg))
-        throw new BihaError('auth', `${msg}: the cluster may use TLS on its control channel, which this magic string does not say`, {
-          hint: 'use a magic string from bihactl magic-string or select biha.get_magic_string() on a cluster node',
-        });
-      tried.push(`${p.host}:${p.bihaPort} (${msg})`);
-      continue;
-    }
-    try {
-      const r = (await client.request('join', { node, ...(allowSyncLoss ? { allowSyncLoss } : {}) }, 20_000)) as JoinReply;
-      if (r.redirect) {
-        queue.splice(i + 1, 0, r.redirect);
-        continue;
-      }
-      if (r.leader) return { leader: r.leader, snapshot: r.snapshot ?? null, tls: r.tls };
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      if (/no leader/.test(msg)) {
-        noLeader = true;
-        tried.push(`${p.host}:${p.bihaPort} (${msg})`);
-        continue;
-      }
-      // The zero-loss rule of synchronous mode: the cluster's settings, not this command's, must change first.
-      const code = e instanceof BcpError && e.remoteCode === 'sync_loss' ? 'sync_loss' : 'join_refused';
-      throw new BihaError(code, `the leader refused to add node ${node.id}: ${msg}`);
-    } finally {
-      client.close();
-    }
-  }
-  throw new BihaError(noLeader ? 'no_leader_yet' : 'unreachable', `cannot reach the leader of the cluster: ${tried.join('; ') || 'no member answered'}`, {
-    hint: 'start the leader (bihactl start) or pass a fresh magic string (select biha.get_magic_string())',
-  });
-}
-
 export async function cmdAdd(o: AddOptions): Promise<void> {
   const nodeId = intOpt('biha-node-id', requireOpt('biha-node-id', o.bihaNodeId), 1, 1_000_000);
   const host = requireOpt('host', o.host);
@@ -344,34 +241,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   try {
     const tlsMat = magic.tls ? await nodeTls(magic, joinTls, ownTls, nodeId, host) : null;
     if (mode !== 'referee' && !o.convertStandby) {
-      // The leader may restart or promote its PostgreSQL during the copy (it becomes writable as
-      // nodes join); such a copy is refused by PostgreSQL and is taken again.
-      for (let attempt = 1; ; attempt++) {
-        const bar = progressBar('pg_basebackup');
-        try {
-          await basebackup(env, {
-            host: leader.host,
-            port: leader.port,
-            user: REPLICATION_USER,
-            password: password!,
-            pgdata,
-            slot: slotName(nodeId),
-            onProgress: (p) => bar.update(p.pct, p.doneKb, p.totalKb),
-          });
-          bar.done();
-          break;
-        } catch (e) {
-          bar.done();
-          const msg = e instanceof Error ? e.message : String(e);
-          const transient = /promoted during online backup|could not connect|connection|terminating|shutting down|starting up/i.test(msg);
-          if (!transient || attempt >= 5) throw e;
-          info(`the copy was interrupted (${msg.split('|')[0]!.trim()}); taking it again (attempt ${attempt + 1} of 5)`);
-          await fsp.rm(pgdata, { recursive: true, force: true });
-          await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
-          await chownToRunAs(env, pgdata);
-          await new Promise((r) => setTimeout(r, 1000 * attempt));
-        }
-      }
+      await copyFromLeader(env, { host: leader.host, port: leader.port, password: password!, pgdata, slot: slotName(nodeId) });
     }
     // From here on the copy's PG_VERSION (the leader's) decides which programs serve the node.
     if (mode !== 'referee') env = await resolvePgEnv(pgdata);
@@ -379,13 +249,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });
     await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });
     if (mode !== 'referee') {
-      const plan = await writeBihaConf(pgdata, {
-        listenAddresses: '*', port, nodeId, host, bihaPort, syncStandbyNames: '', autorewind: false,
-        dataChecksums: await dataChecksumsOn(env, pgdata),
-      });
-      for (const r of plan.raised) info(describeRaised(r));
-      await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '', synchronous_standby_names: null });
-      await writeStandbySignal(env, pgdata);
+      await makeOwnStandby(env, pgdata, { nodeId, host, port, bihaPort });
       await writePassfile(pgdata, password!);
     }
     await writeNodeConf(pgdata, {

@@ -9,6 +9,7 @@ import { cmdBackup } from './backup.js';
 import { cmdConninfo } from './conninfo.js';
 import { cmdDrain, cmdRejoin } from './drain.js';
 import { cmdInit } from './init.js';
+import { cmdReinit } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
 import { cmdStatus } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
@@ -23,7 +24,7 @@ function exitCodeOf(e: unknown): number {
   if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty|conflicting_setting)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
-  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss)$/.test(e.code)) return EXIT.BAD_STATE;
+  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss|is_leader|reinit_interrupted|rewind_in_progress)$/.test(e.code)) return EXIT.BAD_STATE;
   return EXIT.FAILURE;
 }
 
@@ -188,6 +189,13 @@ export function buildProgram(): Command {
       const r = await nodeRequest(o.pgdata, 'rewind', {}, 600_000);
       process.stderr.write(`bihactl: ${String(r)}\n`);
     });
+
+  program
+    .command('reinit')
+    .description("take a fresh copy of this follower's data from the leader with pg_basebackup, keeping the node's identity; clears NODE_ERROR")
+    .option('--pgdata <dir>', 'data directory of the node (stopped first if it runs)')
+    .option('--no-keep', 'delete the old data before the copy instead of keeping it in <dir>.old-<time> until the copy succeeded')
+    .action(async (o) => cmdReinit(o));
 
   program
     .command('failback')

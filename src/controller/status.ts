@@ -116,6 +116,13 @@ export function buildStatus(i: StatusInputs): StatusFile {
       decision: i.decision,
       uptime_s: Math.round((i.now - i.startedAt) / 1000),
       failback: i.failback,
+      slots: (s?.slots ?? []).map((x) => ({
+        slot_name: x.slotName,
+        id: Number(/^biha_node_(\d+)$/.exec(x.slotName)?.[1] ?? 0),
+        active: x.active,
+        wal_status: x.walStatus,
+        retained_bytes: x.retainedBytes,
+      })),
     },
   } satisfies StatusFile;
 }

@@ -121,6 +121,32 @@ describe('Metrics', () => {
     expect(all.filter((s) => s.labels['follower'] === '3')).toEqual([]);
   });
 
+  it('exports the WAL each biha slot holds, its wal_status one-hot and whether it is in use', async () => {
+    const m = new Metrics(LABELS);
+    const st = leaderRW();
+    st.extra = {
+      ...st.extra,
+      slots: [
+        { slot_name: 'biha_node_2', id: 2, active: true, wal_status: 'reserved', retained_bytes: 8192 },
+        { slot_name: 'biha_node_3', id: 3, active: false, wal_status: 'lost', retained_bytes: null },
+      ],
+    };
+    m.update(st);
+    let all = await scrape(m);
+    expect(value(all, 'biha_slot_retained_wal_bytes', { slot: 'biha_node_2', peer: '2' })).toBe(8192);
+    expect(value(all, 'biha_slot_retained_wal_bytes', { slot: 'biha_node_3' })).toBeUndefined();
+    expect(value(all, 'biha_slot_wal_status', { slot: 'biha_node_2', wal_status: 'reserved' })).toBe(1);
+    expect(value(all, 'biha_slot_wal_status', { slot: 'biha_node_2', wal_status: 'lost' })).toBe(0);
+    expect(value(all, 'biha_slot_wal_status', { slot: 'biha_node_3', wal_status: 'lost' })).toBe(1);
+    expect(value(all, 'biha_slot_active', { slot: 'biha_node_2' })).toBe(1);
+    expect(value(all, 'biha_slot_active', { slot: 'biha_node_3' })).toBe(0);
+
+    st.extra = { ...st.extra, slots: [] };
+    m.update(st);
+    all = await scrape(m);
+    expect(all.filter((s) => s.name.startsWith('biha_slot_'))).toEqual([]);
+  });
+
   it('counts heartbeats, reconnections and elections', async () => {
     const m = new Metrics(LABELS);
     let all = await scrape(m);

@@ -73,7 +73,7 @@ describe('planSettings', () => {
   it('raises nothing the DBA set high enough and writes only preferences for unset settings', () => {
     const p = plan(settings({ max_wal_senders: '40', max_replication_slots: '20', wal_log_hints: 'on', wal_level: 'logical' }));
     expect(p.raised).toEqual([]);
-    expect(names(p.lines)).toEqual(['wal_keep_size', 'hot_standby_feedback', 'wal_receiver_status_interval', 'wal_receiver_timeout']);
+    expect(names(p.lines)).toEqual(['wal_keep_size', 'max_slot_wal_keep_size', 'hot_standby_feedback', 'wal_receiver_status_interval', 'wal_receiver_timeout']);
   });
 
   it('raises values below the minimum, PostgreSQL defaults included, and says from what', () => {
@@ -94,8 +94,8 @@ describe('planSettings', () => {
     expect(names(p.lines)).not.toContain('wal_log_hints');
   });
 
-  it('keeps the DBA preferences: wal_keep_size, hot_standby_feedback and timeouts they set are not written', () => {
-    const p = plan(settings({ wal_keep_size: '1GB', hot_standby_feedback: 'off', wal_receiver_status_interval: '10s', wal_receiver_timeout: '60s' }));
+  it('keeps the DBA preferences: wal_keep_size, max_slot_wal_keep_size, hot_standby_feedback and timeouts they set are not written', () => {
+    const p = plan(settings({ wal_keep_size: '1GB', max_slot_wal_keep_size: '-1', hot_standby_feedback: 'off', wal_receiver_status_interval: '10s', wal_receiver_timeout: '60s' }));
     expect(names(p.lines)).toEqual(['wal_log_hints', 'max_wal_senders', 'max_replication_slots']);
   });
 

@@ -130,6 +130,8 @@ export interface StatusExtra {
   leader_lsn?: string | null;
   /** The failback window committed in the config log (null: none). */
   failback?: { id: number; cron: string } | null;
+  /** biha's replication slots on this node: the WAL each holds back and its wal_status. */
+  slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
 }
 
 

@@ -19,6 +19,9 @@ export interface MetricLabels {
 /** Buckets of biha_control_rtt_seconds: loopback (sub-millisecond) up to a slow WAN. */
 export const RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** pg_replication_slots.wal_status values (PostgreSQL 13+). */
+export const SLOT_WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'] as const;
+
 const KNOWN_STATES: ReadonlySet<string> = new Set(BIHA_STATES);
 
 export class Metrics {
@@ -34,6 +37,9 @@ export class Metrics {
   private readonly sinceLastHb: Gauge<'peer'>;
   private readonly lagBytes: Gauge<'follower'>;
   private readonly lagSeconds: Gauge<'follower'>;
+  private readonly slotRetained: Gauge<'slot' | 'peer'>;
+  private readonly slotWalStatus: Gauge<'slot' | 'peer' | 'wal_status'>;
+  private readonly slotActive: Gauge<'slot' | 'peer'>;
   private readonly hbSent: Counter;
   private readonly hbReceived: Counter;
   private readonly reconnects: Counter<'peer'>;
@@ -69,6 +75,13 @@ export class Metrics {
     this.sinceLastHb = gauge('biha_peer_since_last_heartbeat_seconds', 'Seconds since the last heartbeat from / to the peer.', ['peer']);
     this.lagBytes = gauge('biha_replication_lag_bytes', 'On the leader: WAL bytes a follower has not replayed yet.', ['follower']);
     this.lagSeconds = gauge('biha_replication_lag_seconds', 'On the leader: replay lag of a follower in seconds.', ['follower']);
+    this.slotRetained = gauge('biha_slot_retained_wal_bytes', "WAL this node keeps for a biha replication slot (from the slot's restart_lsn to this node's WAL position).", ['slot', 'peer']);
+    this.slotWalStatus = gauge(
+      'biha_slot_wal_status',
+      "wal_status of a biha replication slot: 1 for the current one (reserved, extended, unreserved or lost), 0 for the others. 'lost': the member needs bihactl reinit.",
+      ['slot', 'peer', 'wal_status'],
+    );
+    this.slotActive = gauge('biha_slot_active', '1 while a walsender uses the biha replication slot, else 0.', ['slot', 'peer']);
     this.hbSent = counter('biha_heartbeats_sent_total', 'Heartbeats (raft append messages) sent.');
     this.hbReceived = counter('biha_heartbeats_received_total', 'Heartbeats (raft append messages) received.');
     this.reconnects = counter('biha_reconnects_total', 'Control-channel connections to a peer after the first one.', ['peer']);
@@ -112,6 +125,16 @@ export class Metrics {
       const follower = f.id > 0 ? String(f.id) : f.application_name;
       if (f.lag_bytes !== null && Number.isFinite(f.lag_bytes)) this.lagBytes.set({ follower }, f.lag_bytes);
       if (f.lag_ms !== null && Number.isFinite(f.lag_ms)) this.lagSeconds.set({ follower }, f.lag_ms / 1000);
+    }
+
+    this.slotRetained.reset();
+    this.slotWalStatus.reset();
+    this.slotActive.reset();
+    for (const sl of status.extra?.slots ?? []) {
+      const l = { slot: sl.slot_name, peer: String(sl.id) };
+      this.slotActive.set(l, sl.active ? 1 : 0);
+      if (sl.retained_bytes !== null && Number.isFinite(sl.retained_bytes)) this.slotRetained.set(l, sl.retained_bytes);
+      for (const w of SLOT_WAL_STATUSES) this.slotWalStatus.set({ ...l, wal_status: w }, w === sl.wal_status ? 1 : 0);
     }
 
     for (const n of status.nodes) {

@@ -402,10 +402,20 @@ export class PostgresActions implements PgPort {
     return s.tli;
   }
 
-  /** Ensure the replication slot for a newly added node exists here (leader side of `bihactl add`). */
+  /**
+   * Ensure the replication slot for a node being added or re-copied exists here and reserves WAL
+   * (leader side of `bihactl add` and `bihactl reinit`): a slot that holds no WAL (invalidated by
+   * max_slot_wal_keep_size, wal_status 'lost') and is not in use is created again.
+   */
   async slotFor(id: NodeId): Promise<void> {
     const name = slotName(id);
-    const rows = await this.d.pg.query('select 1 from pg_replication_slots where slot_name = $1', [name]);
-    if (rows.length === 0) await this.d.pg.query(`select pg_create_physical_replication_slot(${quoteLiteral(name)}, true)`);
+    const rows = await this.d.pg.query<{ reserved: boolean; active: boolean }>(
+      'select restart_lsn is not null as reserved, active from pg_replication_slots where slot_name = $1',
+      [name],
+    );
+    const e = rows[0];
+    if (e && (e.reserved || e.active)) return;
+    if (e) await dropSlot(this.d.pg, name);
+    await this.d.pg.query(`select pg_create_physical_replication_slot(${quoteLiteral(name)}, true)`);
   }
 }

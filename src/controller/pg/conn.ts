@@ -205,6 +205,18 @@ export interface LocalPgStatus {
   walReceiver: WalReceiverStatus | null;
   replayPauseState: string | null;
   replication: ReplicationRow[];
+  /** biha's replication slots here (absent where a status was made up, as in tests). */
+  slots?: SlotRow[];
+}
+
+/** One biha_node_<id> slot of pg_replication_slots. */
+export interface SlotRow {
+  slotName: string;
+  active: boolean;
+  /** reserved | extended | unreserved | lost (PostgreSQL 13+), '' when unknown. */
+  walStatus: string;
+  /** WAL this node keeps for the slot: from its restart_lsn to this node's WAL position; null when it holds none. */
+  retainedBytes: number | null;
 }
 
 const STATUS_SQL = `
@@ -222,7 +234,13 @@ SELECT r.in_recovery,
           FROM (SELECT application_name, state, sync_state,
                        sent_lsn::text AS sent_lsn, flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn,
                        (extract(epoch FROM replay_lag) * 1000)::float8 AS replay_lag_ms
-                  FROM pg_stat_replication) x) AS replication
+                  FROM pg_stat_replication) x) AS replication,
+       (SELECT coalesce(json_agg(y ORDER BY y.slot_name), '[]'::json)
+          FROM (SELECT slot_name, active, coalesce(wal_status, '') AS wal_status,
+                       pg_wal_lsn_diff(CASE WHEN r.in_recovery THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+                                            ELSE pg_current_wal_lsn() END, restart_lsn)::float8 AS retained_bytes
+                  FROM pg_replication_slots
+                 WHERE slot_type = 'physical' AND slot_name LIKE 'biha\\_node\\_%') y) AS slots
   FROM (SELECT pg_is_in_recovery() AS in_recovery) r`;
 
 interface StatusRow {
@@ -244,6 +262,7 @@ interface StatusRow {
     replay_lsn: string | null;
     replay_lag_ms: number | null;
   }>;
+  slots: Array<{ slot_name: string; active: boolean; wal_status: string; retained_bytes: number | null }>;
 }
 
 /** One round trip: recovery state, timeline, LSNs, walreceiver and walsenders. */
@@ -279,6 +298,12 @@ export async function localStatus(pg: LocalPg): Promise<LocalPgStatus> {
       flushLsn: parseLsnOrNull(x.flush_lsn),
       replayLsn: parseLsnOrNull(x.replay_lsn),
       replayLagMs: x.replay_lag_ms,
+    })),
+    slots: r.slots.map((x) => ({
+      slotName: x.slot_name,
+      active: x.active,
+      walStatus: x.wal_status,
+      retainedBytes: x.retained_bytes === null ? null : Math.max(0, x.retained_bytes),
     })),
   };
 }

@@ -154,9 +154,21 @@ const PG_DEFAULTS: Readonly<Record<string, string>> = {
   max_replication_slots: '10',
 };
 
+/**
+ * The most WAL a replication slot may hold back (PostgreSQL's default, -1, has no limit): biha keeps
+ * a slot biha_node_<id> for every data node, and the slot of a member that is down holds the WAL
+ * from its last position on. Without a limit that member fills the disk of the leader's pg_wal and
+ * stops the cluster. 8GB lets a follower that is down for a while (an hour at about 2 MB/s of WAL,
+ * a night at a quiet one) catch up by itself and fits on the usual database volume beside
+ * max_wal_size (1GB by default); past it the slot is invalidated (wal_status 'lost') and the member
+ * comes back with bihactl reinit. A DBA who knows the disk and the WAL rate sets it in postgresql.conf.
+ */
+export const DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = '8GB';
+
 /** Settings biha prefers but leaves to the DBA: written only when the DBA has not set them. */
 const PREFERRED: ReadonlyArray<readonly [string, string, string]> = [
   ['wal_keep_size', "'128MB'", "pg_rewind copies the source's pg_wal: keep it modest"],
+  ['max_slot_wal_keep_size', `'${DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}'`, "a down member's slot holds no more WAL than this (then: bihactl reinit)"],
   ['hot_standby_feedback', 'on', ''],
   ['wal_receiver_status_interval', '1s', "standbys report their position every second"],
 ];
