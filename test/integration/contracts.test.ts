@@ -1,10 +1,14 @@
-// The reference's contracts on a real three-node cluster: biha.set_leader typed on the leader's own
-// session returns true to that session; bihactl set-leader on the leader's host; the term column of
-// biha.status_v is each node's own term; the SQL and the controller agree on parameter ranges and
-// name the SQL parameter in their errors.
-import { describe, expect, it } from 'vitest';
-import { TestCluster, bihaOk, waitFor } from '../helpers/cluster.js';
-import { useCluster } from '../helpers/suite.js';
+// The reference's contracts on a real cluster (three nodes, a fourth added with --use-leader):
+// biha.set_leader typed on the leader's own session returns true to that session; bihactl
+// set-leader on the leader's host; a switchover whose target cannot catch up returns false and the
+// old leader leads on; the term column of biha.status_v is each node's own term; the SQL and the
+// controller agree on parameter ranges and name the SQL parameter in their errors;
+// biha.reset_node_error() and bihactl reset-node-error on a node really in NODE_ERROR, with
+// biha.error_details() read through SQL.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCluster, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
 import { PARAM_RANGES } from '../../src/raft/index.js';
 
 async function sqlError(p: Promise<unknown>): Promise<string> {
@@ -17,8 +21,33 @@ async function sqlError(p: Promise<unknown>): Promise<string> {
 }
 
 describe('reference contracts', () => {
-  const c = new TestCluster({ nodes: 3, basePort: 24600 });
-  useCluster(c);
+  const c = new TestCluster({ nodes: 4, basePort: 24600 });
+  beforeAll(async () => {
+    const r = await c.init();
+    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+    await c.start(1);
+    for (const i of [2, 3]) {
+      const a = await c.add(i);
+      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
+      await c.start(i);
+      await c.waitLeader();
+    }
+  }, 180_000);
+  afterAll(async () => {
+    await c.destroy();
+  }, 120_000);
+
+  it('bihactl add --use-leader reads the magic string from the leader over SQL and the node follows', async () => {
+    const l = await c.waitLeader();
+    const r = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--use-leader=host=127.0.0.1 port=${c.port(l)}`, `--pgdata=${c.pgdata(4)}`]);
+    expect(r.code, r.stderr).toBe(0);
+    await c.start(4);
+    await c.waitState(4, 'FOLLOWER', 90_000);
+    await c.waitStreaming(4);
+    const rows = await c.su<{ id: number; state: string }>(l, 'select id, state from biha.status_v order by id', 'biha_db');
+    expect(rows.map((x) => x.id)).toEqual([1, 2, 3, 4]);
+    expect(rows.find((x) => x.id === 4)?.state).toBe('FOLLOWER');
+  });
 
   it("select biha.set_leader(n) on the leader's own session returns true, and the switchover completes", async () => {
     const l = await c.waitLeader();
@@ -89,5 +118,83 @@ describe('reference contracts', () => {
     await c.su(l, 'select biha.set_no_wal_on_follower(20000)', 'biha_db');
     const neg = await sqlError(c.su(l, 'select biha.set_no_wal_on_follower(-1)', 'biha_db'));
     expect(neg).toBe('biha: no_wal_on_follower must be a non-negative integer, not -1');
+  });
+  it('a switchover whose target cannot catch up returns false and the old leader leads on', async () => {
+    const l = await c.waitLeader();
+    for (const i of c.ids()) await c.waitState(i, i === l ? 'LEADER_RW' : 'FOLLOWER');
+    const [t, via] = c.ids().filter((i) => i !== l);
+    const pgpass = path.join(c.pgdata(t!), 'pg_biha', 'pgpass');
+    // The target stops receiving WAL (and cannot authenticate again meanwhile); the leader writes on.
+    const conninfo = (await c.su<{ primary_conninfo: string }>(t!, 'show primary_conninfo'))[0]!.primary_conninfo;
+    fs.renameSync(pgpass, `${pgpass}.aside`);
+    try {
+      await c.su(t!, "alter system set primary_conninfo = ''");
+      await c.su(t!, 'select pg_reload_conf()');
+      await waitFor('the target to disconnect', async () => {
+        const r = await c.su<{ n: string }>(l, `select count(*) as n from pg_stat_replication where application_name = 'biha_node_${t}'`);
+        return r[0]?.n === '0';
+      });
+      await c.su(l, 'create table behind_target (id int)', 'biha_db');
+      await c.su(l, 'insert into behind_target select generate_series(1, 1000)', 'biha_db');
+      const r = await c.su<{ ok: boolean }>(via!, `select biha.set_leader(${t}) as ok`, 'biha_db');
+      expect(r[0]?.ok).toBe(false);
+    } finally {
+      fs.renameSync(`${pgpass}.aside`, pgpass);
+      await c.su(t!, `alter system set primary_conninfo = '${conninfo.replace(/'/g, "''")}'`).catch(() => undefined);
+      await c.su(t!, 'select pg_reload_conf()').catch(() => undefined);
+    }
+    expect(await c.waitLeader()).toBe(l);
+    const sw = await waitFor('the failed switchover on the old leader', async () => {
+      const rows = await c.su<{ target: number; state: string; detail: string }>(l, 'select * from biha.last_switchover()', 'biha_db').catch(() => []);
+      return rows[0]?.state === 'failed' ? rows[0] : null;
+    });
+    expect(sw.target).toBe(t);
+    expect(sw.detail).toMatch(/did not catch up/);
+    const rows = await c.su<{ n: string }>(l, 'select count(*) as n from behind_target', 'biha_db');
+    expect(rows[0]?.n).toBe('1000');
+    await c.waitState(t!, 'FOLLOWER', 90_000);
+    await c.waitStreaming(t!);
+  });
+
+  it('biha.reset_node_error() on a node in NODE_ERROR, with biha.error_details() through SQL', async () => {
+    for (const i of c.ids()) await c.waitStreaming(i).catch(() => undefined);
+    c.setAutorewind(false);
+    const old = await c.divergeAndCrashLeader();
+    await c.start(old);
+    await c.waitState(old, 'NODE_ERROR', 60_000);
+    const e = await waitFor('error_details through SQL', async () => {
+      const rows = await c.su<{ type: string; begin_lsn: string | null; current_tli: string | null; next_tli: string | null }>(old, 'select * from biha.error_details()', 'biha_db').catch(() => []);
+      return rows[0]?.type === 'TIMELINE_DIVERGED' ? rows[0] : null;
+    });
+    expect(e.begin_lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(Number(e.next_tli)).toBeGreaterThan(Number(e.current_tli));
+    // The repair: this node may now rewind itself; then reset the error through SQL.
+    c.setAutorewind(true);
+    await c.su(old, 'select biha.reset_node_error()', 'biha_db');
+    await c.waitState(old, 'FOLLOWER', 90_000);
+    const after = await waitFor('NO_ERROR through SQL', async () => {
+      const rows = await c.su<{ type: string }>(old, 'select type from biha.error_details()', 'biha_db').catch(() => []);
+      return rows[0]?.type === 'NO_ERROR' ? rows[0] : null;
+    });
+    expect(after.type).toBe('NO_ERROR');
+    const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
+    expect(t[0]?.t).toBeNull();
+  });
+
+  it('bihactl reset-node-error on a node in NODE_ERROR', async () => {
+    for (const i of c.ids()) await c.waitStreaming(i).catch(() => undefined);
+    c.setAutorewind(false);
+    const old = await c.divergeAndCrashLeader();
+    await c.start(old);
+    await c.waitState(old, 'NODE_ERROR', 60_000);
+    const e = await waitFor('error_details through SQL', async () => {
+      const rows = await c.su<{ type: string }>(old, 'select type from biha.error_details()', 'biha_db').catch(() => []);
+      return rows[0]?.type === 'TIMELINE_DIVERGED' ? rows[0] : null;
+    });
+    expect(e.type).toBe('TIMELINE_DIVERGED');
+    c.setAutorewind(true);
+    await bihaOk(['reset-node-error', `--pgdata=${c.pgdata(old)}`]);
+    const st = await c.waitState(old, 'FOLLOWER', 90_000);
+    expect(st.error.type).toBe('NO_ERROR');
   });
 });
