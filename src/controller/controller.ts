@@ -256,7 +256,10 @@ export class Controller implements CommandHost {
       serviceMode: () => this.config().params.serviceMode,
       config: () => this.config(),
       status: () => this.status(),
-      transfer: (id) => this.setLeader(id),
+      // An incomplete switchover answers false: failback logs it as failed and retries.
+      transfer: async (id) => {
+        if (!(await this.setLeader(id))) throw new BihaError('switchover_failed', this.lastSwitchover?.detail ?? `switchover to node ${id} did not complete`);
+      },
     });
     this.env = await resolvePgEnv(this.pgdata);
     this.pg = new LocalPg({ pgdata: this.pgdata, port: this.conf.port, user: this.env.user, database: 'postgres' });
