@@ -125,9 +125,10 @@ BEGIN
       round((v_st.limit_ms / 1000)::numeric, 1) USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
 
+  -- pid: a switchover asked for on the leader's own session starts once this statement finished.
   v_req := jsonb_build_object('id', v_id, 'fn', p_fn, 'args', p_args, 'user', session_user,
                               'ts', (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
-                              'timeout_ms', v_timeout_ms)::text;
+                              'timeout_ms', v_timeout_ms, 'pid', pg_backend_pid())::text;
   v_deadline := clock_timestamp() + v_timeout_ms * interval '1 millisecond';
   BEGIN
     -- Hex keeps COPY's text format from escaping anything; the final newline marks a complete file.
@@ -196,6 +197,18 @@ BEGIN
     RAISE EXCEPTION 'biha: % must be % integer, not %', p_name,
       CASE WHEN p_min = 0 THEN 'a non-negative' ELSE 'a positive' END, coalesce(p_value::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$fn$;
+
+-- The ranges of the cluster parameters (PARAM_RANGES in src/raft/config.ts).
+CREATE FUNCTION biha._check_range(p_name text, p_value integer, p_min integer, p_max integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF p_value IS NULL OR p_value < p_min OR p_value > p_max THEN
+    RAISE EXCEPTION 'biha: % must be an integer from % to %, not %', p_name, p_min, p_max,
+      coalesce(p_value::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
   END IF;
 END
 $fn$;
@@ -298,6 +311,20 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION biha.monitoring() IS 'PostgreSQL state of this node and, on the leader, one row per follower with its replication lag.';
 
+CREATE FUNCTION biha.last_switchover(OUT target integer, OUT state text, OUT detail text,
+                                     OUT started_at timestamptz, OUT finished_at timestamptz)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+  SELECT w.target, w.state, w.detail, to_timestamp(w.started_at_ms / 1000), to_timestamp(w.finished_at_ms / 1000)
+    FROM biha._status_doc() AS d,
+         jsonb_to_record(d.doc #> '{extra,switchover}') AS w(target integer, state text, detail text,
+                                                           started_at_ms double precision,
+                                                           finished_at_ms double precision)
+   WHERE jsonb_typeof(d.doc #> '{extra,switchover}') = 'object'
+$fn$;
+COMMENT ON FUNCTION biha.last_switchover() IS 'The last switchover this node ran as the leader and its outcome (no row: none since its controller started).';
+
 CREATE VIEW biha.status_v AS SELECT * FROM biha.status();
 COMMENT ON VIEW biha.status_v IS 'State of every node of the cluster as this node sees it.';
 CREATE VIEW biha.nodes_v AS SELECT * FROM biha.nodes();
@@ -346,7 +373,7 @@ CREATE FUNCTION biha.set_heartbeat_max_lost(integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  PERFORM biha._check_int('heartbeat_max_lost', $1, 1);
+  PERFORM biha._check_range('heartbeat_max_lost', $1, 2, 1000);
   RETURN biha._bool_result(biha._command('set_heartbeat_max_lost', jsonb_build_object('value', $1), 10000));
 END
 $fn$;
@@ -356,7 +383,7 @@ CREATE FUNCTION biha.set_heartbeat_send_period(integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  PERFORM biha._check_int('heartbeat_send_period', $1, 1);
+  PERFORM biha._check_range('heartbeat_send_period', $1, 10, 60000);
   RETURN biha._bool_result(biha._command('set_heartbeat_send_period', jsonb_build_object('value', $1), 10000));
 END
 $fn$;
@@ -366,11 +393,11 @@ CREATE FUNCTION biha.set_no_wal_on_follower(integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  PERFORM biha._check_int('no_wal_on_follower', $1, 1);
+  PERFORM biha._check_int('no_wal_on_follower', $1, 0);
   RETURN biha._bool_result(biha._command('set_no_wal_on_follower', jsonb_build_object('value', $1), 10000));
 END
 $fn$;
-COMMENT ON FUNCTION biha.set_no_wal_on_follower(integer) IS 'Milliseconds a follower may go without WAL from the leader, on every node.';
+COMMENT ON FUNCTION biha.set_no_wal_on_follower(integer) IS 'Milliseconds a follower may go without WAL from the leader, on every node (0: no limit).';
 
 CREATE FUNCTION biha.set_nquorum_and_minnodes(integer, integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -505,8 +532,8 @@ GRANT SELECT ON TABLE biha.schema_version, biha.status_v, biha.nodes_v TO pg_mon
 REVOKE ALL ON FUNCTION
   biha._status_doc(boolean), biha._command_timeout_ms(integer), biha._command(text, jsonb, integer),
   biha._bool_result(jsonb), biha._check_id(integer), biha._check_int(text, integer, integer),
-  biha._check_bool(text, boolean),
-  biha.status(), biha.nodes(), biha.config(), biha.error_details(), biha.monitoring(),
+  biha._check_bool(text, boolean), biha._check_range(text, integer, integer, integer),
+  biha.status(), biha.nodes(), biha.config(), biha.error_details(), biha.monitoring(), biha.last_switchover(),
   biha.set_leader(integer), biha.remove_node(integer), biha.get_magic_string(),
   biha.set_heartbeat_max_lost(integer), biha.set_heartbeat_send_period(integer),
   biha.set_no_wal_on_follower(integer), biha.set_nquorum_and_minnodes(integer, integer),
@@ -518,7 +545,7 @@ REVOKE ALL ON FUNCTION
 FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-  biha.status(), biha.nodes(), biha.config(), biha.error_details(), biha.monitoring()
+  biha.status(), biha.nodes(), biha.config(), biha.error_details(), biha.monitoring(), biha.last_switchover()
 TO pg_monitor, biha_cluster_management_role;
 
 GRANT EXECUTE ON FUNCTION

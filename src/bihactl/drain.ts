@@ -88,7 +88,7 @@ export async function cmdDrain(o: { pgdata?: string; drainSecs?: string; force?:
         if (left <= 0) break;
         info(`node ${conf.nodeId} is the leader: handing the leadership over to node ${id}`);
         try {
-          await nodeRequest(pgdata, 'set_leader', { id }, Math.max(1000, left));
+          if ((await nodeRequest(pgdata, 'set_leader', { id }, Math.max(1000, left))) === false) errors.push(`node ${id}: the switchover did not complete`);
         } catch (e) {
           errors.push(`node ${id}: ${oneLine(e)}`);
           // The transfer may have completed anyway (the reply was lost): look before trying the next.

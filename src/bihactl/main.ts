@@ -157,7 +157,11 @@ export function buildProgram(): Command {
     .option('--to <id>', 'same as --id')
     .action(async (o: { pgdata?: string; id?: string; to?: string }) => {
       const id = intOpt('id', o.id ?? o.to, 1, 1_000_000);
-      await nodeRequest(o.pgdata, 'set_leader', { id });
+      const done = await nodeRequest(o.pgdata, 'set_leader', { id });
+      if (done === false)
+        throw new BihaError('switchover_failed', `the switchover to node ${id} did not complete`, {
+          hint: 'the leader logged why; select * from biha.last_switchover() on it shows the outcome',
+        });
       process.stderr.write(`bihactl: node ${id} is the leader\n`);
     });
 

@@ -19,7 +19,7 @@ export interface MemberRow {
   state: string;
   /** The leader this row's node follows, as the node asked knows it. */
   leader_id: number | null;
-  term: number;
+  term: number | null;
   online: boolean;
   /** Replay lag behind the leader in bytes, when the node asked knows it. */
   lag_bytes: number | null;
@@ -88,7 +88,7 @@ export function renderStatus(v: StatusView): string {
       m.leader_id === null ? '-' : String(m.leader_id),
       m.role,
       m.mode ?? '-',
-      String(m.term),
+      m.term === null ? '-' : String(m.term),
       fmtBytes(m.lag_bytes),
       m.self ? '-' : fmtMs(m.since_last_hb_ms),
     ]);

@@ -50,9 +50,13 @@ import { reconcileSecrets, rotateSecret, secretId } from './security/rotation.js
 import { runCommand } from './commands.js';
 import type { CommandHost } from './commands.js';
 import { buildStatus } from './status.js';
+import { switchoverFinished, switchoverStarted, waitStatementDone } from './ops/switchover.js';
+import type { SwitchoverRecord } from './ops/switchover.js';
 
 /** How long a command waits for a change already in flight (or a new leader's first entry) to commit. */
 const CHANGE_BUSY_WAIT_MS = 3000;
+/** How long a switchover asked for on the leader's own SQL session waits for that statement to finish. */
+const SWITCHOVER_STATEMENT_WAIT_MS = 3000;
 
 const MESSAGE_TYPES = new Set(['app', 'app_resp', 'prevote', 'vote', 'prevote_resp', 'vote_resp', 'timeout_now']);
 const RaftEnvelope = z
@@ -252,7 +256,10 @@ export class Controller implements CommandHost {
       serviceMode: () => this.config().params.serviceMode,
       config: () => this.config(),
       status: () => this.status(),
-      transfer: (id) => this.setLeader(id),
+      // An incomplete switchover answers false: failback logs it as failed and retries.
+      transfer: async (id) => {
+        if (!(await this.setLeader(id))) throw new BihaError('switchover_failed', this.lastSwitchover?.detail ?? `switchover to node ${id} did not complete`);
+      },
     });
     this.env = await resolvePgEnv(this.pgdata);
     this.pg = new LocalPg({ pgdata: this.pgdata, port: this.conf.port, user: this.env.user, database: 'postgres' });
@@ -513,6 +520,7 @@ export class Controller implements CommandHost {
 
   private async onBridge(req: BridgeRequest): Promise<BridgeReply> {
     try {
+      if (req.fn === 'set_leader' && this.soft().role === 'leader') return this.setLeaderOnOwnSession(req);
       const result = await runCommand(this, req.fn, req.args, 0);
       return { ok: true, result };
     } catch (e) {
@@ -715,18 +723,46 @@ export class Controller implements CommandHost {
     return encodeMagic({ clusterId: this.conf.clusterId, secret: this.conf.secrets[0]!, peers, tls: this.conf.tls, ...tlsCa });
   }
 
+  /**
+   * Switchover to node `id`, waiting for its outcome: true once node `id` is a writable primary,
+   * false when the transfer did not complete (this node leads on, or another node won); the
+   * outcome is logged and kept for biha.last_switchover(). Refusals (not the leader, unknown or
+   * ineligible node, target unreachable) raise before anything starts.
+   */
   async setLeader(id: NodeId): Promise<boolean> {
+    const raft = this.checkSetLeader(id);
+    if (raft === null) return true;
+    return await this.runSwitchover(raft, id);
+  }
+
+  /** Refuses a switchover that cannot start now; null when `id` is this node (nothing to do). */
+  private checkSetLeader(id: NodeId): RaftNode | null {
     const raft = this.requireLeader('biha.set_leader');
-    if (id === this.conf.nodeId) return true;
+    if (id === this.conf.nodeId) return null;
     const node = raft.config().nodes.find((n) => n.id === id);
     if (!node) throw new BihaError('unknown_node', `node ${id} is not in the cluster`);
     if (node.mode !== 'regular')
       throw new BihaError('not_eligible', `node ${id} is a ${node.mode} node and can never be the leader`, {
         hint: "choose a regular node: select id from biha.status_v where mode = 'regular'",
       });
+    const refused = raft.transferRefusal(id, this.now());
+    if (refused) throw new BihaError(refused.code, refused.message);
+    return raft;
+  }
+
+  private async runSwitchover(raft: RaftNode, id: NodeId): Promise<boolean> {
     const r = raft.transferLeadership(id, this.now());
     if (!r.ok) throw new BihaError(r.code, r.message);
+    this.lastSwitchover = switchoverStarted(id, Date.now());
+    this.log.info({ target: id }, `switchover to node ${id} started`);
     this.driver.kick();
+    const finish = (ok: boolean, detail: string): boolean => {
+      if (this.lastSwitchover?.target === id) this.lastSwitchover = switchoverFinished(this.lastSwitchover, ok, detail, Date.now());
+      if (ok) this.log.info({ target: id }, detail);
+      else this.log.warn({ target: id }, detail);
+      void this.writeStatus(true);
+      return ok;
+    };
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       await new Promise((res) => setTimeout(res, 5));
@@ -734,14 +770,41 @@ export class Controller implements CommandHost {
       if (s.leaderId === id) {
         // Ask the new leader directly rather than waiting for its next heartbeat.
         const r = (await this.transport.request(id, 'node_state', {}, 1000).catch(() => null)) as { soft?: SoftState; pgRole?: string } | null;
-        if (r?.soft?.state === 'LEADER_RW' && r.pgRole === 'PRIMARY') return true;
+        if (r?.soft?.state === 'LEADER_RW' && r.pgRole === 'PRIMARY') return finish(true, `switchover to node ${id} completed: node ${id} is the writable leader`);
       } else if (s.role === 'leader' && s.transferTarget === 0) {
-        throw new BihaError('switchover_failed', `switchover to node ${id} timed out: node ${id} did not catch up or win; node ${this.conf.nodeId} stays the leader`);
+        return finish(false, `switchover to node ${id} failed: node ${id} did not catch up or win in time; node ${this.conf.nodeId} stays the leader`);
       } else if (s.role !== 'leader' && s.leaderId !== 0 && s.leaderId !== id) {
-        throw new BihaError('switchover_failed', `switchover to node ${id} failed: node ${s.leaderId} won the election instead`);
+        return finish(false, `switchover to node ${id} failed: node ${s.leaderId} won the election instead`);
       }
     }
-    throw new BihaError('timeout', `switchover to node ${id} did not complete within 30 s`);
+    return finish(false, `switchover to node ${id} did not complete within 30 s`);
+  }
+
+  /**
+   * biha.set_leader(id) typed on this leader's own session. The fence restarts this PostgreSQL,
+   * which would end the session before the answer reaches it; so the answer is given first: the
+   * switchover is checked and accepted (true), and starts once the calling statement has finished
+   * (at most SWITCHOVER_STATEMENT_WAIT_MS later). Its outcome is logged and kept for
+   * biha.last_switchover(), like every switchover's.
+   */
+  private setLeaderOnOwnSession(req: BridgeRequest): BridgeReply {
+    const id = req.args['id'] as number;
+    const raft = this.checkSetLeader(id);
+    if (raft === null) return { ok: true, result: true };
+    this.log.info({ target: id, user: req.user }, `switchover to node ${id} accepted; it starts when the calling statement has finished`);
+    this.lastSwitchover = switchoverStarted(id, Date.now());
+    const start = async (): Promise<void> => {
+      if (req.pid !== undefined) await waitStatementDone((q, p) => this.pg.query(q, p), req.pid, Date.now(), SWITCHOVER_STATEMENT_WAIT_MS);
+      try {
+        await this.runSwitchover(this.checkSetLeader(id) ?? raft, id);
+      } catch (e) {
+        const detail = `switchover to node ${id} failed to start: ${e instanceof Error ? e.message : String(e)}`;
+        if (this.lastSwitchover?.target === id) this.lastSwitchover = switchoverFinished(this.lastSwitchover, false, detail, Date.now());
+        this.log.warn({ target: id }, detail);
+        void this.writeStatus(true);
+      }
+    };
+    return { ok: true, result: true, after: () => void start() };
   }
 
   private async join(node: NodeInfo, allowSyncLoss: boolean): Promise<unknown> {
@@ -811,8 +874,12 @@ export class Controller implements CommandHost {
       startedAt: this.startedAt,
       now: Date.now(),
       failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]),
+      switchover: this.lastSwitchover,
     });
   }
+
+  /** The last switchover this node ran as the leader (biha.last_switchover()). */
+  private lastSwitchover: SwitchoverRecord | null = null;
 
   private writingStatus = false;
   private async writeStatus(force: boolean): Promise<void> {

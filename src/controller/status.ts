@@ -9,6 +9,7 @@ import type { LocalPgStatus } from './pg/conn.js';
 import { formatLsn } from './pg/lsn.js';
 import type { NodeErrorInfo } from './state/nodefiles.js';
 import type { FailbackSetting } from './ops/failback.js';
+import type { SwitchoverRecord } from './ops/switchover.js';
 
 export interface StatusInputs {
   readonly selfId: NodeId;
@@ -25,6 +26,7 @@ export interface StatusInputs {
   readonly startedAt: number;
   readonly now: number;
   readonly failback: FailbackSetting | null;
+  readonly switchover: SwitchoverRecord | null;
 }
 
 function localState(soft: SoftState): string {
@@ -52,7 +54,8 @@ export function buildStatus(i: StatusInputs): StatusFile {
     return {
       id: n.id,
       leader_id: soft.leaderId || null,
-      term: soft.term,
+      // The node's own last known term (from its last response to the leader); NULL: never heard.
+      term: p && p.term > 0 ? p.term : null,
       online: p?.online ?? false,
       state: p?.state ?? 'UNKNOWN',
       last_known_state: p?.lastKnownState ?? null,
@@ -123,6 +126,7 @@ export function buildStatus(i: StatusInputs): StatusFile {
         wal_status: x.walStatus,
         retained_bytes: x.retainedBytes,
       })),
+      switchover: i.switchover,
     },
   } satisfies StatusFile;
 }

@@ -76,6 +76,8 @@ interface Progress {
   ackLeaseEnd: number;
   wal: WalPos;
   state: BihaState;
+  /** The term the peer last answered with (0: not heard since this node became leader). */
+  term: number;
 }
 
 interface Transfer {
@@ -529,6 +531,20 @@ export class RaftNode {
 
   transferLeadership(target: NodeId, now: number): ProposeResult {
     this.now = now;
+    const refused = this.transferRefusal(target, now);
+    if (refused) return refused;
+    this.transfer = { target, startedAt: now, lastAppAt: now, timeoutNowSent: false };
+    this.localFenced = false;
+    this.sendApp(target, now);
+    this.updateWritable(now);
+    return { ok: true, index: 0, term: this.term };
+  }
+
+  /**
+   * Why a leadership transfer to `target` would be refused now (null: it would start). Changes
+   * nothing: a caller can answer before it starts the transfer.
+   */
+  transferRefusal(target: NodeId, now: number): (ProposeResult & { ok: false }) | null {
     if (this.role !== 'leader') {
       return { ok: false, code: 'not_leader', message: `node ${this.id} is not the leader; ask the leader to transfer leadership` };
     }
@@ -550,11 +566,7 @@ export class RaftNode {
     if (p.state === 'NODE_ERROR' || p.state === 'NODE_ERROR_VOTING') {
       return { ok: false, code: 'invalid', message: `node ${target} is in NODE_ERROR and cannot become leader` };
     }
-    this.transfer = { target, startedAt: now, lastAppAt: now, timeoutNowSent: false };
-    this.localFenced = false;
-    this.sendApp(target, now);
-    this.updateWritable(now);
-    return { ok: true, index: 0, term: this.term };
+    return null;
   }
 
   /**
@@ -705,10 +717,10 @@ export class RaftNode {
     const now = this.now;
     if (this.role === 'leader') return this.leaderView(now);
     const T = this.T();
-    const selfView: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true };
+    const selfView: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true, term: this.term };
     if (this.view.length === 0) {
       return this.cfg().nodes.map((n) =>
-        n.id === this.id ? selfView : { id: n.id, wal: NO_WAL, state: 'UNKNOWN', lastKnownState: 'UNKNOWN', sinceLastHbMs: -1, online: false },
+        n.id === this.id ? selfView : { id: n.id, wal: NO_WAL, state: 'UNKNOWN', lastKnownState: 'UNKNOWN', sinceLastHbMs: -1, online: false, term: 0 },
       );
     }
     const elapsed = Math.max(0, now - this.viewAt);
@@ -717,7 +729,8 @@ export class RaftNode {
       const since = p.sinceLastHbMs >= 0 ? p.sinceLastHbMs + elapsed : -1;
       const online = p.online && since >= 0 && since < T;
       const known = p.state === 'UNKNOWN' ? p.lastKnownState : p.state;
-      return { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online };
+      // A leader of an older version sends no term: 0 (unknown).
+      return { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online, term: typeof p.term === 'number' ? p.term : 0 };
     });
   }
 
@@ -839,7 +852,10 @@ export class RaftNode {
     this.progress.clear();
     this.votes.clear();
     for (const n of this.cfg().nodes) {
-      if (n.id !== this.id) this.progress.set(n.id, this.newProgress(this.lastIndex() + 1));
+      if (n.id === this.id) continue;
+      // Until it answers, a peer's term is the one the previous leader last reported for it.
+      const seen = this.view.find((v) => v.id === n.id);
+      this.progress.set(n.id, { ...this.newProgress(this.lastIndex() + 1), term: typeof seen?.term === 'number' ? seen.term : 0 });
     }
     // The first entry of this term: once it commits, every earlier entry is committed too (Raft
     // §5.4.2). It reserves the timeline this leader will promote PostgreSQL to, so the reservation
@@ -856,7 +872,7 @@ export class RaftNode {
   private newProgress(next: number): Progress {
     return {
       match: 0, next, heardAt: null, ackSendTime: Number.NEGATIVE_INFINITY, ackLeaseEnd: Number.NEGATIVE_INFINITY,
-      wal: NO_WAL, state: 'UNKNOWN',
+      wal: NO_WAL, state: 'UNKNOWN', term: 0,
     };
   }
 
@@ -1024,15 +1040,15 @@ export class RaftNode {
     return this.cfg().nodes.map((n): PeerView => {
       if (n.id === this.id) {
         const st = this.computeState(now);
-        return { id: n.id, wal: this.wal, state: st, lastKnownState: st, sinceLastHbMs: 0, online: true };
+        return { id: n.id, wal: this.wal, state: st, lastKnownState: st, sinceLastHbMs: 0, online: true, term: this.term };
       }
       const p = this.progress.get(n.id);
       if (!p || p.heardAt === null) {
-        return { id: n.id, wal: p?.wal ?? NO_WAL, state: 'UNKNOWN', lastKnownState: p?.state ?? 'UNKNOWN', sinceLastHbMs: -1, online: false };
+        return { id: n.id, wal: p?.wal ?? NO_WAL, state: 'UNKNOWN', lastKnownState: p?.state ?? 'UNKNOWN', sinceLastHbMs: -1, online: false, term: p?.term ?? 0 };
       }
       const since = now - p.heardAt;
       const online = since < T;
-      return { id: n.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: p.state, sinceLastHbMs: since, online };
+      return { id: n.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: p.state, sinceLastHbMs: since, online, term: p.term };
     });
   }
 
@@ -1089,6 +1105,7 @@ export class RaftNode {
     p.heardAt = now;
     p.wal = msg.wal;
     p.state = msg.state;
+    p.term = msg.term;
     // An acknowledgement counts for the lease only when the peer matched the log up to the commit
     // index sent with it: it then runs (at least) the configuration the lease was computed from,
     // so it waits at least that T before voting.

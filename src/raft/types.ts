@@ -135,6 +135,8 @@ export interface PeerView {
   /** Milliseconds since the leader last heard from the peer (-1: never). */
   readonly sinceLastHbMs: number;
   readonly online: boolean;
+  /** The peer's own last known term: from its last response to the leader (0: unknown). */
+  readonly term: number;
 }
 
 interface MsgBase {

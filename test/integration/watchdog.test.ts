@@ -36,7 +36,7 @@ describe('the watchdog of a real leader', () => {
 
   it('kill -9 of the leader watchdog: the node stops leading at once (nobody would fence it), gets a new watchdog; a leader whose controller is killed is fenced by its watchdog', async () => {
     const leader = await c.waitLeader();
-    const term = (await c.status(leader)).status.find((x) => x.id === leader)!.term;
+    const term = (await c.status(leader)).status.find((x) => x.id === leader)!.term ?? 0;
     const old = await watchdogPid(leader);
     process.kill(old, 'SIGKILL');
     const fresh = await watchdogPid(leader, old);
@@ -48,7 +48,7 @@ describe('the watchdog of a real leader', () => {
     const next = await waitFor('a writable leader in a later term', async () => {
       const l = await c.waitLeader();
       const st = (await c.status(l)).status.find((x) => x.id === l)!;
-      return st.state === 'LEADER_RW' && st.term > term ? l : null;
+      return st.state === 'LEADER_RW' && (st.term ?? 0) > term ? l : null;
     }, 30_000, 100);
     const { client, port } = await connectMultiHost(parseMultiHostUri(c.connString()));
     try {

@@ -141,7 +141,7 @@ export class NsCluster {
         const me = s?.status.find((x) => x.id === i);
         if (s && me) {
           const extra = (s as unknown as { extra?: { pg_role?: string } }).extra;
-          out.set(i, { state: me.state, term: me.term, leader: me.leader_id, pgRole: extra?.pg_role ?? '?' });
+          out.set(i, { state: me.state, term: me.term ?? 0, leader: me.leader_id, pgRole: extra?.pg_role ?? '?' });
         }
       }),
     );

@@ -205,7 +205,7 @@ describe('electionRank', () => {
     params: DEFAULT_PARAMS,
   };
   const view = (id: number, w: WalPos, online = true, state: BihaState = 'FOLLOWER'): PeerView => ({
-    id, wal: w, state, lastKnownState: state, sinceLastHbMs: online ? 10 : 20000, online,
+    id, wal: w, state, lastKnownState: state, sinceLastHbMs: online ? 10 : 20000, online, term: 1,
   });
   const peers = [
     view(1, wal(1, 900)), // the lost leader (view sender): ignored

@@ -112,7 +112,6 @@ const EXPECTED_CALLS: Record<string, Call[]> = {
     ['set_priority', { id: 2, value: 1 }],
     ['set_leader', { id: 9 }],
     ['remove_node', { id: 1 }],
-    ['set_heartbeat_send_period', { value: 5 }],
     ['set_nquorum_and_minnodes', { nquorum: 5, minnodes: 2 }],
     ['set_sync_standbys', { value: 3 }],
     ['set_sync_standbys', { value: 3, allow_sync_loss: true }],

@@ -48,6 +48,8 @@ import type { Client } from 'pg';
 import { z } from 'zod';
 import { BihaError } from '../errors.js';
 import { atomicWriteFile } from '../state/atomic.js';
+import { PARAM_RANGES } from '../../raft/index.js';
+import type { SwitchoverRecord } from '../ops/switchover.js';
 
 // ------------------------------------------------------------------------------------------------
 // The status file
@@ -77,7 +79,8 @@ export interface StatusFile {
   status: Array<{
     id: number;
     leader_id: number | null;
-    term: number;
+    /** The node's own last known term (null: never heard from it). */
+    term: number | null;
     online: boolean;
     state: string;
     last_known_state: string | null;
@@ -132,6 +135,8 @@ export interface StatusExtra {
   failback?: { id: number; cron: string } | null;
   /** biha's replication slots on this node: the WAL each holds back and its wal_status. */
   slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
+  /** The last switchover this node ran as the leader (null: none since the controller started). */
+  switchover?: SwitchoverRecord | null;
 }
 
 
@@ -167,9 +172,12 @@ export interface BridgeRequest {
   ts: number;
   /** How long the SQL caller waits for the reply, from ts (absent in requests not written by SQL). */
   timeoutMs?: number;
+  /** pg_backend_pid() of the SQL caller (absent in requests of an older biha schema). */
+  pid?: number;
 }
 
-export type BridgeReply = { ok: true; result?: unknown } | { ok: false; error: string };
+/** `after` runs once the reply has been written (the caller can read it by then). */
+export type BridgeReply = { ok: true; result?: unknown; after?: () => void } | { ok: false; error: string };
 
 // Messages shared with sql/biha--1.0.sql (biha._check_id, biha._check_int, biha._check_bool).
 function sqlText(v: unknown): string {
@@ -193,6 +201,12 @@ const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const nodeId = checked(isInt(1), (v) => `node id must be a positive integer, not ${v}`);
 const intAtLeast = (name: string, min: 0 | 1): z.ZodType<number, z.ZodTypeDef, unknown> =>
   checked(isInt(min), (v) => `${name} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer, not ${v}`);
+/** A cluster parameter with both bounds (PARAM_RANGES), in the words of biha._check_range. */
+const intRange = (name: string, [min, max]: readonly [number, number | null]): z.ZodType<number, z.ZodTypeDef, unknown> =>
+  checked(
+    (v): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= (max ?? 2147483647),
+    (v) => `${name} must be an integer from ${min} to ${max ?? 2147483647}, not ${v}`,
+  );
 const bool = (name: string): z.ZodType<boolean, z.ZodTypeDef, unknown> => checked(isBool, (v) => `${name} must be true or false, not ${v}`);
 
 /** The argument schema of every bridge function (a new function fails to compile until listed). */
@@ -200,9 +214,9 @@ export const BRIDGE_ARGS = {
   set_leader: z.object({ id: nodeId }).strict(),
   remove_node: z.object({ id: nodeId }).strict(),
   get_magic_string: z.object({}).strict(),
-  set_heartbeat_max_lost: z.object({ value: intAtLeast('heartbeat_max_lost', 1) }).strict(),
-  set_heartbeat_send_period: z.object({ value: intAtLeast('heartbeat_send_period', 1) }).strict(),
-  set_no_wal_on_follower: z.object({ value: intAtLeast('no_wal_on_follower', 1) }).strict(),
+  set_heartbeat_max_lost: z.object({ value: intRange('heartbeat_max_lost', PARAM_RANGES.heartbeatMaxLost) }).strict(),
+  set_heartbeat_send_period: z.object({ value: intRange('heartbeat_send_period', PARAM_RANGES.heartbeatSendPeriod) }).strict(),
+  set_no_wal_on_follower: z.object({ value: intAtLeast('no_wal_on_follower', 0) }).strict(),
   set_nquorum_and_minnodes: z.object({ nquorum: intAtLeast('nquorum', 1), minnodes: intAtLeast('minnodes', 1), allow_sync_loss: bool('allow_sync_loss').optional() }).strict(),
   reset_node_error: z.object({}).strict(),
   set_sync_standbys: z.object({ value: intAtLeast('sync_standbys', 0), allow_sync_loss: bool('allow_sync_loss').optional() }).strict(),
@@ -226,6 +240,7 @@ const Envelope = z.object({
   user: z.string(),
   ts: z.number().int().nonnegative(),
   timeout_ms: z.number().int().positive().optional(),
+  pid: z.number().int().positive().optional(),
 });
 
 function issues(e: z.ZodError): string {
@@ -263,6 +278,7 @@ export function parseRequestFile(
   if (!args.success) return { kind: 'bad', id: e.id, error: issues(args.error) };
   const req: BridgeRequest = { id: e.id, fn, args: args.data as Record<string, unknown>, user: e.user, ts: e.ts };
   if (e.timeout_ms !== undefined) req.timeoutMs = e.timeout_ms;
+  if (e.pid !== undefined) req.pid = e.pid;
   return { kind: 'ok', req };
 }
 
@@ -495,7 +511,10 @@ export class SqlBridge {
       await this.reply(req.id, reply);
     } catch (err) {
       this.log.warn({ err, id: req.id }, 'sql bridge: cannot write the reply');
+      return;
     }
+    // Only once the caller can read the answer (a switchover on the leader's own session).
+    if (reply.ok) reply.after?.();
   }
 
   private async reply(id: string, r: BridgeReply): Promise<void> {
