@@ -131,12 +131,15 @@ export class TestCluster {
     return await bihactl(['stop', `--pgdata=${this.pgdata(i)}`]);
   }
 
-  /** init (with `initExtra`) + start node 1, then add + start the others one by one, waiting for a writable leader. */
-  async create(initExtra: string[] = []): Promise<void> {
+  /**
+   * init (with `initExtra`) + start node 1, then add + start nodes 2..`count` one by one, waiting
+   * for a writable leader; nodes above `count` are left for the test to add.
+   */
+  async create(initExtra: string[] = [], count = this.o.nodes): Promise<void> {
     const r = await this.init(initExtra);
     if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
     await this.start(1);
-    for (let i = 2; i <= this.o.nodes; i++) {
+    for (let i = 2; i <= count; i++) {
       const a = await this.add(i);
       if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
       await this.start(i);

@@ -23,15 +23,8 @@ async function sqlError(p: Promise<unknown>): Promise<string> {
 describe('reference contracts', () => {
   const c = new TestCluster({ nodes: 4, basePort: 24600 });
   beforeAll(async () => {
-    const r = await c.init();
-    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
-    await c.start(1);
-    for (const i of [2, 3]) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
-      await c.start(i);
-      await c.waitLeader();
-    }
+    await c.create([], 3);
+    await c.waitLeader();
   }, 180_000);
   afterAll(async () => {
     await c.destroy();

@@ -52,15 +52,8 @@ describe('the cluster secret', () => {
   let m1 = '';
 
   beforeAll(async () => {
-    const r = await c.init([`--magic-file=${magicFile('init.magic')}`]);
-    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+    await c.create([`--magic-file=${magicFile('init.magic')}`], 3);
     m0 = c.magic;
-    await c.start(1);
-    for (const i of [2, 3]) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
-      await c.start(i);
-    }
     await c.waitLeader();
   }, 300_000);
   afterAll(async () => {

@@ -41,14 +41,7 @@ function controllerLog(i: number): string {
 
 describe('the zero-loss rule of synchronous mode on a real cluster', () => {
   beforeAll(async () => {
-    const r = await c.init();
-    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
-    await c.start(1);
-    for (const i of [2, 3]) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
-      await c.start(i);
-    }
+    await c.create([], 3);
     leader = await c.waitLeader();
     await waitFor('three members seen by the leader', async () => (await members()).length === 3);
   }, 240_000);
