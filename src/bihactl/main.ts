@@ -93,9 +93,9 @@ export function buildProgram(): Command {
 
   program
     .command('start')
-    .description('start the node controller in the background (it starts PostgreSQL); returns once it answers')
+    .description('start the node controller in the background (it starts PostgreSQL); returns once it answers and, for a node just added, once it has its vote')
     .option('--pgdata <dir>', 'data directory of the node')
-    .option('--wait <seconds>', 'how long to wait for the controller (default 120)')
+    .option('--wait <seconds>', 'how long to wait for the controller and a new node\'s vote (default 120)')
     .action(async (o) => cmdStart(o));
 
   program

@@ -26,7 +26,7 @@ export function passwordFilePath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Whether libpq would read the file; a warning (libpq's words) when it exists but would not. */
-export function usablePasswordFile(file: string, warn: (msg: string) => void): boolean {
+function usablePasswordFile(file: string, warn: (msg: string) => void): boolean {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);

@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { BihaError } from '../controller/errors.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
+import { dataDirMajor } from '../controller/pg/bindir.js';
 import { holdPath, syncTree } from '../controller/pg/rewindsave.js';
 import { chownToRunAs, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import type { Magic, MagicPeer } from '../controller/security/magic.js';
@@ -176,9 +177,9 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
 
 /** Saves the identity files, then moves the old data aside (or deletes it); writes the mark last. */
 async function setAside(pgdata: string, save: string, files: string, keep: boolean): Promise<ReinitMark> {
-  const major = Number((await fsp.readFile(path.join(pgdata, 'PG_VERSION'), 'utf8').catch(() => '')).trim());
-  if (!Number.isInteger(major) || major <= 0)
-    throw new BihaError('not_a_cluster', `${pgdata} has no readable PG_VERSION`, { hint: 'the node has no data to replace: remove it (select biha.remove_node(id)) and add it again with bihactl add' });
+  const major = await dataDirMajor(pgdata);
+  if (major === null)
+    throw new BihaError('not_a_cluster', `${pgdata} has no PG_VERSION`, { hint: 'the node has no data to replace: remove it (select biha.remove_node(id)) and add it again with bihactl add' });
   const entries = await fsp.readdir(pgdata);
   await fsp.mkdir(files, { recursive: true, mode: 0o700 });
   for (const name of entries.filter(isNodeOwnEntry)) await fsp.cp(path.join(pgdata, name), path.join(files, name), { recursive: true, preserveTimestamps: true });

@@ -756,13 +756,7 @@ export class Controller implements CommandHost {
     this.lastSwitchover = switchoverStarted(id, Date.now());
     this.log.info({ target: id }, `switchover to node ${id} started`);
     this.driver.kick();
-    const finish = (ok: boolean, detail: string): boolean => {
-      if (this.lastSwitchover?.target === id) this.lastSwitchover = switchoverFinished(this.lastSwitchover, ok, detail, Date.now());
-      if (ok) this.log.info({ target: id }, detail);
-      else this.log.warn({ target: id }, detail);
-      void this.writeStatus(true);
-      return ok;
-    };
+    const finish = (ok: boolean, detail: string): boolean => this.switchoverOutcome(id, ok, detail);
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       await new Promise((res) => setTimeout(res, 5));
@@ -798,13 +792,19 @@ export class Controller implements CommandHost {
       try {
         await this.runSwitchover(this.checkSetLeader(id) ?? raft, id);
       } catch (e) {
-        const detail = `switchover to node ${id} failed to start: ${e instanceof Error ? e.message : String(e)}`;
-        if (this.lastSwitchover?.target === id) this.lastSwitchover = switchoverFinished(this.lastSwitchover, false, detail, Date.now());
-        this.log.warn({ target: id }, detail);
-        void this.writeStatus(true);
+        this.switchoverOutcome(id, false, `switchover to node ${id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
       }
     };
     return { ok: true, result: true, after: () => void start() };
+  }
+
+  /** Records, logs and publishes how the switchover to `id` ended; returns `ok`. */
+  private switchoverOutcome(id: NodeId, ok: boolean, detail: string): boolean {
+    if (this.lastSwitchover?.target === id) this.lastSwitchover = switchoverFinished(this.lastSwitchover, ok, detail, Date.now());
+    if (ok) this.log.info({ target: id }, detail);
+    else this.log.warn({ target: id }, detail);
+    void this.writeStatus(true);
+    return ok;
   }
 
   private async join(node: NodeInfo, allowSyncLoss: boolean): Promise<unknown> {

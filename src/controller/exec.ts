@@ -99,7 +99,7 @@ const MAX_KEEP = 256 * 1024;
 const DEFAULT_KILL_GRACE_MS = 2000;
 const DEFAULT_PIPE_GRACE_MS = 1000;
 
-export function shellQuote(a: string): string {
+function shellQuote(a: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -149,13 +149,19 @@ describe('reference contracts', () => {
     await c.waitStreaming(t!);
   });
 
-  it('biha.reset_node_error() on a node in NODE_ERROR, with biha.error_details() through SQL', async () => {
+  /** With autorewind off, a diverged old leader restarted: it is in NODE_ERROR (TIMELINE_DIVERGED). */
+  async function oldLeaderInNodeError(): Promise<number> {
     const l0 = await c.waitLeader();
     for (const i of c.ids()) if (i !== l0) await c.waitStreaming(i);
     c.setAutorewind(false);
     const old = await c.divergeAndCrashLeader();
     await c.start(old);
     await c.waitState(old, 'NODE_ERROR', 60_000);
+    return old;
+  }
+
+  it('biha.reset_node_error() on a node in NODE_ERROR, with biha.error_details() through SQL', async () => {
+    const old = await oldLeaderInNodeError();
     const e = await waitFor('error_details through SQL', async () => {
       const rows = await c.su<{ type: string; begin_lsn: string | null; current_tli: string | null; next_tli: string | null }>(old, 'select * from biha.error_details()', 'biha_db').catch(() => []);
       return rows[0]?.type === 'TIMELINE_DIVERGED' ? rows[0] : null;
@@ -176,12 +182,7 @@ describe('reference contracts', () => {
   });
 
   it('bihactl reset-node-error on a node in NODE_ERROR', async () => {
-    const l0 = await c.waitLeader();
-    for (const i of c.ids()) if (i !== l0) await c.waitStreaming(i);
-    c.setAutorewind(false);
-    const old = await c.divergeAndCrashLeader();
-    await c.start(old);
-    await c.waitState(old, 'NODE_ERROR', 60_000);
+    const old = await oldLeaderInNodeError();
     const e = await waitFor('error_details through SQL', async () => {
       const rows = await c.su<{ type: string }>(old, 'select type from biha.error_details()', 'biha_db').catch(() => []);
       return rows[0]?.type === 'TIMELINE_DIVERGED' ? rows[0] : null;

@@ -27,6 +27,21 @@ async function metricsOf(i: number): Promise<string> {
   return await fetch(`http://127.0.0.1:${c.port(i) + 2}/metrics`).then((r) => r.text());
 }
 
+/**
+ * The last follower (streaming), with a wrong replication password in its pg_biha/pgpass, so that
+ * a copy from the leader fails; `good` is the file as it was.
+ */
+async function followerWithWrongPassword(): Promise<{ l: number; f: number; dir: string; passfile: string; good: string }> {
+  const l = await c.waitLeader();
+  const f = c.ids().filter((i) => i !== l).at(-1)!;
+  const dir = c.pgdata(f);
+  await c.waitStreaming(f);
+  const passfile = path.join(dir, 'pg_biha', 'pgpass');
+  const good = fs.readFileSync(passfile, 'utf8');
+  fs.writeFileSync(passfile, good.replace(/:[^:\n]*\n$/, ':not-the-password\n'));
+  return { l, f, dir, passfile, good };
+}
+
 describe('bihactl reinit', () => {
   useCluster(c);
 
@@ -106,13 +121,7 @@ describe('bihactl reinit', () => {
   });
 
   it('puts the old data back when the copy fails, and says so', async () => {
-    const l = await c.waitLeader();
-    const f = c.ids().filter((i) => i !== l).at(-1)!;
-    const dir = c.pgdata(f);
-    await c.waitStreaming(f);
-    const passfile = path.join(dir, 'pg_biha', 'pgpass');
-    const good = fs.readFileSync(passfile, 'utf8');
-    fs.writeFileSync(passfile, good.replace(/:[^:\n]*\n$/, ':not-the-password\n'));
+    const { l, f, dir, passfile, good } = await followerWithWrongPassword();
     const before = fs.readFileSync(path.join(dir, 'pg_biha', 'biha.conf'), 'utf8');
 
     const r = await bihactl(['reinit', `--pgdata=${dir}`]);
@@ -168,23 +177,7 @@ describe('bihactl reinit', () => {
     const followers = c.ids().filter((i) => i !== old);
     for (const f of followers) await c.waitStreaming(f);
     // The leader writes rows its followers never receive, then crashes; another node takes over.
-    const pgpass = (i: number): string => path.join(c.pgdata(i), 'pg_biha', 'pgpass');
-    for (const f of followers) fs.renameSync(pgpass(f), `${pgpass(f)}.aside`);
-    try {
-      for (const f of followers) {
-        await c.su(f, "alter system set primary_conninfo = ''");
-        await c.su(f, 'select pg_reload_conf()');
-      }
-      await waitFor('the followers to disconnect', async () => {
-        const r = await c.su<{ n: string }>(old, 'select count(*) as n from pg_stat_replication');
-        return r[0]?.n === '0';
-      });
-      await c.su(old, 'create table only_on_old (id int)', 'biha_db');
-      await c.su(old, 'insert into only_on_old select generate_series(1, 1000)', 'biha_db');
-      c.kill9(old, 'both');
-    } finally {
-      for (const f of followers) fs.renameSync(`${pgpass(f)}.aside`, pgpass(f));
-    }
+    expect(await c.divergeAndCrashLeader()).toBe(old);
     const leader = await c.waitLeader({ not: old, timeoutMs: 30_000 });
     await c.su(leader, 'insert into reinit_rows select generate_series(1001, 1100)', 'biha_db');
     const total = await rowsOn(leader);
@@ -204,13 +197,7 @@ describe('bihactl reinit', () => {
   });
 
   it('--no-keep: a failed copy says where the identity is, and the same command continues from there', async () => {
-    const l = await c.waitLeader();
-    const f = c.ids().filter((i) => i !== l).at(-1)!;
-    const dir = c.pgdata(f);
-    await c.waitStreaming(f);
-    const passfile = path.join(dir, 'pg_biha', 'pgpass');
-    const good = fs.readFileSync(passfile, 'utf8');
-    fs.writeFileSync(passfile, good.replace(/:[^:\n]*\n$/, ':not-the-password\n'));
+    const { l, f, dir, passfile, good } = await followerWithWrongPassword();
 
     const r = await bihactl(['reinit', '--no-keep', `--pgdata=${dir}`]);
     expect(r.code).toBe(1);

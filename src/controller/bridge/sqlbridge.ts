@@ -195,7 +195,9 @@ function checked<T>(ok: (v: unknown) => v is T, message: (v: string) => string):
     .transform((v) => v as T);
 }
 
-const isInt = (min: number) => (v: unknown): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= 2147483647;
+/** The largest SQL integer (also the upper bound of a parameter PARAM_RANGES leaves open). */
+const INT4_MAX = 2147483647;
+const isInt = (min: number) => (v: unknown): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= INT4_MAX;
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 
 const nodeId = checked(isInt(1), (v) => `node id must be a positive integer, not ${v}`);
@@ -204,8 +206,8 @@ const intAtLeast = (name: string, min: 0 | 1): z.ZodType<number, z.ZodTypeDef, u
 /** A cluster parameter with both bounds (PARAM_RANGES), in the words of biha._check_range. */
 const intRange = (name: string, [min, max]: readonly [number, number | null]): z.ZodType<number, z.ZodTypeDef, unknown> =>
   checked(
-    (v): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= (max ?? 2147483647),
-    (v) => `${name} must be an integer from ${min} to ${max ?? 2147483647}, not ${v}`,
+    (v): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= (max ?? INT4_MAX),
+    (v) => `${name} must be an integer from ${min} to ${max ?? INT4_MAX}, not ${v}`,
   );
 const bool = (name: string): z.ZodType<boolean, z.ZodTypeDef, unknown> => checked(isBool, (v) => `${name} must be true or false, not ${v}`);
 
