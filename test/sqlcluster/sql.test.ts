@@ -73,7 +73,8 @@ async function golden(script: string, i: number, out: string, vars: Record<strin
 /**
  * Waits until node i sees `leader` lead a healthy 3-node cluster: every node online in the right
  * state, every control connection ACTIVE, PostgreSQL in the matching role and, on the leader, both
- * followers streaming.
+ * followers streaming and their replay position known (a walsender reports none until the
+ * standby's first reply, so lag_bytes is NULL for a moment after a follower attaches).
  */
 async function waitHealthy(i: number, leader: number): Promise<void> {
   const sql = `
@@ -84,7 +85,7 @@ async function waitHealthy(i: number, leader: number): Promise<void> {
        AND pg_is_in_recovery() = (${i} <> ${leader})
        AND (SELECT bool_and(pg_state = CASE WHEN ${i} = ${leader} THEN 'promoted' ELSE 'recovery' END)
               FROM biha.monitoring())
-       AND (${i} <> ${leader} OR (SELECT count(*) = 2 AND bool_and(follower_state = 'streaming')
+       AND (${i} <> ${leader} OR (SELECT count(*) = 2 AND bool_and(follower_state = 'streaming' AND lag_bytes IS NOT NULL)
                                    FROM biha.monitoring()))`;
   await waitFor(`node ${i} to see node ${leader} lead a healthy cluster`, async () => (await value(i, sql)) === 't', 90_000, 200);
 }
