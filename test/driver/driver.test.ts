@@ -88,6 +88,16 @@ describe('promotion', () => {
     expect(r.wd.calls.findIndex((x) => x.startsWith('arm '))).toBeGreaterThanOrEqual(0);
   });
 
+  it('a new primary makes the slots of nodes it does not hear hold WAL, after pg_promote only', async () => {
+    const r = await leaderRig();
+    const c = r.pg.calls;
+    const promote = c.indexOf('promote');
+    // Before pg_promote, on a standby, slots are only made to exist.
+    expect(c.slice(0, promote).filter((x) => x.includes(' hold '))).toEqual([]);
+    // Nodes 2 and 3 never answered: their slots hold WAL for their return.
+    expect(c.slice(promote)).toContain('slots biha_node_2,biha_node_3 hold biha_node_2,biha_node_3');
+  });
+
   it('a node that wins its own election in one step promotes only after its vote is persisted and its WAL fenced', async () => {
     const r = await leaderRig({ persistMs: 120 });
     const c = r.pg.calls;

@@ -99,8 +99,8 @@ export class FakePg implements PgPort {
     this.calls.push(`rewind ${source.id}`);
     stopped();
   }
-  async ensureSlots(want: readonly string[]): Promise<void> {
-    this.calls.push(`slots ${want.join(',')}`);
+  async ensureSlots(want: readonly string[], hold: readonly string[]): Promise<void> {
+    this.calls.push(hold.length > 0 ? `slots ${want.join(',')} hold ${hold.join(',')}` : `slots ${want.join(',')}`);
   }
   async setSyncStandbyNames(value: string): Promise<void> {
     this.calls.push(`sync '${value}'`);

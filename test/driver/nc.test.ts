@@ -54,6 +54,7 @@ function situation(goal: Goal, o: Observed, extra: Partial<Situation> = {}): Sit
     divergedFromGoal: o.diverged !== null && follow !== null && o.diverged.from === follow.id,
     upstreamNewTimeline: false,
     rewindAllowed: o.diverged?.autorewind === true,
+    slots: { want: [], hold: [] },
     slotsPending: false,
     syncPending: false,
     timeline: { kind: 'ready', tli: 3 } as TimelineStep,

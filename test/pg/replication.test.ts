@@ -113,6 +113,22 @@ async function caughtUp(): Promise<boolean> {
   return (st.replayLsn ?? 0) >= cur;
 }
 
+/** The controller's PostgreSQL actions for node `id` (data directory `pgdata`). */
+function actionsOn(pgdata: string, id: number, pg: LocalPg, config: ClusterConfig): PostgresActions {
+  const conf = { nodeId: id, replicationUser: REPL_USER } as NodeConf;
+  const deps: PgActionsDeps = {
+    pgdata,
+    conf,
+    store: NodeStore.of(pgdata, conf, { nodeError: null } as NodeState),
+    env,
+    pg,
+    log: pino({ level: 'silent' }),
+    config: () => config,
+    restoreIdentity: () => Promise.resolve(),
+  };
+  return new PostgresActions(deps);
+}
+
 describe('standby from a basebackup', () => {
   it('refuses a missing slot with a clear error', async () => {
     const err = await basebackup(env, {
@@ -308,18 +324,7 @@ describe('a standby that is not consistent yet', () => {
       nodes: [2, 3].map((id) => ({ id, host: '127.0.0.1', port: id === 2 ? p2 : p3, bihaPort: 1, mode: 'regular' as const, canBeLeader: true, canVote: true, priority: 0 })),
       params: DEFAULT_PARAMS,
     };
-    const conf = { nodeId: 3, replicationUser: REPL_USER } as NodeConf;
-    const deps: PgActionsDeps = {
-      pgdata: n3,
-      conf,
-      store: NodeStore.of(n3, conf, { nodeError: null } as NodeState),
-      env,
-      pg: db3,
-      log: pino({ level: 'silent' }),
-      config: () => config,
-      restoreIdentity: () => Promise.resolve(),
-    };
-    actions = new PostgresActions(deps);
+    actions = actionsOn(n3, 3, db3, config);
     // Not consistent without being a fresh copy (a crashed primary replaying its own WAL): refused,
     // pg_control does not say where its WAL ends.
     await expect(actions.position()).rejects.toThrow(/not yet accepting connections|is starting up/);
@@ -336,5 +341,39 @@ describe('a standby that is not consistent yet', () => {
     expect(st.walReceiver?.senderPort).toBe(p2);
     expect(st.tli).toBe(2);
     await waitFor('n3 replays 102', async () => (await db3!.query<{ n: number }>('SELECT count(*)::int AS n FROM kept'))[0]?.n === 102);
+  });
+});
+
+describe('slots on a primary', () => {
+  // n2 is the primary and n3 streams from it through biha_node_3. Slots made on a standby hold no
+  // WAL (restart_lsn is null); biha_node_7 and biha_node_8 are such slots after a promotion.
+  const slots = async (): Promise<Map<string, { reserved: boolean; active: boolean }>> => {
+    const r = await db2.query<{ slot_name: string; reserved: boolean; active: boolean }>(
+      'select slot_name, restart_lsn is not null as reserved, active from pg_replication_slots order by 1',
+    );
+    return new Map(r.map((x) => [x.slot_name, { reserved: x.reserved, active: x.active }]));
+  };
+
+  it("leaves a live follower's slot for its own reply, and makes a down node's slot hold WAL", async () => {
+    await db2.query("select pg_create_physical_replication_slot('biha_node_7', false)");
+    await db2.query("select pg_create_physical_replication_slot('biha_node_8', false)");
+    const config: ClusterConfig = {
+      nodes: [2, 3, 7, 8].map((id) => ({ id, host: '127.0.0.1', port: 1, bihaPort: 1, mode: 'regular' as const, canBeLeader: true, canVote: true, priority: 0 })),
+      params: DEFAULT_PARAMS,
+    };
+    const a2 = actionsOn(n2, 2, db2, config);
+    // Node 7 is live: it may connect at any moment, so its slot must never be missing.
+    // Node 8 is down: its slot is made again, holding WAL until it returns.
+    await a2.ensureSlots(['biha_node_3', 'biha_node_7', 'biha_node_8'], ['biha_node_8']);
+    const s = await slots();
+    expect(s.get('biha_node_7')).toEqual({ reserved: false, active: false });
+    expect(s.get('biha_node_8')).toEqual({ reserved: true, active: false });
+    expect(s.get('biha_node_3')).toEqual({ reserved: true, active: true });
+    // A slot in use is never dropped, even when it is named to hold WAL.
+    await a2.ensureSlots(['biha_node_3', 'biha_node_7', 'biha_node_8'], ['biha_node_3', 'biha_node_8']);
+    expect((await slots()).get('biha_node_3')).toEqual({ reserved: true, active: true });
+    // Slots of nodes no longer in the configuration go; slots biha did not make stay.
+    await a2.ensureSlots(['biha_node_3'], []);
+    expect([...(await slots()).keys()]).toEqual(['biha_node_3', 'n1']);
   });
 });

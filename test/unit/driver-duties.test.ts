@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { divergence, placeholdersFor } from '../../src/controller/driver/timeline.js';
-import { syncStandbyNames, parseSyncStandbyNames, wantedSlots } from '../../src/controller/driver/duties.js';
+import { syncStandbyNames, parseSyncStandbyNames, slotsToHold, wantedSlots } from '../../src/controller/driver/duties.js';
 import type { TimelineInfo } from '../../src/controller/driver/types.js';
 import { DEFAULT_PARAMS } from '../../src/raft/index.js';
 import type { ClusterConfig, NodeInfo, NodeMode } from '../../src/raft/index.js';
@@ -96,6 +96,13 @@ describe('slots and synchronous standby names', () => {
 
   it('keeps one slot per other data node, referees left out', () => {
     expect(wantedSlots(cluster(0, ['regular', 'referee', 'referee_with_wal', 'regular']), 1)).toEqual(['biha_node_3', 'biha_node_4']);
+  });
+
+  it('makes only the slots of data nodes that are not live hold WAL (a live follower may be connecting)', () => {
+    const c = cluster(0, ['regular', 'regular', 'referee', 'referee_with_wal', 'regular']);
+    expect(slotsToHold(c, 1, new Set([2, 3, 4, 5]))).toEqual([]);
+    expect(slotsToHold(c, 1, new Set([2]))).toEqual(['biha_node_4', 'biha_node_5']);
+    expect(slotsToHold(c, 1, new Set())).toEqual(['biha_node_2', 'biha_node_4', 'biha_node_5']);
   });
 });
 

@@ -107,6 +107,7 @@ export class Driver {
       nodeError: () => d.nodeError() !== null,
       stopping: () => d.stopping() || this.stopped,
       nodesInError: () => this.nodesInError(),
+      liveNodes: () => this.liveNodes(),
       timelineStep: (pgTli) => this.timelineStep(pgTli),
       upstreamTli: (id) => {
         const w = this.raftNode?.peers().find((p) => p.id === id)?.wal;
@@ -557,6 +558,11 @@ export class Driver {
   private nodesInError(): ReadonlySet<NodeId> {
     const peers = this.raftNode?.peers() ?? [];
     return new Set(peers.filter((p) => p.state === 'NODE_ERROR' || p.state === 'NODE_ERROR_VOTING').map((p) => p.id));
+  }
+
+  private liveNodes(): ReadonlySet<NodeId> {
+    const peers = this.raftNode?.peers() ?? [];
+    return new Set(peers.filter((p) => p.online && p.state !== 'NODE_ERROR' && p.state !== 'NODE_ERROR_VOTING').map((p) => p.id));
   }
 
   private afterCycle(o: Observed): void {

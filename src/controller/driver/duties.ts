@@ -22,6 +22,21 @@ export function wantedSlots(config: ClusterConfig, selfId: NodeId): string[] {
 }
 
 /**
+ * The slots a primary makes hold WAL now: those of the data nodes that are down or in NODE_ERROR.
+ * A slot made on a standby holds no WAL, and PostgreSQL can only make a slot hold WAL when it is
+ * created, so a primary drops such a slot and creates it again. It never does that to a slot whose
+ * node is live: that follower connects to the new leader as soon as it knows it, maybe while the
+ * slot is briefly missing, and would then wait wal_retrieve_retry_interval (5 s) before trying
+ * again. A live follower's first reply makes its slot hold WAL anyway.
+ */
+export function slotsToHold(config: ClusterConfig, selfId: NodeId, live: ReadonlySet<NodeId>): string[] {
+  return config.nodes
+    .filter((n) => n.id !== selfId && isDataNode(n) && !live.has(n.id))
+    .map((n) => slotName(n.id))
+    .sort();
+}
+
+/**
  * synchronous_standby_names for a leader: ANY k over the other regular nodes, or '' when asynchronous.
  * A referee_with_wal streams WAL but is no synchronous standby: it can never lead, so its
  * confirmation would not keep a commit through a failover.

@@ -11,7 +11,7 @@
 // shares that lock. `bihactl fsm` prints the table.
 import type { ClusterConfig, NodeId, NodeInfo, SoftState } from '../../raft/index.js';
 import { findNode } from '../../raft/index.js';
-import { isDataNode, syncStandbyNames, wantedSlots } from './duties.js';
+import { isDataNode, slotsToHold, syncStandbyNames, wantedSlots } from './duties.js';
 import { divergence, timelineAt } from './timeline.js';
 import type { Divergence } from './timeline.js';
 import type { DriverLog, NodeErrorReport, PeerPort, PgPort, PgRole, Scheduler, TimelineInfo, WatchdogPort } from './types.js';
@@ -91,6 +91,8 @@ export interface Situation {
   /** The upstream reports a newer timeline than the one compared when following it (it promoted since). */
   readonly upstreamNewTimeline: boolean;
   readonly rewindAllowed: boolean;
+  /** The slots to keep (wantedSlots) and, on a primary, those to make hold WAL (slotsToHold). */
+  readonly slots: { readonly want: readonly string[]; readonly hold: readonly string[] };
   readonly slotsPending: boolean;
   readonly syncPending: boolean;
   readonly timeline: TimelineStep;
@@ -272,9 +274,8 @@ export const TABLE: Record<PgRole, Record<PgRole, readonly Row[]>> = {
         test: (s) => s.slotsPending,
         comment: 'keep slots for the other data nodes (ready for a promotion)',
         run: async (c, s) => {
-          const want = wantedSlots(s.config, c.selfId);
-          await c.pg.ensureSlots(want);
-          c.noteApplied('slots', want.join(','));
+          await c.pg.ensureSlots(s.slots.want, s.slots.hold);
+          c.noteApplied('slots', slotsKey(s.slots));
         },
       },
       nothing,
@@ -336,11 +337,14 @@ async function stopRun(c: NcContext): Promise<void> {
   c.setObserved({ role: 'STOPPED', upstream: 0, stalled: false });
 }
 
+function slotsKey(p: Situation['slots']): string {
+  return `${p.want.join(',')}|hold:${p.hold.join(',')}`;
+}
+
 async function applyDuties(c: NcContext, s: Situation): Promise<void> {
-  const slots = wantedSlots(s.config, c.selfId);
   const sync = syncStandbyNames(s.config, c.selfId, s.inError);
-  await c.pg.ensureSlots(slots);
-  c.noteApplied('slots', slots.join(','));
+  await c.pg.ensureSlots(s.slots.want, s.slots.hold);
+  c.noteApplied('slots', slotsKey(s.slots));
   await c.pg.setSyncStandbyNames(sync);
   c.noteApplied('sync', sync);
 }
@@ -400,6 +404,8 @@ export interface NodeCtlDeps {
   stopping(): boolean;
   /** Members in NODE_ERROR (left out of synchronous_standby_names while enough others remain). */
   nodesInError(): ReadonlySet<NodeId>;
+  /** Members heard within T and not in NODE_ERROR: followers that connect to a new leader at once. */
+  liveNodes(): ReadonlySet<NodeId>;
   timelineStep(pgTli: number): TimelineStep;
   /** The timeline `id` last reported (in the leader's heartbeats), if known. */
   upstreamTli(id: NodeId): number | null;
@@ -566,7 +572,10 @@ export class NodeCtl {
     const config = this.d.config();
     const up = goal.upstream === 'keep' || goal.upstream === 0 ? null : (findNode(config, goal.upstream) ?? null);
     const follow = up && isDataNode(up) ? up : null;
-    const slots = wantedSlots(config, this.d.selfId).join(',');
+    const slots = {
+      want: wantedSlots(config, this.d.selfId),
+      hold: o.role === 'PRIMARY' ? slotsToHold(config, this.d.selfId, this.d.liveNodes()) : [],
+    };
     const inError = this.d.nodesInError();
     const syncWanted = syncStandbyNames(config, this.d.selfId, inError);
     return {
@@ -577,7 +586,8 @@ export class NodeCtl {
       divergedFromGoal: o.diverged !== null && follow !== null && o.diverged.from === follow.id,
       upstreamNewTimeline: o.upstream !== 0 && (this.d.upstreamTli(o.upstream) ?? 0) > o.checkedTli,
       rewindAllowed: o.diverged !== null && o.diverged.autorewind && !config.params.serviceMode,
-      slotsPending: this.applied.slots !== slots,
+      slots,
+      slotsPending: this.applied.slots !== slotsKey(slots),
       syncPending: o.role === 'PRIMARY' && this.applied.sync !== syncWanted,
       timeline: goal.role === 'PRIMARY' ? this.d.timelineStep(this.pgTli) : { kind: 'wait', tli: 0 },
       inError,

@@ -55,8 +55,12 @@ export interface PgPort {
    * failure). `stopped` is called once PostgreSQL is down: from then on nothing streams.
    */
   rewind(source: NodeInfo, stopped: () => void): Promise<void>;
-  /** Physical slots named `want` exist; other biha slots that are not in use are dropped. */
-  ensureSlots(want: readonly string[]): Promise<void>;
+  /**
+   * Physical slots named `want` exist; other biha slots that are not in use are dropped. On a
+   * primary, the slots named in `hold` that hold no WAL and are not in use are made to hold it
+   * (duties.ts slotsToHold); the others are left for their follower's first reply.
+   */
+  ensureSlots(want: readonly string[], hold: readonly string[]): Promise<void>;
   /** synchronous_standby_names (ALTER SYSTEM + reload; on a standby it takes effect at promotion). */
   setSyncStandbyNames(value: string): Promise<void>;
   /** Make PostgreSQL's next promotion pick exactly timeline `tli` (see timeline.ts). */

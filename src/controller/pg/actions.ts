@@ -330,7 +330,7 @@ export class PostgresActions implements PgPort {
    * hold WAL back meanwhile), and after the promotion such a slot, still unused, is created again
    * reserving WAL.
    */
-  async ensureSlots(want: readonly string[]): Promise<void> {
+  async ensureSlots(want: readonly string[], hold: readonly string[]): Promise<void> {
     const existing = await this.d.pg.query<{ slot_name: string; active: boolean; reserved: boolean; standby: boolean }>(
       "select slot_name, active, restart_lsn is not null as reserved, pg_is_in_recovery() as standby from pg_replication_slots where slot_type = 'physical' and slot_name like 'biha\\_node\\_%'",
     );
@@ -338,13 +338,32 @@ export class PostgresActions implements PgPort {
     const have = new Map(existing.map((e) => [e.slot_name, e]));
     for (const s of want) {
       const e = have.get(s);
-      if (e && (standby || e.reserved || e.active)) continue;
-      if (e) await dropSlot(this.d.pg, s);
-      await this.d.pg.query('select pg_create_physical_replication_slot($1, $2)', [s, !standby]).catch((err: unknown) => {
-        if (!/already exists/.test(err instanceof Error ? err.message : String(err))) throw err;
-      });
+      if (!e) {
+        // On a standby the slot holds no WAL: nobody streams from it before it is promoted.
+        await this.d.pg.query('select pg_create_physical_replication_slot($1, $2)', [s, !standby]).catch((err: unknown) => {
+          if (!/already exists/.test(err instanceof Error ? err.message : String(err))) throw err;
+        });
+      } else if (!standby && !e.reserved && !e.active && hold.includes(s)) {
+        await this.holdWal(s);
+      }
     }
     for (const e of existing) if (!want.includes(e.slot_name) && !e.active) await dropSlot(this.d.pg, e.slot_name);
+  }
+
+  /**
+   * Re-create slot `name` so that it holds WAL, in one statement (the slot is missing for the
+   * shortest possible time). A follower that took the slot meanwhile keeps it: its replies make the
+   * slot hold WAL.
+   */
+  private async holdWal(name: string): Promise<void> {
+    try {
+      await this.d.pg.query('select pg_create_physical_replication_slot($1::name, true) from (select pg_drop_replication_slot($1::name)) d', [name]);
+      this.d.log.info({ slot: name }, `slot ${name} holds WAL for its node from now on`);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/does not exist/.test(msg)) await this.d.pg.query('select pg_create_physical_replication_slot($1, true)', [name]);
+      else if (!/is active for PID/.test(msg)) throw err;
+    }
   }
 
   async setSyncStandbyNames(value: string): Promise<void> {
