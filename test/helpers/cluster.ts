@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
+import { claimPorts, releasePorts } from './ports.js';
 
 const pexec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -63,6 +64,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 
 export interface ClusterOptions {
   nodes: number;
+  /**
+   * Where the cluster's ports should start: node i uses a block of 10 from basePort + (i - 1) * 10.
+   * The block actually used (ports.ts) starts later when one of these ports is taken; it has room
+   * for two nodes added beyond `nodes`.
+   */
   basePort: number;
   nquorum?: number;
   minnodes?: number;
@@ -76,9 +82,13 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly dir: string;
   magic = '';
+  private readonly base: number;
+  private readonly span: number;
 
   constructor(readonly o: ClusterOptions) {
     ensureBuilt();
+    this.span = (o.nodes + 2) * 10;
+    this.base = claimPorts(o.basePort, this.span);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'biha-test-'));
     fs.chmodSync(this.dir, 0o755);
     if (process.getuid?.() === 0) spawnSync('chown', ['postgres:postgres', this.dir]);
@@ -88,7 +98,8 @@ export class TestCluster {
     return path.join(this.dir, `n${i}`);
   }
   port(i: number): number {
-    return this.o.basePort + (i - 1) * 10;
+    if (i < 1 || i * 10 > this.span) throw new Error(`node ${i} has no ports: this cluster claimed room for ${this.span / 10} nodes`);
+    return this.base + (i - 1) * 10;
   }
 
   /**
@@ -211,15 +222,17 @@ export class TestCluster {
   }
 
   /** Signals a PID only if that process belongs to this cluster (its command line names our directory). */
-  private signalOwn(pid: number | null, sig: NodeJS.Signals): void {
-    if (!pid) return;
-    let cmd = '';
+  /** Whether process `pid` runs from this cluster's directory. */
+  private isOwn(pid: number): boolean {
     try {
-      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.dir);
     } catch {
-      return;
+      return false;
     }
-    if (!cmd.includes(this.dir)) return;
+  }
+
+  private signalOwn(pid: number | null, sig: NodeJS.Signals): void {
+    if (!pid || !this.isOwn(pid)) return;
     try {
       process.kill(pid, sig);
     } catch {
@@ -366,11 +379,12 @@ export class TestCluster {
     for (const i of this.ids()) this.kill9(i);
     // Anything else still running from this cluster's directory (a controller whose PID file was
     // rewritten, a watchdog) is ours too.
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      this.signalOwn(Number(entry), 'SIGKILL');
-    }
-    await sleep(300);
+    const own = (): number[] => fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => this.isOwn(pid));
+    for (const pid of own()) this.signalOwn(pid, 'SIGKILL');
+    // Their ports and files are free once they are gone (a killed process may linger a moment as
+    // a zombie, which no longer holds anything: /proc/PID/cmdline is empty then).
+    await waitFor('the cluster\'s processes to end', async () => own().length === 0, 10_000, 50).catch(() => undefined);
+    releasePorts(Array.from({ length: this.span }, (_, k) => this.base + k));
     // BIHA_TEST_KEEP=1 keeps the data directories and logs for a post-mortem.
     if (process.env['BIHA_TEST_KEEP'] === '1') process.stderr.write(`kept ${this.dir}\n`);
     else fs.rmSync(this.dir, { recursive: true, force: true });

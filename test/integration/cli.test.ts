@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
 import type { Magic } from '../../src/controller/security/magic.js';
 import { TestCluster, bihactl, bihactlWithEnv } from '../helpers/cluster.js';
+import { claimPorts } from '../helpers/ports.js';
 import type { CliResult } from '../helpers/cluster.js';
 
 /** Asserts a refusal: non-zero exit, nothing on stdout, only bihactl's own one-line messages on stderr. Returns the error line. */
@@ -38,8 +39,8 @@ describe('bihactl refuses bad input with one clear line and leaves nothing half-
   const a = new TestCluster({ nodes: 3, basePort: 20100, nquorum: 1, minnodes: 1 });
   // B: another cluster (initialised, never started): the source of a foreign cluster id and secret.
   const b = new TestCluster({ nodes: 1, basePort: 20150, nquorum: 1, minnodes: 1 });
-  const FREE_PORT = 20130; // nothing listens on 20130..20132
-  const CLOSED_PORT = 20190; // nothing listens on 20190..20191
+  const FREE_PORT = claimPorts(20130, 3); // nothing listens on FREE_PORT..FREE_PORT+2
+  const CLOSED_PORT = claimPorts(20190, 2); // nothing listens on CLOSED_PORT..CLOSED_PORT+1
   let initResult: CliResult;
   let ma: Magic;
   let mb: Magic;

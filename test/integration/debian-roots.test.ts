@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/cluster.js';
+import { claimPorts } from '../helpers/ports.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const BUILD_TIMEOUT_MS = 20 * 60_000;
@@ -80,7 +81,7 @@ describe.each(ROOTS)('a 3-node cluster, $what (root $profile)', ({ profile, pg, 
     const t1 = Date.now();
     run = await runBash([script, profile, 'run', 'bash', 'test/roots/scenario.sh'], SCENARIO_TIMEOUT_MS, {
       BIHA_SCENARIO_PG: String(pg),
-      BIHA_SCENARIO_PORT: process.env['BIHA_SCENARIO_PORT'] ?? String(port),
+      BIHA_SCENARIO_PORT: process.env['BIHA_SCENARIO_PORT'] ?? String(claimPorts(port, 30)),
     });
     process.stderr.write(`${profile}: root ready in ${Math.round((t1 - t0) / 1000)} s (${b.output.trim().split('\n').pop() ?? ''}), scenario ${Math.round((Date.now() - t1) / 1000)} s\n`);
   }, BUILD_TIMEOUT_MS + SCENARIO_TIMEOUT_MS + 120_000);

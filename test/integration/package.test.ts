@@ -9,10 +9,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, waitFor } from '../helpers/cluster.js';
+import { claimPorts } from '../helpers/ports.js';
 
 const pexec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const PORT = 24210;
+/** The host's node (PORT..PORT+2) and the Node.js 18 root's (PORT+10..PORT+12). */
+const PORT = claimPorts(24210, 20);
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const arch = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).stdout.trim();
 

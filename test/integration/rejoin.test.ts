@@ -28,8 +28,8 @@ describe('rejoining a diverged old leader', () => {
     // The error is persisted in pg_biha/biha.state: a restart comes back in NODE_ERROR.
     await bihaOk(['stop', `--pgdata=${c.pgdata(old)}`]);
     await bihaOk(['start', `--pgdata=${c.pgdata(old)}`]);
-    await sleep(1000);
-    expect((await c.status(old)).status.find((x) => x.id === old)?.state).toBe('NODE_ERROR');
+    const back = await waitFor('the restarted node to report its state', async () => (await c.status(old)).status.find((x) => x.id === old)?.state);
+    expect(back).toBe('NODE_ERROR');
     // The runbook: rewind from the leader (identity and the replaced WAL files are kept).
     const r = await bihaOk(['rewind', `--pgdata=${c.pgdata(old)}`]);
     expect(r.stderr).toContain('rewound from node');

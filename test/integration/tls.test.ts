@@ -10,7 +10,7 @@ import { connectClient } from '../../src/controller/bcp/transport.js';
 import { PROTOCOL_VERSION, encodeFrame } from '../../src/controller/bcp/codec.js';
 import { decodeMagic, encodeMagic } from '../../src/controller/security/magic.js';
 import { caFingerprint } from '../../src/controller/security/tlsfiles.js';
-import { TestCluster, bihaOk, bihactl, sleep, waitFor } from '../helpers/cluster.js';
+import { TestCluster, bihaOk, bihactl, waitFor } from '../helpers/cluster.js';
 import { useCluster } from '../helpers/suite.js';
 
 const TLS_FILES = ['ca.crt', 'ca.key', 'node.crt', 'node.key'];
@@ -103,14 +103,14 @@ describe('a TLS cluster on real PostgreSQL', () => {
     const m = decodeMagic(c.magic);
     const plain = encodeMagic({ clusterId: m.clusterId, secret: m.secret, peers: m.peers, tls: false });
     const pd = path.join(c.dir, 'n4');
-    const r = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', '--port=22530', `--magic-string=${plain}`, `--pgdata=${pd}`]);
+    const r = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--magic-string=${plain}`, `--pgdata=${pd}`]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/TLS/);
     expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('bihactl: ') && !/registering/.test(l))).toHaveLength(1);
     expect(fs.existsSync(path.join(pd, 'pg_biha', 'biha.conf'))).toBe(false);
 
     const wrongPin = encodeMagic({ ...m, tlsCa: 'A'.repeat(43) });
-    const r2 = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', '--port=22530', `--magic-string=${wrongPin}`, `--pgdata=${pd}`]);
+    const r2 = await bihactl(['add', '--biha-node-id=4', '--host=127.0.0.1', `--port=${c.port(4)}`, `--magic-string=${wrongPin}`, `--pgdata=${pd}`]);
     expect(r2.code).not.toBe(0);
     expect(r2.stderr).toMatch(/not issued by the cluster CA/);
     expect(fs.existsSync(path.join(pd, 'pg_biha', 'biha.conf'))).toBe(false);
@@ -148,7 +148,8 @@ describe('a TLS cluster on real PostgreSQL', () => {
   });
 
   it('writes neither the cluster secret, the magic string nor a private key to the logs', async () => {
-    await sleep(500);
+    // Stopped controllers have written out everything they logged.
+    for (const i of c.ids()) await bihaOk(['stop', `--pgdata=${c.pgdata(i)}`]);
     const secret = decodeMagic(c.magic).secret;
     let files = 0;
     for (const i of c.ids()) {

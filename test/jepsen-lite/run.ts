@@ -20,6 +20,7 @@ import { renderTimeline } from './timeline.js';
 import { LogFollower } from './votelog.js';
 import { CREATE_TABLE, RoleProbe, Workload, exec, readSet } from './workload.js';
 import type { ClientSpec } from './workload.js';
+import { claimPorts } from '../helpers/ports.js';
 
 export interface RunOptions {
   readonly nodes: number;
@@ -68,25 +69,25 @@ function stamp(d: Date): string {
   return d.toISOString().replace(/[:]/g, '-').replace(/\..*$/, 'Z');
 }
 
-function isPortClaimed(port: number): boolean {
-  return fs.existsSync(`/tmp/.s.PGSQL.${port}`) || fs.existsSync(`/tmp/.s.BIHA.${port + 1}`) || fs.existsSync(`/tmp/.s.PGSQL.${port + 1}`);
-}
-
-/** Picks a free 10.213.X.0/24 and a free block of 50 ports in 18000-18999. */
-async function pickResources(n: number, rng: Prng): Promise<{ subnet: number; basePort: number }> {
+/**
+ * Picks a free 10.213.X.0/24 and claims a block of 50 ports from a random point of 18000-18999
+ * on (test/helpers/ports.ts: the nodes listen inside their namespaces, but their socket files and
+ * the claims are shared by every run on this machine).
+ */
+async function pickResources(rng: Prng): Promise<{ subnet: number; basePort: number }> {
   const addrs = (await run('ip', ['-br', 'addr'])).stdout;
   let subnet = 0;
   for (let k = 0; k < 200 && !subnet; k++) {
     const s = 1 + rng.int(250);
     if (!addrs.includes(`10.213.${s}.`)) subnet = s;
   }
-  let basePort = 0;
-  for (let k = 0; k < 60 && !basePort; k++) {
-    const b = 18000 + 50 * rng.int(20);
-    if (Array.from({ length: n }, (_, i) => b + 10 * i).every((p) => !isPortClaimed(p))) basePort = b;
+  if (!subnet) throw new Error('no free subnet for this run');
+  for (let k = 0; k < 20; k++) {
+    const basePort = claimPorts(18000 + 50 * rng.int(20), 50);
+    const sockets = Array.from({ length: 50 }, (_, i) => basePort + i).some((p) => fs.existsSync(`/tmp/.s.PGSQL.${p}`) || fs.existsSync(`/tmp/.s.BIHA.${p}`));
+    if (!sockets) return { subnet, basePort };
   }
-  if (!subnet || !basePort) throw new Error('no free subnet or port block for this run');
-  return { subnet, basePort };
+  throw new Error('no free port block for this run');
 }
 
 export async function runJepsen(o: RunOptions): Promise<RunSummary> {
@@ -111,7 +112,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const dataDir = path.join('/tmp', `biha-jepsen-${runId}`);
 
   cleanupStale(log);
-  const res = await pickResources(n, rng.fork(1));
+  const res = await pickResources(rng.fork(1));
   const hosts = new Hosts(runId, n, res.subnet, dataDir);
   const product = await snapshotProduct(runId);
   const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost, autorewind: !!o.autorewind }, log, product.bihactl);

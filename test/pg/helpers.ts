@@ -2,36 +2,22 @@
 // postgres OS user, free ports in this suite's range, bounded polling, and clean-up by PID.
 
 import * as fsp from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { claimPorts } from '../helpers/ports.js';
 import { lookupUid, postmasterPid, procState, waitPidGone } from '../../src/controller/pg/tools.js';
 
-/** This suite's share of the 17000-17099 range. */
+/** Where this suite's ports start (ports.ts moves past ports in use or claimed). */
 const PORT_FIRST = 17010;
-const PORT_LAST = 17039;
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-const taken = new Set<number>();
-
-/** A port in the suite's range that nothing listens on (the unix socket name must be free too). */
+/** A port that nothing listens on, claimed for this process (the unix socket name must be free too). */
 export async function freePort(): Promise<number> {
-  for (let p = PORT_FIRST; p <= PORT_LAST; p++) {
-    if (taken.has(p)) continue;
-    const sockBusy = await fsp.stat(`/tmp/.s.PGSQL.${p}`).then(() => true, () => false);
-    if (!sockBusy && (await portFree(p))) {
-      taken.add(p);
-      return p;
-    }
+  for (let k = 0; k < 100; k++) {
+    const p = claimPorts(PORT_FIRST, 1);
+    // A socket file left behind keeps the port claimed and unused: take the next one.
+    if (!(await fsp.stat(`/tmp/.s.PGSQL.${p}`).then(() => true, () => false))) return p;
   }
-  throw new Error(`no free port in ${PORT_FIRST}-${PORT_LAST}`);
+  throw new Error(`no free port from ${PORT_FIRST} on`);
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
+import { claimPorts } from '../helpers/ports.js';
 
 export const PG_BIN = process.env.BIHA_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -145,9 +146,9 @@ export async function startStandby(s: Scratch, primary: PgNode, port: number, na
   return n;
 }
 
-/** A random port pair in the range these tests may use (17100-17199). */
+/** A port pair claimed for this process (ports.ts), from 17100 on. */
 export function pickPort(): number {
-  return 17100 + Math.floor(Math.random() * 50) * 2;
+  return claimPorts(17100, 2);
 }
 
 /** A primary and one basebackup standby, both started; the caller must stop() them. */
