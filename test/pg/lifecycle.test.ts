@@ -74,8 +74,7 @@ describe('environment', () => {
     expect(loc).toMatch(/^LC_ALL=C$/m);
   });
 
-  it('refuses a root-owned data directory when running as root', async () => {
-    if (!isRoot) return;
+  it.skipIf(!isRoot)('refuses a root-owned data directory when running as root (needs root)', async () => {
     await expect(resolvePgEnv('/root/nonexistent-pgdata')).rejects.toMatchObject({ code: 'root_owner' });
   });
 
