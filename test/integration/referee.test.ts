@@ -109,7 +109,7 @@ describe('two data nodes and a referee', () => {
 
     const table = await bihaOk(['status', `--pgdata=${c.pgdata(3)}`]);
     expect(table.stdout).toMatch(/\| 3\* +\| 127\.0\.0\.1 \(no PostgreSQL\) +\| FOLLOWER +\| 1 +\| referee +\| referee +\| /);
-    expect(table.stdout).toMatch(/\| 1 +\| 127\.0\.0\.1:21000 +\| LEADER_RW +\| 1 +\| leader +\| regular +\| /);
+    expect(table.stdout).toMatch(new RegExp(`\\| 1 +\\| 127\\.0\\.0\\.1:${c.port(1)} +\\| LEADER_RW +\\| 1 +\\| leader +\\| regular +\\| `));
     const fromLeader = await bihaOk(['status', `--pgdata=${c.pgdata(1)}`]);
     expect(fromLeader.stdout).toMatch(/\| 3 +\| 127\.0\.0\.1 \(no PostgreSQL\) +\| FOLLOWER +\| 1 +\| referee +\| referee +\| /);
 
