@@ -18,6 +18,7 @@ import { intOpt } from './util.js';
 import { cmdFsm } from './fsm.js';
 import { packageVersion } from './version.js';
 import { cronProblem } from '../controller/ops/failback.js';
+import { dataDirOf } from '../controller/pg/layout.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
@@ -43,6 +44,13 @@ export function buildProgram(): Command {
     if (dir === undefined) return;
     if (dir.trim() === '') throw new BihaError('bad_args', '--pg-bindir needs a directory');
     process.env.BIHA_PG_BINDIR = path.resolve(dir);
+  });
+  // --pgdata may name a node's configuration directory (Debian's /etc/postgresql/N/NAME): the
+  // commands on an existing node work on the data directory it names. init and add read it themselves.
+  program.hook('preAction', async (_cmd, action) => {
+    const pgdata = (action.opts() as { pgdata?: unknown }).pgdata;
+    if (typeof pgdata !== 'string' || pgdata.trim() === '' || ['init', 'add'].includes(action.name())) return;
+    action.setOptionValue('pgdata', await dataDirOf(pgdata.trim()));
   });
 
   program
