@@ -180,20 +180,39 @@ describe.skipIf(!asRoot)("Debian's layout (pg_createcluster, pg_ctlcluster)", ()
     expect(await psql(n2, "select current_setting('config_file') || ' ' || current_setting('biha.id')")).toBe(`${n2.etc}/postgresql.conf 2`);
   });
 
-  it('switches over to node 2 and fails back over to node 1 when node 2 crashes', async () => {
+  it('switches over to node 2, fails over to node 1 when node 2 crashes with WAL of its own, and node 2 rewinds', async () => {
     await bihaOk(['set-leader', `--pgdata=${n1.etc}`, '--id=2']);
     await waitState(n2, 'LEADER_RW');
     await waitStreaming(n1);
     await psql(n2, "insert into before_biha values ('on node 2')");
     await waitFor('the row on node 1', async () => (await psql(n1, "select count(*) from before_biha where v = 'on node 2'")) === '1', 60_000, 250);
 
-    kill9(n2);
+    // biha.autorewind in node 2's conf.d/postgresql.biha.conf: the controller reads it there.
+    const bihaConf = path.join(n2.etc, 'conf.d', 'postgresql.biha.conf');
+    fs.writeFileSync(bihaConf, fs.readFileSync(bihaConf, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
+    // Node 2 commits rows node 1 never receives (node 1 cannot log in to stream meanwhile), then crashes.
+    const pgpass = path.join(n1.data, 'pg_biha', 'pgpass');
+    fs.renameSync(pgpass, `${pgpass}.aside`);
+    try {
+      await psql(n1, "alter system set primary_conninfo = ''");
+      await psql(n1, 'select pg_reload_conf()');
+      await waitFor('node 1 to stop streaming', async () => (await psql(n2, 'select count(*) from pg_stat_replication')) === '0', 60_000, 250);
+      await psql(n2, 'create table only_on_node2 as select generate_series(1, 1000) as id');
+      kill9(n2);
+    } finally {
+      fs.renameSync(`${pgpass}.aside`, pgpass);
+    }
     await waitState(n1, 'LEADER_RW');
     await psql(n1, "insert into before_biha values ('after failover')");
+
+    // Node 2 comes back crashed and diverged: crash recovery in single-user mode and pg_rewind, both
+    // with the /etc configuration, then it follows node 1.
     await bihaOk(['start', `--pgdata=${n2.etc}`]);
     await waitStreaming(n2);
     await waitFor('the row on node 2', async () => (await psql(n2, "select count(*) from before_biha where v = 'after failover'")) === '1', 60_000, 250);
     expect(await psql(n2, 'select count(*) from before_biha')).toBe('4');
+    expect(await psql(n2, "select to_regclass('only_on_node2') is null")).toBe('t');
+    expect(await psql(n2, "select current_setting('config_file')")).toBe(`${n2.etc}/postgresql.conf`);
   });
 });
 
