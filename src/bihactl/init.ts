@@ -209,7 +209,9 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     throw new BihaError((e as BihaError).code ?? 'init_failed', `init failed: ${(e as Error).message}`, {
       cause: e,
       hint: o.convert
-        ? `${layout.configDir} may now hold postgresql.biha.conf and pg_hba.biha.conf (or conf.d/postgresql.biha.conf), and ${pgdata} pg_biha/: remove them and the include lines before retrying`
+        ? layout.external
+          ? `${layout.configDir} may now hold postgresql.biha.conf (or conf.d/postgresql.biha.conf) and pg_hba.biha.conf, and ${pgdata} pg_biha/: remove them and the include and BEGIN biha lines before retrying`
+          : `${pgdata} may now hold postgresql.biha.conf, pg_hba.biha.conf and pg_biha/: remove them and the include lines before retrying`
         : `remove ${pgdata} before retrying`,
     });
   }

@@ -168,6 +168,7 @@ describe.skipIf(!asRoot)("Debian's layout (pg_createcluster, pg_ctlcluster)", ()
 
     const r = await bihactl(addArgs());
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`systemctl disable --now postgresql@15-${n2.name}`);
     expect(fs.readFileSync(path.join(n2.etc, 'conf.d', 'postgresql.biha.conf'), 'utf8')).toMatch(/^biha\.id = 2$/m);
     expect(fs.readFileSync(path.join(n2.etc, 'postgresql.conf'), 'utf8')).toContain(`data_directory = '${n2.data}'`);
     for (const f of ['postgresql.conf', 'postgresql.biha.conf']) expect(fs.existsSync(path.join(n2.data, f))).toBe(false);
@@ -203,7 +204,8 @@ describe.skipIf(!asRoot)("Debian's layout (pg_createcluster, pg_ctlcluster)", ()
       fs.renameSync(`${pgpass}.aside`, pgpass);
     }
     await waitState(n1, 'LEADER_RW');
-    await psql(n1, "insert into before_biha values ('after failover')");
+    // The promotion may still be finishing when the status says LEADER_RW: the write is retried.
+    await waitFor('a write on node 1', async () => (await psql(n1, "insert into before_biha values ('after failover') returning 'ok'")).split('\n')[0] === 'ok', 60_000, 250);
 
     // Node 2 comes back crashed and diverged: crash recovery in single-user mode and pg_rewind, both
     // with the /etc configuration, then it follows node 1.
@@ -213,6 +215,18 @@ describe.skipIf(!asRoot)("Debian's layout (pg_createcluster, pg_ctlcluster)", ()
     expect(await psql(n2, 'select count(*) from before_biha')).toBe('4');
     expect(await psql(n2, "select to_regclass('only_on_node2') is null")).toBe('t');
     expect(await psql(n2, "select current_setting('config_file')")).toBe(`${n2.etc}/postgresql.conf`);
+  });
+
+  it('bihactl reinit copies node 2 again into its data directory and keeps its /etc configuration', async () => {
+    const r = await bihactl(['reinit', `--pgdata=${n2.etc}`, '--no-keep']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(n2.data, 'postgresql.conf'))).toBe(false);
+    expect(fs.readFileSync(path.join(n2.etc, 'conf.d', 'postgresql.biha.conf'), 'utf8')).toMatch(/^biha\.id = 2$/m);
+    await bihaOk(['start', `--pgdata=${n2.etc}`]);
+    await waitStreaming(n2);
+    await psql(n1, "insert into before_biha values ('after reinit')");
+    await waitFor('the row on node 2', async () => (await psql(n2, "select count(*) from before_biha where v = 'after reinit'")) === '1', 60_000, 250);
+    expect(await psql(n2, "select current_setting('config_file') || ' ' || current_setting('biha.id')")).toBe(`${n2.etc}/postgresql.conf 2`);
   });
 });
 
