@@ -129,6 +129,12 @@ describe.skipIf(!asRoot)("Debian's layout (pg_createcluster, pg_ctlcluster)", ()
     await run('pg_ctlcluster', ['15', n1.name, 'stop']);
     const mainConf = fs.readFileSync(path.join(n1.etc, 'postgresql.conf'), 'utf8');
 
+    // An existing cluster's configuration is refused without --convert, before anything is written.
+    const noConvert = await bihactl(initArgs().filter((a) => a !== '--convert'));
+    expect(noConvert.code).toBe(2);
+    expect(noConvert.stderr).toContain('add --convert');
+    expect(fs.existsSync(path.join(n1.data, 'pg_biha'))).toBe(false);
+
     // Running clusters are refused with Debian's own way to stop them.
     await run('pg_ctlcluster', ['15', n1.name, 'start']);
     const refused = await bihactl(initArgs());

@@ -10,10 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
-import { identityDir } from '../state/nodefiles.js';
-import { readStateFile } from '../state/statefile.js';
-import { CONF_VERSION } from '../state/nodefiles.js';
-import type { NodeConf } from '../state/nodefiles.js';
+import { identityDir, readNodeConf } from '../state/nodefiles.js';
 import { parseConfLine, readConfChain } from './settings.js';
 
 /** Debian's root of cluster configuration directories: <root>/<N>/<NAME>/postgresql.conf. */
@@ -126,20 +123,17 @@ function isDebianConfigDir(dir: string, root = DEBIAN_CONF_ROOT): boolean {
   return path.dirname(path.dirname(dir)) === path.resolve(root);
 }
 
-/** The configuration directory recorded in the node's identity, or null (none, or no node yet). */
+/**
+ * The configuration directory recorded in the node's identity; null without one (the data
+ * directory's configuration, no node yet, or an identity that cannot be read, which the commands
+ * reading it report themselves).
+ */
 export async function recordedConfigDir(dataDir: string): Promise<string | null> {
-  const file = path.join(identityDir(dataDir), 'biha.conf');
-  if (!isFile(file)) return null;
-  try {
-    return (await readStateFile<NodeConf>(file, 'biha.conf', CONF_VERSION)).data.configDir ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** The node's layout as its identity records it. */
-export async function nodeLayout(dataDir: string): Promise<PgLayout> {
-  return layoutOf(dataDir, await recordedConfigDir(dataDir));
+  if (!isFile(path.join(identityDir(dataDir), 'biha.conf'))) return null;
+  return await readNodeConf(dataDir).then(
+    (c) => c.configDir ?? null,
+    () => null,
+  );
 }
 
 /**
