@@ -9,6 +9,10 @@
 //
 // pg_basebackup and pg_rewind copy all these files from the source node: call writeBihaConf()
 // again afterwards to restore this node's own identity.
+//
+// A node whose configuration is outside its data directory (Debian's /etc/postgresql/N/NAME, see
+// layout.ts) gets these files there: postgresql.biha.conf in conf.d/ or beside postgresql.conf,
+// the marker blocks in the hba_file and ident_file postgresql.conf names.
 
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
