@@ -9,12 +9,14 @@ import { decodeMagic } from '../controller/security/magic.js';
 import type { Magic } from '../controller/security/magic.js';
 import { bihaDir, logDir, slotName, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
 import { chownToRunAs, controldata, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
+import { detectLayout } from '../controller/pg/layout.js';
 import { assertOpenssl, caFingerprint, makeNodeCert, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertPrivate } from '../controller/security/secfiles.js';
 import { REPLICATION_USER, writePassfile } from './init.js';
 import { copyFromLeader, makeOwnStandby } from './clone.js';
 import { register } from './join.js';
+import { debianStartWarnings, stopCommand } from './debian.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
@@ -152,7 +154,11 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
   const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : basePort ? defaultHttpPort(basePort) : defaultHttpPort(bihaPort - 1, 'biha-port');
   distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
-  const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
+  const layout = await detectLayout(requireOpt('pgdata', o.pgdata));
+  const pgdata = layout.dataDir;
+  const configDir = layout.external ? layout.configDir : null;
+  if (configDir !== null && mode === 'referee')
+    throw new BihaError('bad_args', `a referee runs no PostgreSQL: give it a directory of its own as --pgdata, not the configuration ${configDir}`);
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;
   if (sources !== 1) throw new BihaError('bad_args', 'give exactly one of --magic-string, --magic-file or --use-leader');
   if (o.backupMethod !== undefined && o.backupMethod !== 'pg_basebackup')
@@ -170,9 +176,14 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       throw new BihaError('not_a_cluster', `--convert-standby needs an existing data directory, and ${pgdata} has no PG_VERSION`);
     }
     if ((await postmasterPid(pgdata)) !== null)
-      throw new BihaError('running', `PostgreSQL is running in ${pgdata}`, { hint: `stop it first: pg_ctl stop -D ${pgdata}` });
+      throw new BihaError('running', `PostgreSQL is running in ${pgdata}`, { hint: `stop it first: ${stopCommand(layout)}` });
   } else {
-    await assertEmptyDir(pgdata, 'choose an empty or new directory, or use --convert-standby for an existing stopped standby');
+    await assertEmptyDir(
+      pgdata,
+      configDir !== null
+        ? `the copy from the leader replaces the data of ${configDir}'s cluster: stop it (${stopCommand(layout)}) and empty ${pgdata}, or use --convert-standby for a stopped standby of the leader`
+        : 'choose an empty or new directory, or use --convert-standby for an existing stopped standby',
+    );
   }
   if (port !== 0) await assertPortFree('port', port);
   await assertPortFree('biha port', bihaPort);
@@ -213,7 +224,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
   const clusterMajor = password !== null ? await checkPassword(first, password) : undefined;
 
   const created = !o.convertStandby && (await fsp.stat(pgdata).then(() => false, () => true));
-  let env = await resolvePgEnv(pgdata, clusterMajor !== undefined ? { clusterMajor } : {});
+  let env = await resolvePgEnv(pgdata, { configDir, ...(clusterMajor !== undefined ? { clusterMajor } : {}) });
   if (!o.convertStandby) await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
   await chownToRunAs(env, pgdata);
 
@@ -244,12 +255,12 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       await copyFromLeader(env, { host: leader.host, port: leader.port, password: password!, pgdata, slot: slotName(nodeId) });
     }
     // From here on the copy's PG_VERSION (the leader's) decides which programs serve the node.
-    if (mode !== 'referee') env = await resolvePgEnv(pgdata);
+    if (mode !== 'referee') env = await resolvePgEnv(pgdata, { configDir });
     // The copy carries the leader's pg_biha/ and conf: replace them with this node's own.
     await fsp.rm(bihaDir(pgdata), { recursive: true, force: true });
     await fsp.mkdir(logDir(pgdata), { recursive: true, mode: 0o700 });
     if (mode !== 'referee') {
-      await makeOwnStandby(env, pgdata, { nodeId, host, port, bihaPort });
+      await makeOwnStandby(env, pgdata, { nodeId, host, port, bihaPort, configDir });
       await writePassfile(pgdata, password!);
     }
     await writeNodeConf(pgdata, {
@@ -264,6 +275,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       seeds: magic.peers.filter((p) => p.id !== nodeId),
       replicationUser: REPLICATION_USER,
       tls: magic.tls,
+      ...(configDir !== null ? { configDir } : {}),
     });
     if (tlsMat) await writeTlsDir(pgdata, tlsMat);
     const raft: PersistentState = snapshot
@@ -278,6 +290,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       hint: `fix the cause and run the same bihactl add again (the registration is reused), or remove it with select biha.remove_node(${nodeId})`,
     });
   }
+  for (const w of await debianStartWarnings(layout)) info(w);
   info(`node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`);
 }
 

@@ -64,12 +64,18 @@ export async function copyFromLeader(env: PgEnv, o: CopySource): Promise<void> {
 /**
  * The copy carries the leader's postgresql.biha.conf and recovery settings: give it this node's
  * own (postgresql.biha.conf, no primary_conninfo until the controller sets it) and make it a standby.
+ * With a configuration directory outside the data directory (n.configDir) biha's files go there;
+ * only postgresql.auto.conf, which PostgreSQL reads from the data directory, is the copy's.
  */
-export async function makeOwnStandby(env: PgEnv, pgdata: string, n: { nodeId: number; host: string; port: number; bihaPort: number }): Promise<void> {
+export async function makeOwnStandby(
+  env: PgEnv,
+  pgdata: string,
+  n: { nodeId: number; host: string; port: number; bihaPort: number; configDir?: string | null | undefined },
+): Promise<void> {
   const plan = await writeBihaConf(pgdata, {
     listenAddresses: '*', port: n.port, nodeId: n.nodeId, host: n.host, bihaPort: n.bihaPort, syncStandbyNames: '', autorewind: false,
     dataChecksums: await dataChecksumsOn(env, pgdata),
-  });
+  }, n.configDir ?? null);
   for (const r of plan.raised) info(describeRaised(r));
   await setAutoConfOffline(pgdata, { primary_conninfo: '', primary_slot_name: '', synchronous_standby_names: null });
   await writeStandbySignal(env, pgdata);

@@ -8,7 +8,8 @@ import { BihaError } from '../controller/errors.js';
 import { encodeMagic } from '../controller/security/magic.js';
 import { bihaDir, logDir, passfilePath, writeNodeConf, writeNodeState } from '../controller/state/nodefiles.js';
 import type { NodeConf } from '../controller/state/nodefiles.js';
-import { planBihaConf, writeBihaConf } from '../controller/pg/conf.js';
+import { bihaConfFile, planBihaConf, writeBihaConf } from '../controller/pg/conf.js';
+import { detectLayout } from '../controller/pg/layout.js';
 import { describeRaised } from '../controller/pg/settings.js';
 import { pgpassLine, quoteLiteral, withConn } from '../controller/pg/conn.js';
 import { chownToRunAs, dataChecksumsOn, initdb, pgCtlStart, pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
@@ -17,6 +18,7 @@ import { installSql } from '../controller/bridge/sqlbridge.js';
 import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
+import { debianStartWarnings, stopCommand } from './debian.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
 export interface InitOptions {
@@ -73,7 +75,9 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const nquorum = intOpt('nquorum', requireOpt('nquorum', o.nquorum), 1, 100);
   const minnodes = intOpt('minnodes', requireOpt('minnodes', o.minnodes), 1, 100);
   const syncStandbys = o.syncStandbys !== undefined ? intOpt('sync-standbys', o.syncStandbys, 0, 100) : 0;
-  const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
+  const layout = await detectLayout(requireOpt('pgdata', o.pgdata));
+  const pgdata = layout.dataDir;
+  const configDir = layout.external ? layout.configDir : null;
   const params: ClusterParams = {
     ...DEFAULT_PARAMS,
     nquorum,
@@ -87,6 +91,10 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   if (bad) throw new BihaError('bad_args', bad);
 
   // Check everything we can before touching the disk.
+  if (configDir !== null && !o.convert)
+    throw new BihaError('bad_args', `${configDir} is the configuration of an existing cluster (data directory ${pgdata})`, {
+      hint: 'add --convert to make that cluster the first node',
+    });
   if (o.convert) {
     try {
       await fsp.access(path.join(pgdata, 'PG_VERSION'));
@@ -96,7 +104,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       });
     }
     if ((await postmasterPid(pgdata)) !== null)
-      throw new BihaError('running', `PostgreSQL is running in ${pgdata}`, { hint: `stop it first: pg_ctl stop -D ${pgdata}` });
+      throw new BihaError('running', `PostgreSQL is running in ${pgdata}`, { hint: `stop it first: ${stopCommand(layout)}` });
     try {
       await fsp.access(path.join(pgdata, 'pg_biha', 'biha.conf'));
       throw new BihaError('already_node', `${pgdata} is already a biha node`, { hint: 'use bihactl start' });
@@ -104,7 +112,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       if (e instanceof BihaError) throw e;
     }
     // The DBA's settings must work with biha before anything is written.
-    await planBihaConf(pgdata, { dataChecksums: await dataChecksumsOn(await resolvePgEnv(pgdata), pgdata) });
+    await planBihaConf(pgdata, { dataChecksums: await dataChecksumsOn(await resolvePgEnv(pgdata, { configDir }), pgdata) }, configDir);
   } else {
     await assertEmptyDir(pgdata, 'choose an empty or new directory, or use --convert for an existing stopped data directory');
   }
@@ -129,7 +137,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   if (warn) info(`warning for a 3-node cluster with these settings: ${warn}`);
 
   const created = !o.convert && (await fsp.stat(pgdata).then(() => false, () => true));
-  const env = await resolvePgEnv(pgdata);
+  const env = await resolvePgEnv(pgdata, { configDir });
   let started = false;
   try {
     if (!o.convert) {
@@ -148,9 +156,10 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       syncStandbyNames: '',
       autorewind: false,
       dataChecksums: await dataChecksumsOn(env, pgdata),
-    });
+    }, configDir);
     for (const r of plan.raised) info(describeRaised(r));
     if (o.convert && plan.raised.length === 0) info('kept all replication settings of the data directory: none is below what biha needs');
+    if (configDir !== null) info(`the configuration stays in ${configDir}: biha's settings are in ${await bihaConfFile(pgdata, configDir)}`);
     await chownToRunAs(env, bihaDir(pgdata));
     info('starting PostgreSQL to create biha_db and the biha roles');
     await pgCtlStart(env, pgdata, { logFile: path.join(logDir(pgdata), 'postgresql.log'), timeoutMs: 120_000 });
@@ -173,6 +182,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       seeds: [],
       replicationUser: REPLICATION_USER,
       tls: tls !== null,
+      ...(configDir !== null ? { configDir } : {}),
     };
     await writeNodeConf(pgdata, conf);
     const raft = bootstrapState(node, params);
@@ -188,6 +198,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     const magic = encodeMagic({ clusterId, secret, peers: [{ id: nodeId, host, port, bihaPort }], tls: tls !== null, ...tlsMagic });
     if (o.magicFile) await writeSecretFile(o.magicFile, magic + '\n');
     process.stdout.write(magic + '\n');
+    for (const w of await debianStartWarnings(layout)) info(w);
     info(`node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`);
   } catch (e) {
     if (started) await pgCtlStop(env, pgdata, 'immediate').catch(() => undefined);
@@ -198,7 +209,9 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     throw new BihaError((e as BihaError).code ?? 'init_failed', `init failed: ${(e as Error).message}`, {
       cause: e,
       hint: o.convert
-        ? `${pgdata} may now hold postgresql.biha.conf, pg_hba.biha.conf and pg_biha/: remove them and the include lines before retrying`
+        ? layout.external
+          ? `${layout.configDir} may now hold postgresql.biha.conf (or conf.d/postgresql.biha.conf) and pg_hba.biha.conf, and ${pgdata} pg_biha/: remove them and the include and BEGIN biha lines before retrying`
+          : `${pgdata} may now hold postgresql.biha.conf, pg_hba.biha.conf and pg_biha/: remove them and the include lines before retrying`
         : `remove ${pgdata} before retrying`,
     });
   }

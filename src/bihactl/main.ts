@@ -18,6 +18,7 @@ import { intOpt } from './util.js';
 import { cmdFsm } from './fsm.js';
 import { packageVersion } from './version.js';
 import { cronProblem } from '../controller/ops/failback.js';
+import { dataDirOf } from '../controller/pg/layout.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
@@ -44,6 +45,13 @@ export function buildProgram(): Command {
     if (dir.trim() === '') throw new BihaError('bad_args', '--pg-bindir needs a directory');
     process.env.BIHA_PG_BINDIR = path.resolve(dir);
   });
+  // --pgdata may name a node's configuration directory (Debian's /etc/postgresql/N/NAME): the
+  // commands on an existing node work on the data directory it names. init and add read it themselves.
+  program.hook('preAction', async (_cmd, action) => {
+    const pgdata = (action.opts() as { pgdata?: unknown }).pgdata;
+    if (typeof pgdata !== 'string' || pgdata.trim() === '' || ['init', 'add'].includes(action.name())) return;
+    action.setOptionValue('pgdata', await dataDirOf(pgdata.trim()));
+  });
 
   program
     .command('init')
@@ -55,7 +63,7 @@ export function buildProgram(): Command {
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2576, 8008 for 5432)')
     .option('--nquorum <n>', 'votes needed to elect a leader')
     .option('--minnodes <n>', 'live nodes (leader included) the leader needs to accept writes')
-    .option('--pgdata <dir>', 'data directory (new or empty, or existing with --convert)')
+    .option('--pgdata <dir>', "data directory (new or empty, or existing with --convert), or with --convert Debian's configuration directory /etc/postgresql/N/NAME")
     .option('--sync-standbys <k>', "synchronous replication: synchronous_standby_names = 'ANY k (...)'")
     .option('--heartbeat-send-period <ms>', 'heartbeat period in milliseconds (default 1000)')
     .option('--heartbeat-max-lost <n>', 'heartbeats a follower may miss before an election (default 10)')
@@ -78,7 +86,7 @@ export function buildProgram(): Command {
     .option('--magic-string <s>', 'the magic string printed by bihactl init or biha.get_magic_string()')
     .option('--magic-file <file>', 'read the magic string from this file')
     .option('--use-leader <conn>', 'reach the leader by "host=H port=P biha-port=BP" instead of a magic string')
-    .option('--pgdata <dir>', 'data directory of the new node (new or empty)')
+    .option('--pgdata <dir>', "data directory of the new node (new or empty), or Debian's configuration directory /etc/postgresql/N/NAME of an emptied cluster")
     .option('--convert-standby', 'turn an existing, stopped standby of the leader into the new node')
     .option('--backup-method <m>', 'pg_basebackup (the only method)')
     .option('--mode <mode>', 'regular (default), referee or referee_with_wal')

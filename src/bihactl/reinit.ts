@@ -152,13 +152,14 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
   }
 
   // 4. The copy.
-  const env = await resolvePgEnv(pgdata, { clusterMajor: mark.major });
+  const configDir = conf.configDir ?? null;
+  const env = await resolvePgEnv(pgdata, { clusterMajor: mark.major, configDir });
   try {
     await chownToRunAs(env, pgdata);
     await chownToRunAs(env, save);
     info(`copying the data of node ${leader.id} into ${pgdata}`);
     await copyFromLeader(env, { host: leader.host, port: leader.port, passfile: passfilePath(files), pgdata, slot: slotName(conf.nodeId) });
-    const envCopy = await resolvePgEnv(pgdata);
+    const envCopy = await resolvePgEnv(pgdata, { configDir });
     // The copy carries the leader's pg_biha/ and configuration: this node's own take their place.
     await fsp.rm(path.join(pgdata, BIHA_DIR), { recursive: true, force: true });
     for (const name of await fsp.readdir(files)) await fsp.cp(path.join(files, name), path.join(pgdata, name), { recursive: true, force: true, preserveTimestamps: true });

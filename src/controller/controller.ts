@@ -221,7 +221,7 @@ export class Controller implements CommandHost {
     this.tlsMat = this.conf.tls ? await loadTlsDir(this.pgdata) : null;
     this.tlsStamp = this.conf.tls ? tlsFilesStamp(this.pgdata) : '';
     checkClusterTls(this.state.raft.log.snapshot.meta, this.tlsMat);
-    if (this.hasData()) this.gucs = await readBihaGucs(this.pgdata).catch(() => ({}));
+    if (this.hasData()) this.gucs = await readBihaGucs(this.pgdata, this.conf.configDir ?? null).catch(() => ({}));
     this.startGucs = { ...this.gucs };
     fs.mkdirSync(logDir(this.pgdata), { recursive: true });
     this.loggers = createLoggers({ file: this.opts.logFile, nodeId: this.conf.nodeId, gucs: this.gucs });
@@ -244,7 +244,7 @@ export class Controller implements CommandHost {
     this.rtt = new HeartbeatRtt(this.metrics);
     this.cbRunner = new CallbackRunner({
       log: this.loggers.get('BIHA'),
-      settings: async () => callbackSettings(await readBihaGucs(this.pgdata).catch(() => this.gucs)),
+      settings: async () => callbackSettings(await readBihaGucs(this.pgdata, this.conf.configDir ?? null).catch(() => this.gucs)),
       onOutcome: (event, outcome) => this.metrics.callbackRun(event, outcome),
     });
     this.callbacks = new CallbackEvents(this.cbRunner, this.conf.nodeId, this.pgdata);
@@ -261,7 +261,7 @@ export class Controller implements CommandHost {
         if (!(await this.setLeader(id))) throw new BihaError('switchover_failed', this.lastSwitchover?.detail ?? `switchover to node ${id} did not complete`);
       },
     });
-    this.env = await resolvePgEnv(this.pgdata);
+    this.env = await resolvePgEnv(this.pgdata, { configDir: this.conf.configDir ?? null });
     this.pg = new LocalPg({ pgdata: this.pgdata, port: this.conf.port, user: this.env.user, database: 'postgres' });
     this.actions = new PostgresActions({
       pgdata: this.pgdata,
@@ -353,7 +353,7 @@ export class Controller implements CommandHost {
       nodeError: () => (this.state.nodeError ? errorReport(this.state.nodeError) : null),
       saveNodeError: (e) => this.store.setNodeError(e ? errorInfo(e) : null),
       autorewind: async () => {
-        this.gucs = await readBihaGucs(this.pgdata).catch(() => this.gucs);
+        this.gucs = await readBihaGucs(this.pgdata, this.conf.configDir ?? null).catch(() => this.gucs);
         return /^(on|true|yes|1)$/i.test(this.gucs['biha.autorewind'] ?? 'false');
       },
       stopping: () => this.stoppingFlag,
@@ -913,7 +913,7 @@ export class Controller implements CommandHost {
     let readErr: string | null = null;
     if (this.hasData()) {
       try {
-        gucs = await readBihaGucs(this.pgdata);
+        gucs = await readBihaGucs(this.pgdata, this.conf.configDir ?? null);
       } catch (e) {
         readErr = e instanceof Error ? e.message : String(e);
       }

@@ -9,6 +9,10 @@
 //
 // pg_basebackup and pg_rewind copy all these files from the source node: call writeBihaConf()
 // again afterwards to restore this node's own identity.
+//
+// A node whose configuration is outside its data directory (Debian's /etc/postgresql/N/NAME, see
+// layout.ts) gets these files there: postgresql.biha.conf in conf.d/ or beside postgresql.conf,
+// the marker blocks in the hba_file and ident_file postgresql.conf names.
 
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -18,8 +22,10 @@ import { BihaError } from '../errors.js';
 import { atomicWriteFile } from '../state/atomic.js';
 import { requireDataDirMajor } from './bindir.js';
 import { lookupUid } from './tools.js';
-import { parseConfLine, planSettings, readDbaSettings } from './settings.js';
-import type { SettingsPlan } from './settings.js';
+import { confDDir, layoutOf } from './layout.js';
+import type { PgLayout } from './layout.js';
+import { BIHA_CONF_FILE, parseConfLine, planSettings, readConfChain, readDbaSettings } from './settings.js';
+import type { EffectiveSettings, SettingsPlan } from './settings.js';
 
 export function templatesDir(): string {
   const fromEnv = process.env.BIHA_TEMPLATES_DIR;
@@ -117,17 +123,94 @@ function ruleLines(rendered: string): string[] {
   return rendered.split('\n').filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
 }
 
-async function writeOwned(file: string, text: string, owner: { uid: number; gid: number } | null): Promise<void> {
-  await atomicWriteFile(file, text, { mode: 0o600, owner });
+async function writeOwned(file: string, text: string, owner: { uid: number; gid: number } | null, mode = 0o600): Promise<void> {
+  await atomicWriteFile(file, text, { mode, owner });
+}
+
+/** A DBA's file rewritten in place keeps its mode (Debian's pg_hba.conf is 0640, postgresql.conf 0644). */
+async function rewriteKeepingMode(file: string, text: string, owner: { uid: number; gid: number } | null): Promise<void> {
+  const mode = await fsp.stat(file).then((st) => st.mode & 0o7777, () => 0o600);
+  await writeOwned(file, text, owner, mode);
 }
 
 /**
  * The replication lines postgresql.biha.conf would get for pgdata's own configuration, without
  * writing anything. Throws 'conflicting_setting' when a DBA setting cannot work with biha.
+ * configDir: where postgresql.conf is when not in pgdata (Debian's /etc/postgresql/N/NAME).
  */
-export async function planBihaConf(pgdata: string, vars: Pick<BihaConfVars, 'dataChecksums' | 'walReceiverTimeout'>): Promise<SettingsPlan> {
-  const dba = await readDbaSettings(pgdata);
-  return planSettings(dba, { pgdata, dataChecksums: vars.dataChecksums ?? false, walReceiverTimeout: vars.walReceiverTimeout ?? '10s' });
+export async function planBihaConf(
+  pgdata: string,
+  vars: Pick<BihaConfVars, 'dataChecksums' | 'walReceiverTimeout'>,
+  configDir: string | null = null,
+): Promise<SettingsPlan> {
+  const layout = layoutOf(pgdata, configDir);
+  const dba = await readDbaSettings(layout.dataDir, layout.configFile);
+  return planSettings(dba, { pgdata: layout.dataDir, dataChecksums: vars.dataChecksums ?? false, walReceiverTimeout: vars.walReceiverTimeout ?? '10s' });
+}
+
+/** The settings a postgresql.biha.conf text sets (lower-case names). */
+function settingNames(text: string): string[] {
+  return parseConf(text).map(([n]) => n.toLowerCase());
+}
+
+/**
+ * Whether every setting of biha's file at bihaFile wins in the configuration read from
+ * configFile: no later line (in postgresql.conf after its include_dir, or a conf.d file sorting
+ * after biha's) sets one of them again.
+ */
+async function bihaConfWins(configFile: string, bihaFile: string, names: string[]): Promise<boolean> {
+  const eff = await readConfChain(configFile);
+  return names.every((n) => eff.get(n)?.file === path.resolve(bihaFile));
+}
+
+/**
+ * Where postgresql.biha.conf of a configuration outside the data directory goes: into conf.d/ when
+ * postgresql.conf includes it (Debian's `include_dir = 'conf.d'`) and nothing read after it sets
+ * biha's settings again, so that the DBA's postgresql.conf is not edited; otherwise beside
+ * postgresql.conf with an include line at its end. Returns the file written.
+ */
+async function placeExternalBihaConf(layout: PgLayout, conf: string, owner: { uid: number; gid: number } | null): Promise<string> {
+  const beside = path.join(layout.configDir, BIHA_CONF_FILE);
+  const confD = await confDDir(layout);
+  if (confD !== null && fs.existsSync(confD)) {
+    const inConfD = path.join(confD, BIHA_CONF_FILE);
+    // An earlier run's include line would be read after conf.d/: take it back first.
+    await removeIncludeLine(layout.configFile, owner);
+    await fsp.rm(beside, { force: true });
+    await writeOwned(inConfD, conf, owner, 0o644);
+    if (await bihaConfWins(layout.configFile, inConfD, settingNames(conf))) return inConfD;
+    await fsp.rm(inConfD, { force: true });
+  }
+  await writeOwned(beside, conf, owner, 0o644);
+  await appendIncludeLine(layout.configFile, owner);
+  return beside;
+}
+
+const INCLUDE_RE = /^\s*include\s+'postgresql\.biha\.conf'/m;
+const INCLUDE_COMMENT = '# Added by bihactl: settings of the biha cluster node';
+
+async function appendIncludeLine(mainConf: string, owner: { uid: number; gid: number } | null): Promise<void> {
+  const mainText = await fsp.readFile(mainConf, 'utf8');
+  if (INCLUDE_RE.test(mainText)) return;
+  const sep = mainText === '' || mainText.endsWith('\n') ? '' : '\n';
+  await rewriteKeepingMode(mainConf, `${mainText}${sep}\n${INCLUDE_COMMENT}\ninclude 'postgresql.biha.conf'\n`, owner);
+}
+
+/** Takes back an include line an earlier run appended (the file now lives in conf.d/). */
+async function removeIncludeLine(mainConf: string, owner: { uid: number; gid: number } | null): Promise<void> {
+  const mainText = await fsp.readFile(mainConf, 'utf8');
+  if (!INCLUDE_RE.test(mainText)) return;
+  const appended = `\n${INCLUDE_COMMENT}\ninclude 'postgresql.biha.conf'\n`;
+  const text = mainText.includes(appended)
+    ? mainText.replace(appended, '')
+    : mainText.split('\n').filter((l) => !/^\s*include\s+'postgresql\.biha\.conf'/.test(l)).join('\n');
+  await rewriteKeepingMode(mainConf, text, owner);
+}
+
+/** A file setting PostgreSQL reads (hba_file, ident_file), relative paths taken from the data directory. */
+function settingFile(settings: EffectiveSettings, name: string, layout: PgLayout, dflt: string): string {
+  const v = settings.get(name)?.value;
+  return v ? path.resolve(layout.dataDir, v) : path.join(layout.dataDir, dflt);
 }
 
 /**
@@ -136,9 +219,15 @@ export async function planBihaConf(pgdata: string, vars: Pick<BihaConfVars, 'dat
  * Idempotent: running it again rewrites the files and the marker blocks in place.
  * postgresql.biha.conf raises only the settings the DBA's configuration has below biha's needs;
  * the returned plan says which.
+ *
+ * With configDir (a configuration outside the data directory, Debian's /etc/postgresql/N/NAME)
+ * the files go where PostgreSQL reads them: postgresql.biha.conf into its conf.d/ (or beside its
+ * postgresql.conf, included at the end), the pg_hba / pg_ident lines into the hba_file and
+ * ident_file that postgresql.conf names.
  */
-export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise<SettingsPlan> {
-  const dir = path.resolve(pgdata);
+export async function writeBihaConf(pgdata: string, vars: BihaConfVars, configDir: string | null = null): Promise<SettingsPlan> {
+  const layout = layoutOf(pgdata, configDir);
+  const dir = layout.dataDir;
   const st = await fsp.stat(dir);
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const owner = asRoot ? { uid: st.uid, gid: st.gid } : null;
@@ -149,8 +238,14 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
     superuser = pw.user;
   }
   if (!Number.isInteger(vars.nodeId) || vars.nodeId < 0) throw new BihaError('bad_node_id', `node id must be a non-negative integer, not ${vars.nodeId}`);
+  if (!fs.existsSync(layout.configFile))
+    throw new BihaError('no_postgresql_conf', `${layout.configFile} does not exist: PostgreSQL of this node has no configuration`, {
+      hint: layout.external
+        ? `recreate the configuration directory ${layout.configDir} (pg_createcluster) or give the data directory as --pgdata`
+        : "the copy's source keeps its configuration outside its data directory: make one for this node (Debian: pg_createcluster) and give its directory as --pgdata",
+    });
 
-  const plan = await planBihaConf(dir, vars);
+  const plan = await planBihaConf(dir, vars, configDir);
   const conf = await renderTemplate('postgresql.biha.conf', {
     replication_settings: plan.lines.join('\n'),
     listen_addresses: confString(vars.listenAddresses),
@@ -163,29 +258,44 @@ export async function writeBihaConf(pgdata: string, vars: BihaConfVars): Promise
   });
   const hba = await renderTemplate('pg_hba.biha.conf', {});
   const ident = await renderTemplate('pg_ident.biha.conf', { superuser });
-  await writeOwned(path.join(dir, 'postgresql.biha.conf'), conf, owner);
-  await writeOwned(path.join(dir, 'pg_hba.biha.conf'), hba, owner);
-  await writeOwned(path.join(dir, 'pg_ident.biha.conf'), ident, owner);
-
-  const mainConf = path.join(dir, 'postgresql.conf');
-  const mainText = await fsp.readFile(mainConf, 'utf8');
-  if (!/^\s*include\s+'postgresql\.biha\.conf'/m.test(mainText)) {
-    const sep = mainText === '' || mainText.endsWith('\n') ? '' : '\n';
-    await writeOwned(mainConf, `${mainText}${sep}\n# Added by bihactl: settings of the biha cluster node\ninclude 'postgresql.biha.conf'\n`, owner);
+  let hbaFile = path.join(dir, 'pg_hba.conf');
+  let identFile = path.join(dir, 'pg_ident.conf');
+  if (layout.external) {
+    await placeExternalBihaConf(layout, conf, owner);
+    // Left from a copy of a node whose configuration is in its data directory: not read here.
+    for (const f of [BIHA_CONF_FILE, 'pg_hba.biha.conf', 'pg_ident.biha.conf']) await fsp.rm(path.join(dir, f), { force: true });
+    const settings = await readConfChain(layout.configFile);
+    hbaFile = settingFile(settings, 'hba_file', layout, 'pg_hba.conf');
+    identFile = settingFile(settings, 'ident_file', layout, 'pg_ident.conf');
+  } else {
+    await writeOwned(path.join(dir, BIHA_CONF_FILE), conf, owner);
+    await appendIncludeLine(layout.configFile, owner);
   }
+  const hbaDir = path.dirname(hbaFile);
+  const identDir = path.dirname(identFile);
+  await writeOwned(path.join(hbaDir, 'pg_hba.biha.conf'), hba, owner);
+  await writeOwned(path.join(identDir, 'pg_ident.biha.conf'), ident, owner);
 
   const major = await requireDataDirMajor(dir);
-  const hbaFile = path.join(dir, 'pg_hba.conf');
-  const identFile = path.join(dir, 'pg_ident.conf');
   const hbaText = await fsp.readFile(hbaFile, 'utf8').catch(() => '');
   const identText = await fsp.readFile(identFile, 'utf8').catch(() => '');
   const hbaBlock = major >= 16 ? ['include pg_hba.biha.conf'] : ruleLines(hba);
   const identBlock = major >= 16 ? ['include pg_ident.biha.conf'] : ruleLines(ident);
   const newHba = upsertMarkedBlock(hbaText, hbaBlock, 'top');
   const newIdent = upsertMarkedBlock(identText, identBlock, 'end');
-  if (newHba !== hbaText) await writeOwned(hbaFile, newHba, owner);
-  if (newIdent !== identText) await writeOwned(identFile, newIdent, owner);
+  if (newHba !== hbaText) await rewriteKeepingMode(hbaFile, newHba, owner);
+  if (newIdent !== identText) await rewriteKeepingMode(identFile, newIdent, owner);
   return plan;
+}
+
+/** Where this node's postgresql.biha.conf is: in the configuration's conf.d/ or beside postgresql.conf. */
+export async function bihaConfFile(pgdata: string, configDir: string | null = null): Promise<string> {
+  const layout = layoutOf(pgdata, configDir);
+  if (layout.external) {
+    const confD = await confDDir(layout);
+    if (confD !== null && fs.existsSync(path.join(confD, BIHA_CONF_FILE))) return path.join(confD, BIHA_CONF_FILE);
+  }
+  return path.join(layout.configDir, BIHA_CONF_FILE);
 }
 
 /** Parse postgresql.conf syntax into [name, value] pairs in file order (include lines skipped). */
@@ -211,14 +321,14 @@ const CANONICAL = new Map<string, string>(BIHA_GUC_NAMES.map((n) => [n.toLowerCa
 /**
  * biha.* settings of this node: postgresql.biha.conf, then postgresql.auto.conf (later wins).
  * Names are matched case-insensitively (ALTER SYSTEM writes them in lower case) and returned in
- * the reference's spelling.
+ * the reference's spelling. configDir: the node's configuration directory when not pgdata.
  */
-export async function readBihaGucs(pgdata: string): Promise<Record<string, string>> {
+export async function readBihaGucs(pgdata: string, configDir: string | null = null): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const f of ['postgresql.biha.conf', 'postgresql.auto.conf']) {
+  for (const f of [await bihaConfFile(pgdata, configDir), path.join(pgdata, 'postgresql.auto.conf')]) {
     let text: string;
     try {
-      text = await fsp.readFile(path.join(pgdata, f), 'utf8');
+      text = await fsp.readFile(f, 'utf8');
     } catch {
       continue;
     }

@@ -74,9 +74,9 @@ export function parseConfLine(raw: string): ConfLine | null {
 
 const MAX_DEPTH = 10;
 
-async function readConfFile(file: string, out: EffectiveSettings, depth: number, mustExist: boolean, skip: string): Promise<void> {
+async function readConfFile(file: string, out: EffectiveSettings, depth: number, mustExist: boolean, skipBiha: boolean): Promise<void> {
   if (depth > MAX_DEPTH) throw new BihaError('conf_depth', `configuration files are nested more than ${MAX_DEPTH} deep at ${file}`);
-  if (path.resolve(file) === skip) return;
+  if (skipBiha && path.basename(file) === BIHA_CONF_FILE) return;
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
@@ -97,9 +97,9 @@ async function readConfFile(file: string, out: EffectiveSettings, depth: number,
         } catch (e) {
           throw new BihaError('conf_unreadable', `cannot read configuration directory ${target}: ${(e as Error).message}`);
         }
-        for (const n of names) await readConfFile(path.join(target, n), out, depth + 1, true, skip);
+        for (const n of names) await readConfFile(path.join(target, n), out, depth + 1, true, skipBiha);
       } else {
-        await readConfFile(target, out, depth + 1, l.include === 'include', skip);
+        await readConfFile(target, out, depth + 1, l.include === 'include', skipBiha);
       }
       continue;
     }
@@ -108,15 +108,25 @@ async function readConfFile(file: string, out: EffectiveSettings, depth: number,
 }
 
 /**
- * The settings the DBA's configuration gives this data directory: postgresql.conf with its
- * includes (postgresql.biha.conf left out), then postgresql.auto.conf.
+ * The settings one configuration file gives, its includes followed where they stand (biha's
+ * postgresql.biha.conf too, unless skipBiha), with the file each effective line is in.
  */
-export async function readDbaSettings(pgdata: string): Promise<EffectiveSettings> {
+export async function readConfChain(configFile: string, o: { skipBiha?: boolean } = {}): Promise<EffectiveSettings> {
+  const out: EffectiveSettings = new Map();
+  await readConfFile(path.resolve(configFile), out, 0, true, o.skipBiha ?? false);
+  return out;
+}
+
+/**
+ * The settings the DBA's configuration gives this data directory: postgresql.conf (the data
+ * directory's, or configFile when the configuration lives elsewhere) with its includes (every
+ * postgresql.biha.conf left out), then the data directory's postgresql.auto.conf.
+ */
+export async function readDbaSettings(pgdata: string, configFile?: string): Promise<EffectiveSettings> {
   const dir = path.resolve(pgdata);
   const out: EffectiveSettings = new Map();
-  const skip = path.join(dir, BIHA_CONF_FILE);
-  await readConfFile(path.join(dir, 'postgresql.conf'), out, 0, true, skip);
-  await readConfFile(path.join(dir, 'postgresql.auto.conf'), out, 0, false, skip);
+  await readConfFile(path.resolve(configFile ?? path.join(dir, 'postgresql.conf')), out, 0, true, true);
+  await readConfFile(path.join(dir, 'postgresql.auto.conf'), out, 0, false, true);
   return out;
 }
 

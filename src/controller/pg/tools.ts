@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { ExecError, lastLines, programOutput, runProgram } from '../exec.js';
 import { exists, resolveBindir } from './bindir.js';
+import { layoutOf, recordedConfigDir } from './layout.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { parseBool, readDbaSettings } from './settings.js';
 
@@ -57,6 +58,11 @@ export interface PgEnv {
   runAs: RunAs | null;
   /** OS user owning the cluster; also the name of its bootstrap superuser. */
   user: string;
+  /**
+   * The postgresql.conf PostgreSQL reads when it is outside the data directory (Debian's
+   * /etc/postgresql/N/NAME): the server is started with config_file set to it.
+   */
+  configFile?: string;
 }
 
 export interface PasswdEntry {
@@ -97,11 +103,15 @@ function isRoot(): boolean {
 /**
  * The programs and OS user for pgdata: the bin directory follows the data directory's PG_VERSION
  * (see bindir.ts), or clusterMajor while pgdata has none yet; as root, the tools run as the owner of pgdata (or of its parent if absent).
+ * configDir: the directory of the postgresql.conf PostgreSQL reads (null: the data directory's);
+ * by default the one the node's identity records.
  */
-export async function resolvePgEnv(pgdata: string, o: { clusterMajor?: number } = {}): Promise<PgEnv> {
+export async function resolvePgEnv(pgdata: string, o: { clusterMajor?: number; configDir?: string | null } = {}): Promise<PgEnv> {
   const { bindir } = await resolveBindir(pgdata, o.clusterMajor !== undefined ? { clusterMajor: o.clusterMajor } : {});
+  const layout = layoutOf(pgdata, o.configDir === undefined ? await recordedConfigDir(pgdata) : o.configDir);
+  const conf = layout.external ? { configFile: layout.configFile } : {};
   if (!isRoot()) {
-    return { bindir, runAs: null, user: os.userInfo().username };
+    return { bindir, runAs: null, user: os.userInfo().username, ...conf };
   }
   const abs = path.resolve(pgdata);
   let owned = abs;
@@ -130,7 +140,7 @@ export async function resolvePgEnv(pgdata: string, o: { clusterMajor?: number } 
       hint: `chown ${owned} to the postgres user`,
     });
   }
-  return { bindir, runAs: { uid: pw.uid, gid: pw.gid, user: pw.user, home: pw.home }, user: pw.user };
+  return { bindir, runAs: { uid: pw.uid, gid: pw.gid, user: pw.user, home: pw.home }, user: pw.user, ...conf };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,14 +350,28 @@ async function fileSize(file: string): Promise<number> {
 }
 
 /** With the DBA's logging_collector on, the server logs past start-up go to its log_directory. */
-async function collectorHint(pgdata: string): Promise<string> {
+async function collectorHint(env: PgEnv, pgdata: string): Promise<string> {
   try {
-    const s = await readDbaSettings(pgdata);
+    const s = await readDbaSettings(pgdata, env.configFile);
     if (parseBool(s.get('logging_collector')?.value ?? 'off') !== true) return '';
     return ` and the server log in ${path.resolve(pgdata, s.get('log_directory')?.value ?? 'log')} (logging_collector is on)`;
   } catch {
     return '';
   }
+}
+
+/** A single-quoted word for the shell (pg_ctl passes -o through `sh -c`). */
+function shellWord(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * pg_ctl's -o for a configuration outside the data directory: the server reads that
+ * postgresql.conf (which names the hba_file, ident_file and data_directory); pg_ctl itself keeps
+ * working on the data directory (postmaster.pid, promote and signal files).
+ */
+export function configFileOpt(env: Pick<PgEnv, 'configFile'>): string[] {
+  return env.configFile === undefined ? [] : ['-o', `-c ${shellWord(`config_file=${env.configFile}`)}`];
 }
 
 export interface StartOptions {
@@ -380,13 +404,13 @@ export async function pgCtlStart(env: PgEnv, pgdata: string, opts: StartOptions)
       await fh.close();
       await chownToRunAs(env, logFile);
     }
-    await runTool(env, 'pg_ctl', ['start', '-D', dir, '-W', '-s', '-l', logFile], { timeoutMs: 30_000 });
+    await runTool(env, 'pg_ctl', ['start', '-D', dir, '-W', '-s', '-l', logFile, ...configFileOpt(env)], { timeoutMs: 30_000 });
   }
 
   const fail = async (why: string): Promise<never> => {
     const tail = await readTail(logFile, 6, logStart);
     throw new BihaError('pg_start_failed', `PostgreSQL in ${dir} ${why}${tail ? `: ${tail}` : ''}`, {
-      hint: `see ${logFile}${await collectorHint(dir)}`,
+      hint: `see ${logFile}${await collectorHint(env, dir)}`,
     });
   };
 
@@ -635,7 +659,8 @@ export async function singleUserRecovery(env: PgEnv, pgdata: string, opts: { tim
     if (aside) moved.push([aside, orig]);
   }
   try {
-    await runTool(env, 'postgres', ['--single', '-F', '-D', dir, 'template1'], { timeoutMs });
+    const config = env.configFile === undefined ? [] : ['-c', `config_file=${env.configFile}`];
+    await runTool(env, 'postgres', ['--single', '-F', '-D', dir, ...config, 'template1'], { timeoutMs });
   } finally {
     for (const [aside, orig] of moved) await fsp.rename(aside, orig);
   }

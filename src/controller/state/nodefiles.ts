@@ -31,6 +31,11 @@ export interface NodeConf {
   readonly seeds: ReadonlyArray<{ id: number; host: string; port: number; bihaPort: number }>;
   readonly replicationUser: string;
   readonly tls: boolean;
+  /**
+   * The directory of the postgresql.conf PostgreSQL reads when it is not the data directory
+   * (Debian's /etc/postgresql/N/NAME); absent: the data directory's. Absent in older files.
+   */
+  readonly configDir?: string;
 }
 
 export interface NodeErrorInfo {
