@@ -137,6 +137,12 @@ export interface StatusExtra {
   slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
   /** The last switchover this node ran as the leader (null: none since the controller started). */
   switchover?: SwitchoverRecord | null;
+  /** The local PostgreSQL's server_version_num, as 150004 (null: not known yet). */
+  server_version?: number | null;
+  /** WAL positions in bytes: current (insert) on a primary, received and replayed on a standby; null: no PostgreSQL status yet. */
+  wal?: { current: number | null; received: number | null; replayed: number | null } | null;
+  /** This follower is one of the leader's synchronous standbys (synchronous_standby_names). */
+  sync_standby?: boolean;
 }
 
 
