@@ -4,31 +4,9 @@ import { register as globalRegistry } from 'prom-client';
 import { startHttpServer } from '../../src/controller/ops/http.js';
 import type { HttpServerHandle } from '../../src/controller/ops/http.js';
 import { HeartbeatRtt, Metrics } from '../../src/controller/ops/metrics.js';
+import { samples, value } from '../helpers/promtext.js';
+import type { Sample } from '../helpers/promtext.js';
 import { FakeSource, leaderRW, makeStatus, nodeError, pgStopped, silentLogger, streamingFollower } from './fixtures.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function samples(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] === undefined || m[3] === undefined) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-function value(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const s = all.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
-  return s?.value;
-}
 
 const LABELS = { node_id: '1', node_name: 'alpha', region: 'eu-west' };
 
