@@ -25,3 +25,9 @@ export function value(all: readonly Sample[], name: string, labels: Record<strin
   const s = all.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
   return s?.value;
 }
+
+/** The biha_ metric names a PromQL expression reads (string literals, as label values, left out). */
+export function bihaNamesIn(expr: string): string[] {
+  const code = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
+  return [...new Set(code.match(/\bbiha_[a-zA-Z0-9_]*/g) ?? [])];
+}
