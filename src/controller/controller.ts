@@ -482,13 +482,12 @@ export class Controller implements CommandHost {
       return;
     }
     const msg = body as Message;
-    if (msg.type === 'app') {
-      this.metrics.heartbeatReceived();
-      this.lagClock.note(from, msg.wal.lsn, performance.now());
-    }
+    if (msg.type === 'app') this.metrics.heartbeatReceived();
     else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
     else if (msg.type === 'timeout_now') this.callbacks?.noteTimeoutNow(msg.term);
     this.driver.step(msg);
+    // Only the leader this node follows (a deposed one may still send for a while) sets the lag clock.
+    if (msg.type === 'app' && this.soft().leaderId === from) this.lagClock.note(from, msg.wal.lsn, performance.now());
   }
 
   private async onPeerRequest(from: number, kind: string, body: unknown): Promise<unknown> {

@@ -93,6 +93,25 @@ describe('/metrics on a 3-node cluster', () => {
     expect(clusters[0]).toMatch(/^\S+$/);
   }, 180_000);
 
+  it("shows a follower whose replay is paused falling behind, in bytes and in growing seconds, and catching up", async () => {
+    const f = followers[0]!;
+    await c.su(f, 'select pg_wal_replay_pause()');
+    try {
+      await c.su(leader, 'insert into metrics_t select generate_series(1, 10000)');
+      const behind = await scrapesWhen(`node ${f} reporting its own lag`, [f, leader], (m) =>
+        (get(m, f, 'biha_replication_lag_bytes') ?? 0) > 0 && (get(m, f, 'biha_replication_lag_seconds') ?? 0) > 0 &&
+        (get(m, leader, 'biha_follower_lag_bytes', { follower: String(f) }) ?? 0) > 0,
+      );
+      const first = get(behind, f, 'biha_replication_lag_seconds')!;
+      // Nothing is replayed: the lag in time keeps growing with the clock.
+      await scrapesWhen(`node ${f}'s lag growing past ${first} s`, [f], (m) => (get(m, f, 'biha_replication_lag_seconds') ?? 0) > first);
+      expect(get(behind, f, 'biha_postgres_replica')).toBe(1);
+    } finally {
+      await c.su(f, 'select pg_wal_replay_resume()');
+    }
+    await scrapesWhen(`node ${f} caught up`, [f], (m) => get(m, f, 'biha_replication_lag_bytes') === 0 && get(m, f, 'biha_replication_lag_seconds') === 0);
+  }, 180_000);
+
   it('carries node ids only in labels: no metric has one as its value', async () => {
     for (const i of c.ids()) {
       const all = await scrape(i);
