@@ -27,9 +27,6 @@ import { nodeView, pgRunning } from './nodeview.js';
 import type { NodeView } from './nodeview.js';
 import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
 
-export { nodeView, ownLag } from './nodeview.js';
-export type { NodeView } from './nodeview.js';
-
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
 export type HttpExtra = StatusExtra;
 

@@ -111,7 +111,7 @@ export class Metrics {
     this.pgPrimary = gauge('biha_postgres_primary', "1 while this node's PostgreSQL runs as a primary (not in recovery), else 0.");
     this.pgReplica = gauge('biha_postgres_replica', "1 while this node's PostgreSQL runs as a standby (in recovery), else 0.");
     this.serverVersion = gauge('biha_postgres_server_version', "server_version_num of this node's PostgreSQL, as 150004.");
-    this.xlogLocation = gauge('biha_xlog_location', 'Current WAL insert position of this primary in bytes (pg_current_wal_lsn()); 0 on a standby.');
+    this.xlogLocation = gauge('biha_xlog_location', 'Current WAL write position of this primary in bytes (pg_current_wal_lsn()); 0 on a standby.');
     this.xlogReceived = gauge('biha_xlog_received_location', 'WAL position this standby has received, in bytes (pg_last_wal_receive_lsn()); 0 on a primary.');
     this.xlogReplayed = gauge('biha_xlog_replayed_location', 'WAL position this standby has replayed, in bytes (pg_last_wal_replay_lsn()); 0 on a primary.');
     this.syncStandby = gauge('biha_sync_standby', "1 while this follower is one of the leader's synchronous standbys (synchronous_standby_names), else 0.");
@@ -220,8 +220,9 @@ export class Metrics {
     setOrDrop(this.lagBytes, hasPg ? v.lag_bytes : null);
     setOrDrop(this.lagSeconds, hasPg && v.lag_ms !== null ? v.lag_ms / 1000 : null);
     setOrDrop(this.serverVersion, hasPg ? (x.server_version ?? null) : null);
+    // As Patroni: the positions that do not apply to the role PostgreSQL was polled in are 0.
     const wal = hasPg ? x.wal : null;
-    const primary = v.role === 'primary';
+    const primary = wal !== null && wal !== undefined && wal.current !== null;
     setOrDrop(this.xlogLocation, wal ? (primary ? wal.current : 0) : null);
     setOrDrop(this.xlogReceived, wal ? (primary ? 0 : wal.received) : null);
     setOrDrop(this.xlogReplayed, wal ? (primary ? 0 : wal.replayed) : null);
