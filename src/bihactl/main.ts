@@ -16,7 +16,7 @@ import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
 import { intOpt } from './util.js';
 import { cmdFsm } from './fsm.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../controller/version.js';
 import { cronProblem } from '../controller/ops/failback.js';
 import { dataDirOf } from '../controller/pg/layout.js';
 

@@ -39,6 +39,8 @@ import { WatchdogClient, monoMs } from './pg/watchdog.js';
 import { startHttpServer } from './ops/http.js';
 import type { HttpServerHandle } from './ops/http.js';
 import { HeartbeatRtt, Metrics } from './ops/metrics.js';
+import { LagClock } from './ops/lagclock.js';
+import { packageVersionOrUnknown } from './version.js';
 import { osUserById } from './osuser.js';
 import { CallbackEvents, CallbackRunner, callbackSettings } from './ops/callbacks.js';
 import { FAILBACK_META_KEY, FailbackScheduler, decodeFailback, failbackChange } from './ops/failback.js';
@@ -164,6 +166,8 @@ export class Controller implements CommandHost {
   private startedAt = Date.now();
   private watchdog: WatchdogClient | null = null;
   private metrics!: Metrics;
+  /** This follower's replay lag in time, from the leader positions its heartbeats carry. */
+  private readonly lagClock = new LagClock();
   private rtt!: HeartbeatRtt;
   private http: HttpServerHandle | null = null;
   private lastTickAt = performance.now();
@@ -240,7 +244,7 @@ export class Controller implements CommandHost {
       node_id: String(this.conf.nodeId),
       node_name: process.env['BIHA_NODE_NAME'] ?? '',
       region: process.env['BIHA_REGION'] ?? '',
-    });
+    }, { cluster: this.conf.clusterId, version: packageVersionOrUnknown() });
     this.rtt = new HeartbeatRtt(this.metrics);
     this.cbRunner = new CallbackRunner({
       log: this.loggers.get('BIHA'),
@@ -482,6 +486,8 @@ export class Controller implements CommandHost {
     else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
     else if (msg.type === 'timeout_now') this.callbacks?.noteTimeoutNow(msg.term);
     this.driver.step(msg);
+    // Only the leader this node follows (a deposed one may still send for a while) sets the lag clock.
+    if (msg.type === 'app' && this.soft().leaderId === from) this.lagClock.note(from, msg.wal.lsn, performance.now());
   }
 
   private async onPeerRequest(from: number, kind: string, body: unknown): Promise<unknown> {
@@ -859,15 +865,17 @@ export class Controller implements CommandHost {
   // ---- status ----
 
   status(): StatusFile {
+    const pgStatus = this.hasData() ? this.actions.status() : null;
+    const soft = this.soft();
     return buildStatus({
       selfId: this.conf.nodeId,
       mode: this.conf.mode,
       hasData: this.hasData(),
       config: this.config(),
-      soft: this.soft(),
+      soft,
       peers: this.raft ? this.raft.peers() : [],
       transport: this.transport.peerInfo(),
-      pg: this.hasData() ? this.actions.status() : null,
+      pg: pgStatus,
       observed: this.driver ? this.driver.observed() : { role: 'STOPPED', upstream: 0, stalled: false, diverged: null, checkedTli: 0 },
       nodeError: this.state.nodeError,
       decision: this.driver ? this.driver.nc.lastDecision() : '',
@@ -875,6 +883,7 @@ export class Controller implements CommandHost {
       now: Date.now(),
       failback: decodeFailback(this.raft?.meta()[FAILBACK_META_KEY]),
       switchover: this.lastSwitchover,
+      ownLagMs: pgStatus?.inRecovery ? this.lagClock.lagMs(soft.leaderId, pgStatus.replayLsn, performance.now()) : null,
     });
   }
 

@@ -5,6 +5,7 @@ import { BIHA_STATES, votesNow } from '../raft/index.js';
 import type { ClusterConfig, NodeId, PeerView, SoftState } from '../raft/index.js';
 import type { StatusFile } from './bridge/sqlbridge.js';
 import type { Observed } from './driver/nc.js';
+import { parseSyncStandbyNames, slotName, syncStandbyNames } from './driver/duties.js';
 import type { LocalPgStatus } from './pg/conn.js';
 import { formatLsn } from './pg/lsn.js';
 import type { NodeErrorInfo } from './state/nodefiles.js';
@@ -27,20 +28,48 @@ export interface StatusInputs {
   readonly now: number;
   readonly failback: FailbackSetting | null;
   readonly switchover: SwitchoverRecord | null;
+  /** This follower's replay lag behind the leader in milliseconds (a LagClock's); null: unknown. */
+  readonly ownLagMs?: number | null;
 }
 
 function localState(soft: SoftState): string {
   return BIHA_STATES.includes(soft.state) ? soft.state : 'UNKNOWN';
 }
 
-/** This follower's lag behind the leader's last reported WAL position (one heartbeat old at most). */
-function followerLag(i: StatusInputs, curLsn: number | null): { leader_lsn: string | null; lag_bytes: number | null } {
+/**
+ * This follower's lag behind the leader's last reported WAL position (one heartbeat old at most),
+ * in bytes, and in time as the controller's LagClock measured it. null on a leader (ownLag() says 0).
+ */
+function followerLag(i: StatusInputs, curLsn: number | null): { leader_lsn: string | null; lag_bytes: number | null; lag_ms: number | null } {
   const s = i.pg;
-  const lw = i.soft.role !== 'leader' ? i.peers.find((p) => p.id === i.soft.leaderId)?.wal : undefined;
+  if (i.soft.role === 'leader') return { leader_lsn: null, lag_bytes: null, lag_ms: null };
+  const lw = i.peers.find((p) => p.id === i.soft.leaderId)?.wal;
+  const bytes = lw?.lsn && s?.inRecovery ? Math.max(0, lw.lsn - (s.replayLsn ?? curLsn ?? 0)) : null;
   return {
     leader_lsn: lw?.lsn ? formatLsn(lw.lsn) : null,
-    lag_bytes: lw?.lsn && s?.inRecovery ? Math.max(0, lw.lsn - (s.replayLsn ?? curLsn ?? 0)) : null,
+    lag_bytes: bytes,
+    lag_ms: bytes === null ? null : bytes === 0 ? 0 : (i.ownLagMs ?? null),
   };
+}
+
+/**
+ * A follower the leader names in synchronous_standby_names (ANY k over the other regular voting
+ * members, leaving out those in NODE_ERROR while enough others remain): what the leader computes,
+ * computed here from the same committed configuration and the states this node sees.
+ */
+function isSyncStandby(i: StatusInputs, states: ReadonlyArray<{ id: number; state: string }>): boolean {
+  const leader = i.soft.leaderId;
+  if (i.soft.role === 'leader' || !leader || !i.hasData) return false;
+  const inError = new Set(states.filter((r) => r.state === 'NODE_ERROR').map((r) => r.id));
+  const names = parseSyncStandbyNames(syncStandbyNames(i.config, leader, inError));
+  return names !== null && names.names.includes(slotName(i.selfId));
+}
+
+/** This node's WAL positions in bytes, as Patroni's xlog metrics: current on a primary, received and replayed on a standby. */
+function walPositions(s: LocalPgStatus | null): { current: number | null; received: number | null; replayed: number | null } | null {
+  if (!s) return null;
+  if (!s.inRecovery) return { current: s.currentLsn, received: null, replayed: null };
+  return { current: null, received: s.receiveLsn, replayed: s.replayLsn };
 }
 
 export function buildStatus(i: StatusInputs): StatusFile {
@@ -127,6 +156,9 @@ export function buildStatus(i: StatusInputs): StatusFile {
         retained_bytes: x.retainedBytes,
       })),
       switchover: i.switchover,
+      server_version: s?.serverVersion ?? null,
+      wal: walPositions(s),
+      sync_standby: isSyncStandby(i, status),
     },
   } satisfies StatusFile;
 }

@@ -4,31 +4,9 @@ import { register as globalRegistry } from 'prom-client';
 import { startHttpServer } from '../../src/controller/ops/http.js';
 import type { HttpServerHandle } from '../../src/controller/ops/http.js';
 import { HeartbeatRtt, Metrics } from '../../src/controller/ops/metrics.js';
-import { FakeSource, leaderRW, makeStatus, nodeError, silentLogger, streamingFollower } from './fixtures.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function samples(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] === undefined || m[3] === undefined) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-function value(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const s = all.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
-  return s?.value;
-}
+import { samples, value } from '../helpers/promtext.js';
+import type { Sample } from '../helpers/promtext.js';
+import { FakeSource, leaderRW, makeStatus, nodeError, pgStopped, silentLogger, streamingFollower } from './fixtures.js';
 
 const LABELS = { node_id: '1', node_name: 'alpha', region: 'eu-west' };
 
@@ -62,7 +40,8 @@ describe('Metrics', () => {
     m.update(leaderRW());
     let all = await scrape(m);
     expect(value(all, 'biha_term')).toBe(7);
-    expect(value(all, 'biha_leader_id')).toBe(1);
+    expect(all.filter((s) => s.name === 'biha_leader')).toEqual([{ name: 'biha_leader', labels: { ...LABELS, leader_id: '1' }, value: 1 }]);
+    expect(value(all, 'biha_is_leader')).toBe(1);
     expect(value(all, 'biha_state', { state: 'LEADER_RW' })).toBe(1);
     const states = all.filter((s) => s.name === 'biha_state');
     expect(states.length).toBe(11);
@@ -92,24 +71,26 @@ describe('Metrics', () => {
     expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '2' })).toBeCloseTo(0.24);
   });
 
-  it('maps a state it does not know to UNKNOWN and a missing leader to 0', async () => {
+  it('maps a state it does not know to UNKNOWN and a missing leader to no biha_leader sample', async () => {
     const m = new Metrics(LABELS);
+    m.update(leaderRW());
     m.update(makeStatus({ state: 'SOMETHING_NEW', leaderId: null }));
     const all = await scrape(m);
     expect(value(all, 'biha_state', { state: 'UNKNOWN' })).toBe(1);
-    expect(value(all, 'biha_leader_id')).toBe(0);
+    expect(all.filter((s) => s.name === 'biha_leader')).toEqual([]);
+    expect(value(all, 'biha_is_leader')).toBe(0);
   });
 
-  it('exports heartbeat age per peer and lag per follower, and drops removed ones', async () => {
+  it('exports heartbeat age per peer and, on the leader, lag per follower, and drops removed ones', async () => {
     const m = new Metrics(LABELS);
     m.update(leaderRW());
     let all = await scrape(m);
     expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '2' })).toBeCloseTo(0.24);
     expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '3' })).toBeCloseTo(0.36);
     expect(value(all, 'biha_peer_since_last_heartbeat_seconds', { peer: '1' })).toBeUndefined();
-    expect(value(all, 'biha_replication_lag_bytes', { follower: '3' })).toBe(4096);
-    expect(value(all, 'biha_replication_lag_seconds', { follower: '3' })).toBeCloseTo(0.25);
-    expect(value(all, 'biha_replication_lag_bytes', { follower: '2' })).toBe(0);
+    expect(value(all, 'biha_follower_lag_bytes', { follower: '3' })).toBe(4096);
+    expect(value(all, 'biha_follower_lag_seconds', { follower: '3' })).toBeCloseTo(0.25);
+    expect(value(all, 'biha_follower_lag_bytes', { follower: '2' })).toBe(0);
 
     const st = leaderRW();
     st.status = st.status.filter((r) => r.id !== 3);
@@ -145,6 +126,83 @@ describe('Metrics', () => {
     m.update(st);
     all = await scrape(m);
     expect(all.filter((s) => s.name.startsWith('biha_slot_'))).toEqual([]);
+  });
+
+  it("exports the leader's own PostgreSQL as Patroni does: running, primary, timeline, version, WAL position, no lag", async () => {
+    const m = new Metrics(LABELS);
+    const st = leaderRW();
+    st.extra = { ...st.extra, server_version: 150004, wal: { current: 0x3000060, received: null, replayed: null }, sync_standby: false };
+    m.update(st);
+    const all = await scrape(m);
+    expect(value(all, 'biha_postgres_running')).toBe(1);
+    expect(value(all, 'biha_postgres_primary')).toBe(1);
+    expect(value(all, 'biha_postgres_replica')).toBe(0);
+    expect(value(all, 'biha_timeline')).toBe(3);
+    expect(value(all, 'biha_postgres_server_version')).toBe(150004);
+    expect(value(all, 'biha_xlog_location')).toBe(0x3000060);
+    expect(value(all, 'biha_xlog_received_location')).toBe(0);
+    expect(value(all, 'biha_xlog_replayed_location')).toBe(0);
+    expect(value(all, 'biha_replication_lag_bytes')).toBe(0);
+    expect(value(all, 'biha_replication_lag_seconds')).toBe(0);
+    expect(value(all, 'biha_sync_standby')).toBe(0);
+    expect(value(all, 'biha_is_leader')).toBe(1);
+  });
+
+  it("exports a follower's own lag, standby role, received and replayed WAL and synchronous standby flag", async () => {
+    const m = new Metrics({ ...LABELS, node_id: '2' });
+    m.update(streamingFollower({ server_version: 150004, wal: { current: null, received: 0x3000100, replayed: 0x3000000 }, sync_standby: true }));
+    const all = await scrape(m);
+    expect(value(all, 'biha_postgres_running')).toBe(1);
+    expect(value(all, 'biha_postgres_primary')).toBe(0);
+    expect(value(all, 'biha_postgres_replica')).toBe(1);
+    expect(value(all, 'biha_replication_lag_bytes')).toBe(1000);
+    expect(value(all, 'biha_replication_lag_seconds')).toBeCloseTo(0.04);
+    expect(value(all, 'biha_xlog_location')).toBe(0);
+    expect(value(all, 'biha_xlog_received_location')).toBe(0x3000100);
+    expect(value(all, 'biha_xlog_replayed_location')).toBe(0x3000000);
+    expect(value(all, 'biha_sync_standby')).toBe(1);
+    expect(value(all, 'biha_is_leader')).toBe(0);
+    expect(all.filter((s) => s.name === 'biha_leader').map((s) => s.labels['leader_id'])).toEqual(['1']);
+    expect(all.filter((s) => s.name.startsWith('biha_follower_lag_'))).toEqual([]);
+  });
+
+  it('says PostgreSQL is down with 0s and drops what it no longer knows', async () => {
+    const m = new Metrics(LABELS);
+    m.update(streamingFollower({ server_version: 150004, wal: { current: null, received: 1, replayed: 1 } }));
+    m.update(pgStopped());
+    const all = await scrape(m);
+    expect(value(all, 'biha_postgres_running')).toBe(0);
+    expect(value(all, 'biha_postgres_primary')).toBe(0);
+    expect(value(all, 'biha_postgres_replica')).toBe(0);
+    for (const name of ['biha_timeline', 'biha_replication_lag_bytes', 'biha_replication_lag_seconds', 'biha_postgres_server_version', 'biha_xlog_location', 'biha_xlog_replayed_location'])
+      expect(value(all, name), name).toBeUndefined();
+  });
+
+  it('exports no PostgreSQL metrics on a referee, which runs none', async () => {
+    const m = new Metrics(LABELS);
+    m.update(streamingFollower({ server_version: 150004, wal: { current: null, received: 1, replayed: 1 } }));
+    m.update(makeStatus({ nodeId: 3, state: 'FOLLOWER', pgState: 'none', extra: { pg_role: 'NONE', upstream: 0, tli: null, lsn: null } }));
+    const all = await scrape(m);
+    expect(all.filter((s) => /^biha_(postgres_|xlog_|timeline|replication_lag_|sync_standby)/.test(s.name))).toEqual([]);
+    expect(value(all, 'biha_state', { state: 'FOLLOWER' })).toBe(1);
+  });
+
+  it('exports the cluster and the build as info metrics', async () => {
+    const m = new Metrics(LABELS, { cluster: 'c0ffee', version: '1.2.3' });
+    const all = await scrape(m);
+    expect(all.filter((s) => s.name === 'biha_cluster_info')).toEqual([{ name: 'biha_cluster_info', labels: { ...LABELS, cluster: 'c0ffee' }, value: 1 }]);
+    expect(all.filter((s) => s.name === 'biha_build_info')).toEqual([
+      { name: 'biha_build_info', labels: { ...LABELS, version: '1.2.3', node_version: process.version }, value: 1 },
+    ]);
+  });
+
+  it('carries node ids in labels only: no metric is named after an id', async () => {
+    const m = new Metrics(LABELS);
+    m.update(leaderRW());
+    const names = await m.names();
+    expect(names.filter((n) => /(^|_)(id|leader_id|node_id|peer_id)$/.test(n))).toEqual([]);
+    expect(names).toEqual(expect.arrayContaining(['biha_leader', 'biha_control_rtt_seconds_bucket', 'biha_control_rtt_seconds_count']));
+    expect(names).not.toContain('biha_control_rtt_seconds');
   });
 
   it('counts heartbeats, reconnections and elections', async () => {

@@ -57,8 +57,8 @@ describe('a 3-node cluster on real PostgreSQL', () => {
     expect(cluster.members.find((m) => m.id === l)?.state).toBe('LEADER_RW');
     const metrics = (await get(l, '/metrics')).body;
     expect(metrics).toMatch(new RegExp(`^biha_state\\{[^}]*state="LEADER_RW"[^}]*\\} 1$`, 'm'));
-    expect(metrics).toMatch(new RegExp(`^biha_leader_id\\{[^}]*\\} ${l}$`, 'm'));
-    expect(metrics).toMatch(/^biha_replication_lag_bytes\{[^}]*follower="\d"[^}]*\} \d+$/m);
+    expect(metrics).toMatch(new RegExp(`^biha_leader\\{[^}]*leader_id="${l}"[^}]*\\} 1$`, 'm'));
+    expect(metrics).toMatch(/^biha_follower_lag_bytes\{[^}]*follower="\d"[^}]*\} \d+$/m);
 
     // After a switchover the roles of the endpoints swap.
     await bihaOk(['set-leader', `--id=${f}`, `--pgdata=${c.pgdata(l)}`]);

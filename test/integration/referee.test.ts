@@ -134,7 +134,10 @@ describe('two data nodes and a referee', () => {
     expect(health.status).toBe(200);
     const metrics = await fetch(`http://127.0.0.1:${c.httpPort(3)}/metrics`);
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toMatch(/biha_leader_id\{[^}]*\} 1/);
+    const text = await metrics.text();
+    expect(text).toMatch(/^biha_leader\{[^}]*leader_id="1"[^}]*\} 1$/m);
+    // A referee runs no PostgreSQL: it exports none of the PostgreSQL gauges.
+    expect(text).not.toMatch(/^biha_postgres_running/m);
     const replica = await fetch(`http://127.0.0.1:${c.httpPort(3)}/replica`);
     expect(replica.status).toBe(503);
     expect(((await replica.json()) as { reason: string }).reason).toContain('referee');

@@ -125,7 +125,7 @@ export interface StatusExtra {
   lsn?: string | null;
   decision?: string;
   uptime_s?: number;
-  /** This node's own replication lag in bytes (follower); see ownLag(). */
+  /** This node's own replication lag in bytes (follower); see ownLag() in ops/nodeview.ts. */
   lag_bytes?: number | null;
   /** This node's own replay lag in milliseconds (follower). */
   lag_ms?: number | null;
@@ -137,6 +137,12 @@ export interface StatusExtra {
   slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
   /** The last switchover this node ran as the leader (null: none since the controller started). */
   switchover?: SwitchoverRecord | null;
+  /** The local PostgreSQL's server_version_num, as 150004 (null: not known yet). */
+  server_version?: number | null;
+  /** WAL positions in bytes: current (pg_current_wal_lsn()) on a primary, received and replayed on a standby; null: no PostgreSQL status yet. */
+  wal?: { current: number | null; received: number | null; replayed: number | null } | null;
+  /** This follower is one of the leader's synchronous standbys (synchronous_standby_names). */
+  sync_standby?: boolean;
 }
 
 

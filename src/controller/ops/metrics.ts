@@ -1,6 +1,10 @@
 // Prometheus metrics of one controller (prom-client, in a registry of its own so that two
 // controllers in one process, as in tests, never share samples). Every sample carries the labels
-// node_id, node_name and region. docs/operations.md lists the metrics.
+// node_id, node_name and region. docs/operations.md lists the metrics; docs/grafana and
+// docs/prometheus hold a dashboard and alert rules built on them.
+//
+// Node ids only ever appear as label values (leader_id, peer, follower), never as a sample's
+// value: a value is something to graph or compare with a threshold.
 //
 // Gauges are refreshed from a StatusFile by update() (the HTTP server calls it on every scrape);
 // counters and the RTT histogram are fed by the controller as things happen. Reconnections are
@@ -9,11 +13,20 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BIHA_STATES } from '../../raft/index.js';
 import type { StatusFile } from '../bridge/sqlbridge.js';
+import { nodeView, pgRunning } from './nodeview.js';
 
 export interface MetricLabels {
   node_id: string;
   node_name: string;
   region: string;
+}
+
+/** What biha_cluster_info and biha_build_info say. */
+export interface MetricInfo {
+  /** The cluster's id (biha.conf clusterId). */
+  cluster: string;
+  /** biha's version (package.json). */
+  version: string;
 }
 
 /** Buckets of biha_control_rtt_seconds: loopback (sub-millisecond) up to a slow WAN. */
@@ -28,15 +41,27 @@ export class Metrics {
   readonly registry: Registry;
   private readonly term: Gauge;
   private readonly state: Gauge<'state'>;
-  private readonly leaderId: Gauge;
+  private readonly leader: Gauge<'leader_id'>;
+  private readonly isLeader: Gauge;
   private readonly nodesOnline: Gauge;
   private readonly nodesOffline: Gauge;
   private readonly nodeError: Gauge;
   private readonly serviceMode: Gauge;
   private readonly peerOnline: Gauge<'peer'>;
   private readonly sinceLastHb: Gauge<'peer'>;
-  private readonly lagBytes: Gauge<'follower'>;
-  private readonly lagSeconds: Gauge<'follower'>;
+  private readonly lagBytes: Gauge;
+  private readonly lagSeconds: Gauge;
+  private readonly followerLagBytes: Gauge<'follower'>;
+  private readonly followerLagSeconds: Gauge<'follower'>;
+  private readonly timeline: Gauge;
+  private readonly pgRunning: Gauge;
+  private readonly pgPrimary: Gauge;
+  private readonly pgReplica: Gauge;
+  private readonly serverVersion: Gauge;
+  private readonly xlogLocation: Gauge;
+  private readonly xlogReceived: Gauge;
+  private readonly xlogReplayed: Gauge;
+  private readonly syncStandby: Gauge;
   private readonly slotRetained: Gauge<'slot' | 'peer'>;
   private readonly slotWalStatus: Gauge<'slot' | 'peer' | 'wal_status'>;
   private readonly slotActive: Gauge<'slot' | 'peer'>;
@@ -50,7 +75,7 @@ export class Metrics {
   /** Last conn_count seen per peer (reconnections are its increases after the first connection). */
   private readonly connSeen = new Map<number, number>();
 
-  constructor(labels: MetricLabels) {
+  constructor(labels: MetricLabels, info: MetricInfo = { cluster: 'unknown', version: 'unknown' }) {
     this.registry = new Registry();
     this.registry.setDefaultLabels({
       node_id: labels.node_id,
@@ -64,17 +89,32 @@ export class Metrics {
     const counter = <L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
       new Counter<L>({ name, help, labelNames, registers });
 
+    gauge('biha_cluster_info', 'Always 1; the cluster label is the id of the cluster this node belongs to.', ['cluster']).set({ cluster: info.cluster || 'unknown' }, 1);
+    gauge('biha_build_info', 'Always 1; the labels are the biha version and the Node.js version the controller runs on.', ['version', 'node_version'])
+      .set({ version: info.version || 'unknown', node_version: process.version }, 1);
     this.term = gauge('biha_term', 'Raft term this node is in.');
     this.state = gauge('biha_state', 'State of this node: 1 for the current state, 0 for every other.', ['state']);
-    this.leaderId = gauge('biha_leader_id', 'Node id of the leader this node knows of (0: none).');
+    this.leader = gauge('biha_leader', 'Always 1, labelled with the node id of the leader this node knows of; absent while it knows none.', ['leader_id']);
+    this.isLeader = gauge('biha_is_leader', '1 while this node is the leader (LEADER_RW or LEADER_RO), else 0.');
     this.nodesOnline = gauge('biha_nodes_online', 'Cluster members this node sees online (itself included).');
     this.nodesOffline = gauge('biha_nodes_offline', 'Cluster members this node sees offline.');
     this.nodeError = gauge('biha_node_error', '1 while this node is in NODE_ERROR (see biha.error_details()), else 0.');
     this.serviceMode = gauge('biha_service_mode', '1 while the cluster is in service mode (no automatic elections or rewinds), else 0.');
     this.peerOnline = gauge('biha_peer_online', '1 when the peer is online as this node sees it, else 0.', ['peer']);
     this.sinceLastHb = gauge('biha_peer_since_last_heartbeat_seconds', 'Seconds since the last heartbeat from / to the peer.', ['peer']);
-    this.lagBytes = gauge('biha_replication_lag_bytes', 'On the leader: WAL bytes a follower has not replayed yet.', ['follower']);
-    this.lagSeconds = gauge('biha_replication_lag_seconds', 'On the leader: replay lag of a follower in seconds.', ['follower']);
+    this.lagBytes = gauge('biha_replication_lag_bytes', "This node's own replication lag: WAL bytes it has not replayed yet of what the leader last reported (0 on the leader; absent when unknown).");
+    this.lagSeconds = gauge('biha_replication_lag_seconds', "This node's own replay lag in seconds: age of the oldest leader WAL position it has not replayed (0 on the leader and when caught up; absent when unknown).");
+    this.followerLagBytes = gauge('biha_follower_lag_bytes', 'On the leader: WAL bytes a follower has not replayed yet (pg_stat_replication).', ['follower']);
+    this.followerLagSeconds = gauge('biha_follower_lag_seconds', "On the leader: a follower's replay lag in seconds (pg_stat_replication.replay_lag).", ['follower']);
+    this.timeline = gauge('biha_timeline', "Timeline of this node's PostgreSQL.");
+    this.pgRunning = gauge('biha_postgres_running', "1 while this node's PostgreSQL runs and answers the controller, else 0 (absent on a referee).");
+    this.pgPrimary = gauge('biha_postgres_primary', "1 while this node's PostgreSQL runs as a primary (not in recovery), else 0.");
+    this.pgReplica = gauge('biha_postgres_replica', "1 while this node's PostgreSQL runs as a standby (in recovery), else 0.");
+    this.serverVersion = gauge('biha_postgres_server_version', "server_version_num of this node's PostgreSQL, as 150004.");
+    this.xlogLocation = gauge('biha_xlog_location', 'Current WAL write position of this primary in bytes (pg_current_wal_lsn()); 0 on a standby.');
+    this.xlogReceived = gauge('biha_xlog_received_location', 'WAL position this standby has received, in bytes (pg_last_wal_receive_lsn()); 0 on a primary.');
+    this.xlogReplayed = gauge('biha_xlog_replayed_location', 'WAL position this standby has replayed, in bytes (pg_last_wal_replay_lsn()); 0 on a primary.');
+    this.syncStandby = gauge('biha_sync_standby', "1 while this follower is one of the leader's synchronous standbys (synchronous_standby_names), else 0.");
     this.slotRetained = gauge('biha_slot_retained_wal_bytes', "WAL this node keeps for a biha replication slot (from the slot's restart_lsn to this node's WAL position).", ['slot', 'peer']);
     this.slotWalStatus = gauge(
       'biha_slot_wal_status',
@@ -96,12 +136,25 @@ export class Metrics {
     });
   }
 
+  /** Every metric name this registry exports, with a histogram's _bucket, _sum and _count series. */
+  async names(): Promise<string[]> {
+    const out: string[] = [];
+    for (const m of await this.registry.getMetricsAsJSON()) {
+      if (String(m.type) === 'histogram') out.push(`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`);
+      else out.push(m.name);
+    }
+    return out;
+  }
+
   update(status: StatusFile): void {
     const self = status.status.find((r) => r.id === status.nodeId);
     const current = self && KNOWN_STATES.has(self.state) ? self.state : 'UNKNOWN';
     this.term.set(finite(status.config.term));
     for (const s of BIHA_STATES) this.state.set({ state: s }, s === current ? 1 : 0);
-    this.leaderId.set(finite(self?.leader_id ?? 0));
+    this.leader.reset();
+    const leaderId = self?.leader_id ?? 0;
+    if (Number.isInteger(leaderId) && leaderId > 0) this.leader.set({ leader_id: String(leaderId) }, 1);
+    this.isLeader.set(current === 'LEADER_RW' || current === 'LEADER_RO' ? 1 : 0);
     const online = status.status.filter((r) => r.online).length;
     this.nodesOnline.set(online);
     this.nodesOffline.set(status.status.length - online);
@@ -119,13 +172,14 @@ export class Metrics {
         this.sinceLastHb.set({ peer }, Math.max(0, r.since_last_hb_ms) / 1000);
     }
 
-    this.lagBytes.reset();
-    this.lagSeconds.reset();
+    this.followerLagBytes.reset();
+    this.followerLagSeconds.reset();
     for (const f of status.monitoring.followers) {
       const follower = f.id > 0 ? String(f.id) : f.application_name;
-      if (f.lag_bytes !== null && Number.isFinite(f.lag_bytes)) this.lagBytes.set({ follower }, f.lag_bytes);
-      if (f.lag_ms !== null && Number.isFinite(f.lag_ms)) this.lagSeconds.set({ follower }, f.lag_ms / 1000);
+      if (f.lag_bytes !== null && Number.isFinite(f.lag_bytes)) this.followerLagBytes.set({ follower }, f.lag_bytes);
+      if (f.lag_ms !== null && Number.isFinite(f.lag_ms)) this.followerLagSeconds.set({ follower }, f.lag_ms / 1000);
     }
+    this.updatePostgres(status);
 
     this.slotRetained.reset();
     this.slotWalStatus.reset();
@@ -151,6 +205,28 @@ export class Metrics {
     }
     const ids = new Set(status.nodes.map((n) => n.id));
     for (const id of [...this.connSeen.keys()]) if (!ids.has(id)) this.connSeen.delete(id);
+  }
+
+  /** This node's own PostgreSQL as Patroni's metrics show it; none of it on a referee, which runs no PostgreSQL. */
+  private updatePostgres(status: StatusFile): void {
+    const v = nodeView(status);
+    const x = status.extra ?? {};
+    const hasPg = v.role !== 'none';
+    const running = hasPg && pgRunning(v);
+    setOrDrop(this.pgRunning, hasPg ? flag(running) : null);
+    setOrDrop(this.pgPrimary, hasPg ? flag(running && v.role === 'primary') : null);
+    setOrDrop(this.pgReplica, hasPg ? flag(running && v.role === 'replica') : null);
+    setOrDrop(this.timeline, hasPg ? v.timeline : null);
+    setOrDrop(this.lagBytes, hasPg ? v.lag_bytes : null);
+    setOrDrop(this.lagSeconds, hasPg && v.lag_ms !== null ? v.lag_ms / 1000 : null);
+    setOrDrop(this.serverVersion, hasPg ? (x.server_version ?? null) : null);
+    // As Patroni: the positions that do not apply to the role PostgreSQL was polled in are 0.
+    const wal = hasPg ? x.wal : null;
+    const primary = wal !== null && wal !== undefined && wal.current !== null;
+    setOrDrop(this.xlogLocation, wal ? (primary ? wal.current : 0) : null);
+    setOrDrop(this.xlogReceived, wal ? (primary ? 0 : wal.received) : null);
+    setOrDrop(this.xlogReplayed, wal ? (primary ? 0 : wal.replayed) : null);
+    setOrDrop(this.syncStandby, hasPg ? flag(x.sync_standby === true) : null);
   }
 
   heartbeatSent(): void {
@@ -213,4 +289,14 @@ export class HeartbeatRtt {
 
 function finite(n: number): number {
   return Number.isFinite(n) ? n : 0;
+}
+
+function flag(b: boolean): number {
+  return b ? 1 : 0;
+}
+
+/** An unlabelled gauge's sample, or no sample at all for an unknown (null or not finite) value. */
+function setOrDrop(g: Gauge, v: number | null | undefined): void {
+  if (v === null || v === undefined || !Number.isFinite(v)) g.remove({});
+  else g.set(v);
 }

@@ -207,6 +207,8 @@ export interface LocalPgStatus {
   replication: ReplicationRow[];
   /** biha's replication slots here (absent where a status was made up, as in tests). */
   slots?: SlotRow[];
+  /** server_version_num, as 150004 (absent where a status was made up, as in tests). */
+  serverVersion?: number;
 }
 
 /** One biha_node_<id> slot of pg_replication_slots. */
@@ -221,6 +223,7 @@ export interface SlotRow {
 
 const STATUS_SQL = `
 SELECT r.in_recovery,
+       current_setting('server_version_num')::int AS server_version,
        CASE WHEN r.in_recovery THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
        CASE WHEN r.in_recovery THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
@@ -245,6 +248,7 @@ SELECT r.in_recovery,
 
 interface StatusRow {
   in_recovery: boolean;
+  server_version: number;
   current_lsn: string | null;
   walfile: string | null;
   receive_lsn: string | null;
@@ -305,6 +309,7 @@ export async function localStatus(pg: LocalPg): Promise<LocalPgStatus> {
       walStatus: x.wal_status,
       retainedBytes: x.retained_bytes === null ? null : Math.max(0, x.retained_bytes),
     })),
+    serverVersion: r.server_version,
   };
 }
 
