@@ -2,7 +2,7 @@
 // /etc/postgresql/15/NAME, data in /var/lib/postgresql/15/NAME, sockets in /var/run/postgresql)
 // become a two-node biha cluster: the first with bihactl init --convert on its configuration
 // directory, the second with bihactl add over its emptied data directory. Both keep their /etc
-// configuration; a switchover and a failover work. Ports 27500-27999.
+// configuration; a switchover and a failover work. Ports from 27500 on (test/helpers/ports.ts).
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import { PG_BIN, asPostgres, bihaOk, bihactl, ensureBuilt, sleep, waitFor } from '../helpers/cluster.js';
+import { claimPorts } from '../helpers/ports.js';
 
 const pexec = promisify(execFile);
 
@@ -26,9 +27,10 @@ interface Node {
   etc: string;
   data: string;
 }
+const base = claimPorts(27500, 20);
 const nodes: Node[] = [1, 2].map((id) => {
   const name = `${tag}n${id}`;
-  const port = 27500 + (id - 1) * 10;
+  const port = base + (id - 1) * 10;
   return { id, name, port, bihaPort: port + 1, httpPort: port + 2, etc: `/etc/postgresql/15/${name}`, data: `/var/lib/postgresql/15/${name}` };
 });
 const n1 = nodes[0]!;
