@@ -95,6 +95,12 @@ export class NodeOps {
       });
       child.unref();
       this.reinitStarted = true;
+      // Normally this controller is stopped by the reinit before it ends; if the reinit fails
+      // first (no leader reachable, ...), a new one may be asked for.
+      child.once('exit', (code) => {
+        this.reinitStarted = false;
+        this.d.log.warn({ code, log: logFile }, `the reinitialize of node ${this.d.nodeId} ended with code ${code ?? 'none'} while this controller still ran; see ${logFile}`);
+      });
       this.d.log.warn({ pid: child.pid, log: logFile, force }, `reinitialize of node ${this.d.nodeId} started: bihactl reinit stops this controller, copies the data from the leader and starts the node again`);
     } finally {
       fs.closeSync(out);
