@@ -91,6 +91,11 @@ describe('remote management API', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/BIHA_HTTP_PASSWORD/);
+    // Removed credentials turn the actions off again.
+    await bihaOk(['set-http-credentials', `--pgdata=${c.pgdata(3)}`, '--remove']);
+    expect((await call(c, 3, 'POST', '/restart', {})).code).toBe(403);
+    await bihaOk(['set-http-credentials', `--pgdata=${c.pgdata(3)}`, '--http-user=admin']);
+    expect((await call(c, 3, 'PATCH', '/config', { nquorum: 0 })).code).toBe(400);
   });
 
   it('PATCH /config on a follower changes heartbeat_max_lost, and biha.config() shows it', async () => {
