@@ -163,7 +163,7 @@ describe('remote management API', () => {
     expect((await call(c, f, 'GET', '/sync', undefined, null)).code).toBe(503);
   });
 
-  it('POST /restart restarts a follower; the leader needs force', async () => {
+  it('POST /restart restarts a follower; the leader needs force, and runs again after it', async () => {
     const l = await allStreaming();
     const f = await follower();
     const refused = await call(c, l, 'POST', '/restart', {});
@@ -174,6 +174,17 @@ describe('remote management API', () => {
     expect(r.code, JSON.stringify(r.body)).toBe(200);
     expect(c.postmasterPid(f)).not.toBe(before);
     await c.waitStreaming(f);
+    // On the leader, with force: a short outage, then PostgreSQL runs as the primary again.
+    const leaderPid = c.postmasterPid(l);
+    const forced = await call(c, l, 'POST', '/restart', { force: true });
+    expect(forced.code, JSON.stringify(forced.body)).toBe(200);
+    expect(c.postmasterPid(l)).not.toBe(leaderPid);
+    const now = await c.waitLeader();
+    await waitFor('a write on the leader', async () => {
+      await c.su(now, 'create table if not exists after_restart (v int); insert into after_restart values (1)');
+      return true;
+    });
+    await allStreaming();
   });
 
   it('POST /reinitialize copies a follower again from the leader; it streams afterwards', async () => {
