@@ -1082,6 +1082,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   // Passwords given to bihactl itself never reach PostgreSQL, its tools or callbacks (the
   // controller uses pg_biha/pgpass).
   delete process.env['BIHA_REPLICATION_PASSWORD'];
+  delete process.env['BIHA_HTTP_PASSWORD'];
   delete process.env['PGPASSWORD'];
   const c = new Controller(opts);
   const onSignal = (): void => void c.shutdown(true, 0);
