@@ -335,7 +335,8 @@ export class Controller implements CommandHost {
         ...(this.conf.httpTls ? { tls: httpTlsOf(this.tlsMat) } : {}),
       });
     } catch (e) {
-      this.log.error({ err: e instanceof Error ? e.message : String(e), port: this.conf.httpPort }, 'the health/metrics HTTP server could not start; continuing without it');
+      const host = this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0';
+      this.log.error({ err: e instanceof Error ? e.message : String(e), host, port: this.conf.httpPort }, `the HTTP server could not start on ${host}:${this.conf.httpPort}; continuing without it`);
     }
 
     if (this.hasData()) {
