@@ -315,9 +315,10 @@ export class Controller implements CommandHost {
 
     this.local = new LocalServer(localSocketPath(this.conf.bihaPort), (req) => this.onLocal(req));
     await this.local.start();
+    const httpHost = this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0';
     try {
       this.http = await startHttpServer({
-        host: this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+        host: httpHost,
         port: this.conf.httpPort,
         logger: this.loggers.get('HTTP'),
         metrics: this.metrics,
@@ -335,8 +336,7 @@ export class Controller implements CommandHost {
         ...(this.conf.httpTls ? { tls: httpTlsOf(this.tlsMat) } : {}),
       });
     } catch (e) {
-      const host = this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0';
-      this.log.error({ err: e instanceof Error ? e.message : String(e), host, port: this.conf.httpPort }, `the HTTP server could not start on ${host}:${this.conf.httpPort}; continuing without it`);
+      this.log.error({ err: e instanceof Error ? e.message : String(e), host: httpHost, port: this.conf.httpPort }, `the HTTP server could not start on ${httpHost}:${this.conf.httpPort}; continuing without it`);
     }
 
     if (this.hasData()) {
