@@ -252,4 +252,13 @@ describe('remote management API over HTTPS', () => {
     // Plain HTTP is not served on that port.
     await expect(fetch(`http://127.0.0.1:${c.httpPort(1)}/primary`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
   });
+
+  it('refuses --http-tls on a cluster without TLS with one line, before writing anything', async () => {
+    const dir = path.join(c.dir, 'no-tls');
+    const r = await bihactl(['init', '--biha-node-id=1', '--host=127.0.0.1', '--port=25200', '--http-port=25202', '--nquorum=1', '--minnodes=1', `--pgdata=${dir}`, '--http-tls']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--http-tls serves HTTPS with the control channel's certificate, and this cluster has no TLS/);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
 });
