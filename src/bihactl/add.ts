@@ -20,8 +20,10 @@ import { debianStartWarnings, stopCommand } from './debian.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
+import { httpSetup, writeHttpSetup } from './httpcreds.js';
+import type { HttpOptions } from './httpcreds.js';
 
-export interface AddOptions {
+export interface AddOptions extends HttpOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -212,6 +214,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     magic = decodeMagic(text);
   }
   const ownTls = await tlsOptions(magic, o);
+  const http = await httpSetup(o, host, magic.tls);
   const first = magic.peers[0]!;
   if (password === null && mode !== 'referee') {
     password = await joinPassword(first);
@@ -270,6 +273,8 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       port,
       bihaPort,
       httpPort,
+      httpHost: http.httpHost,
+      httpTls: http.httpTls,
       mode,
       secrets: [magic.secret],
       seeds: magic.peers.filter((p) => p.id !== nodeId),
@@ -277,6 +282,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       tls: magic.tls,
       ...(configDir !== null ? { configDir } : {}),
     });
+    await writeHttpSetup(pgdata, http);
     if (tlsMat) await writeTlsDir(pgdata, tlsMat);
     const raft: PersistentState = snapshot
       ? { hard: { term: 0, vote: 0, commit: snapshot.index }, log: { snapshot, entries: [] } }

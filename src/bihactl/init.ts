@@ -19,9 +19,11 @@ import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { debianStartWarnings, stopCommand } from './debian.js';
+import { httpSetup, writeHttpSetup } from './httpcreds.js';
+import type { HttpOptions } from './httpcreds.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
-export interface InitOptions {
+export interface InitOptions extends HttpOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -127,6 +129,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     tls = await makeClusterPki(clusterId, nodeId, host);
   }
   const password = await initPassword();
+  const http = await httpSetup(o, host, tls !== null);
   if (syncStandbys > 0)
     info(
       `synchronous mode: a commit waits for ${syncStandbys} standby(s); acknowledged commits survive a failover ` +
@@ -177,6 +180,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       port,
       bihaPort,
       httpPort,
+      httpHost: http.httpHost,
+      httpTls: http.httpTls,
       mode: 'regular',
       secrets: [secret],
       seeds: [],
@@ -185,6 +190,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       ...(configDir !== null ? { configDir } : {}),
     };
     await writeNodeConf(pgdata, conf);
+    await writeHttpSetup(pgdata, http);
     const raft = bootstrapState(node, params);
     // TLS is a property of the cluster: the CA fingerprint is in the committed configuration.
     const meta = tls ? { ...raft.log.snapshot.meta, [TLS_META_KEY]: caFingerprint(tls.ca) } : raft.log.snapshot.meta;

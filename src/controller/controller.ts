@@ -38,6 +38,10 @@ import { SqlBridge } from './bridge/sqlbridge.js';
 import { WatchdogClient, monoMs } from './pg/watchdog.js';
 import { startHttpServer } from './ops/http.js';
 import type { HttpServerHandle } from './ops/http.js';
+import { createApi } from './ops/api.js';
+import { HttpAuth, credentialsPath } from './ops/httpauth.js';
+import { NodeOps } from './ops/nodeops.js';
+import { PROMOTIONS_META_KEY, PromotionNotes, promotionChange } from './ops/history.js';
 import { HeartbeatRtt, Metrics } from './ops/metrics.js';
 import { LagClock } from './ops/lagclock.js';
 import { packageVersionOrUnknown } from './version.js';
@@ -177,6 +181,8 @@ export class Controller implements CommandHost {
   private callbacks: CallbackEvents | null = null;
   private failbackSched: FailbackScheduler | null = null;
   private readonly backupLockState = new BackupLock();
+  private nodeOps!: NodeOps;
+  private readonly promotionNotes = new PromotionNotes();
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -281,6 +287,21 @@ export class Controller implements CommandHost {
       },
     });
 
+    this.nodeOps = new NodeOps({
+      pgdata: this.pgdata,
+      nodeId: this.conf.nodeId,
+      hasData: this.hasData(),
+      bihactl: BIHACTL_JS,
+      log: this.loggers.get('BIHA'),
+      soft: () => this.soft(),
+      status: () => this.status(),
+      query: (sql) => this.pg.query(sql),
+      exclusive: (fn) => this.driver.nc.exclusive(fn),
+      restartPg: () => this.actions.restart(),
+      kick: () => this.driver?.kick(),
+      meta: () => this.raft?.meta() ?? this.state.raft.log.snapshot.meta,
+    });
+
     this.transport = new Transport({
       selfId: this.conf.nodeId,
       clusterId: this.conf.clusterId,
@@ -298,9 +319,10 @@ export class Controller implements CommandHost {
 
     this.local = new LocalServer(localSocketPath(this.conf.bihaPort), (req) => this.onLocal(req));
     await this.local.start();
+    const httpHost = this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0';
     try {
       this.http = await startHttpServer({
-        host: process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+        host: httpHost,
         port: this.conf.httpPort,
         logger: this.loggers.get('HTTP'),
         metrics: this.metrics,
@@ -309,15 +331,22 @@ export class Controller implements CommandHost {
           status: () => this.status(),
           loopAgeMs: () => (this.raft ? performance.now() - this.lastTickAt : null),
         },
+        api: createApi({
+          host: { nodeId: this.conf.nodeId, run: (fn, args) => runCommand(this, fn, args, 0), status: () => this.status() },
+          auth: new HttpAuth(credentialsPath(this.pgdata)),
+          log: this.loggers.get('HTTP'),
+          credentialsHint: `bihactl set-http-credentials --pgdata=${this.pgdata} --http-user=NAME`,
+        }),
+        ...(this.conf.httpTls ? { tls: httpTlsOf(this.tlsMat) } : {}),
       });
     } catch (e) {
-      this.log.error({ err: e instanceof Error ? e.message : String(e), port: this.conf.httpPort }, 'the health/metrics HTTP server could not start; continuing without it');
+      this.log.error({ err: e instanceof Error ? e.message : String(e), host: httpHost, port: this.conf.httpPort }, `the HTTP server could not start on ${httpHost}:${this.conf.httpPort}; continuing without it`);
     }
 
     if (this.hasData()) {
       this.watchdog = new WatchdogClient(
         this.pgdata,
-        path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js'),
+        BIHACTL_JS,
         this.loggers.get('WD'),
         // A node whose PostgreSQL nobody would fence must not lead: the driver reads alive() on every tick.
         { onHealth: () => this.driver?.tick() },
@@ -463,9 +492,22 @@ export class Controller implements CommandHost {
         else p.reject(new BihaError('lost', 'the change was replaced by a newer leader; try again'));
       }
       if (e.change?.type === 'set_meta') this.syncSecrets();
+      this.recordPromotion(e);
     }
     this.failbackSched?.sync();
     void this.writeStatus(true);
+  }
+
+  /** A committed timeline reservation of this leader's term: record the promotion (ops/history.ts). */
+  private recordPromotion(e: Entry): void {
+    const rec = this.promotionNotes.recordFor(e, this.soft(), this.conf.nodeId, new Date());
+    if (!rec) return;
+    setImmediate(() => {
+      const change = promotionChange(this.raft?.meta()[PROMOTIONS_META_KEY], rec);
+      this.proposeAndWait('promotion record', change).catch((err: unknown) =>
+        this.log.warn({ tli: rec.tli, err: err instanceof Error ? err.message : String(err) }, `could not record the promotion to timeline ${rec.tli}; GET /history shows it without its reason`),
+      );
+    });
   }
 
   private updatePeers(cfg: ClusterConfig): void {
@@ -484,7 +526,10 @@ export class Controller implements CommandHost {
     const msg = body as Message;
     if (msg.type === 'app') this.metrics.heartbeatReceived();
     else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
-    else if (msg.type === 'timeout_now') this.callbacks?.noteTimeoutNow(msg.term);
+    else if (msg.type === 'timeout_now') {
+      this.callbacks?.noteTimeoutNow(msg.term);
+      this.promotionNotes.noteTimeoutNow(msg.term);
+    }
     this.driver.step(msg);
     // Only the leader this node follows (a deposed one may still send for a while) sets the lag clock.
     if (msg.type === 'app' && this.soft().leaderId === from) this.lagClock.note(from, msg.wal.lsn, performance.now());
@@ -656,6 +701,22 @@ export class Controller implements CommandHost {
   async failback(args: Record<string, unknown> | null): Promise<void> {
     const change = failbackChange(this.config(), args);
     await this.proposeAndWait(args ? 'biha.set_failback' : 'biha.reset_failback', change);
+  }
+
+  restartPostgres(force: boolean): Promise<string> {
+    return this.nodeOps.restartPostgres(force);
+  }
+
+  reinitialize(force: boolean): Promise<string> {
+    return this.nodeOps.reinitialize(force);
+  }
+
+  history(): Promise<unknown> {
+    return this.nodeOps.history();
+  }
+
+  syncStandbyNames(): Promise<string> {
+    return this.nodeOps.syncStandbyNames();
   }
 
   backupLock(args: Record<string, unknown>): unknown {
@@ -999,6 +1060,15 @@ const FIXED_GUCS = [
   'biha.minnodes', 'biha.no_wal_on_follower', 'biha.nquorum',
 ] as const;
 
+/** bin/bihactl.js of this installation (the watchdog and a background reinit run it). */
+const BIHACTL_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js');
+
+/** The HTTPS key and chain of --http-tls: the control channel's node certificate and the cluster CA. */
+function httpTlsOf(m: TlsMaterial | null): { key: string; cert: string } {
+  if (!m) throw new BihaError('bad_tls', 'biha.conf asks for HTTPS (--http-tls), but the node has no TLS material in pg_biha/tls', { hint: 'the HTTP port stays closed: give the cluster TLS (bihactl init --use-ssl) or set up the node again without --http-tls' });
+  return { key: m.key, cert: `${m.cert.trim()}\n${m.ca.trim()}\n` };
+}
+
 /** Names, sizes and mtimes of the files in pg_biha/tls: a change means new TLS material. */
 function tlsFilesStamp(pgdata: string): string {
   try {
@@ -1022,6 +1092,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   // Passwords given to bihactl itself never reach PostgreSQL, its tools or callbacks (the
   // controller uses pg_biha/pgpass).
   delete process.env['BIHA_REPLICATION_PASSWORD'];
+  delete process.env['BIHA_HTTP_PASSWORD'];
   delete process.env['PGPASSWORD'];
   const c = new Controller(opts);
   const onSignal = (): void => void c.shutdown(true, 0);

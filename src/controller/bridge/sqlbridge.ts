@@ -129,6 +129,11 @@ export interface StatusExtra {
   lag_bytes?: number | null;
   /** This node's own replay lag in milliseconds (follower). */
   lag_ms?: number | null;
+  /** A standby's last received and replayed WAL positions, as 0/59029D50. */
+  receive_lsn?: string | null;
+  replay_lsn?: string | null;
+  /** PostgreSQL's server_version_num (150004). */
+  server_version?: number | null;
   /** The leader's WAL position from its latest heartbeat, as 0/59029D50. */
   leader_lsn?: string | null;
   /** The failback window committed in the config log (null: none). */
@@ -137,8 +142,6 @@ export interface StatusExtra {
   slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
   /** The last switchover this node ran as the leader (null: none since the controller started). */
   switchover?: SwitchoverRecord | null;
-  /** The local PostgreSQL's server_version_num, as 150004 (null: not known yet). */
-  server_version?: number | null;
   /** WAL positions in bytes: current (pg_current_wal_lsn()) on a primary, received and replayed on a standby; null: no PostgreSQL status yet. */
   wal?: { current: number | null; received: number | null; replayed: number | null } | null;
   /** This follower is one of the leader's synchronous standbys (synchronous_standby_names). */

@@ -29,6 +29,10 @@ export interface NodeView {
   lag_bytes: number | null;
   lag_ms: number | null;
   error: string;
+  /** PostgreSQL's server_version_num (150004), null when unknown. */
+  server_version: number | null;
+  /** Patroni's xlog: the primary's write position, or a replica's received and replayed positions. */
+  xlog: { location: string | null } | { received_location: string | null; replayed_location: string | null } | null;
 }
 
 function pgRoleOf(st: StatusFile): string {
@@ -86,7 +90,15 @@ export function nodeView(st: StatusFile): NodeView {
     lag_bytes: lag.bytes,
     lag_ms: lag.ms,
     error: st.error.type,
+    server_version: st.extra?.server_version ?? null,
+    xlog: xlogOf(pgRole, st.extra),
   };
+}
+
+function xlogOf(pgRole: string, x: StatusFile['extra']): NodeView['xlog'] {
+  if (pgRole === 'PRIMARY') return { location: x?.lsn ?? null };
+  if (pgRole === 'STANDBY') return { received_location: x?.receive_lsn ?? null, replayed_location: x?.replay_lsn ?? null };
+  return null;
 }
 
 /** PostgreSQL runs and the controller could query it (pg_state 'startup' means it could not). */

@@ -204,11 +204,11 @@ export interface LocalPgStatus {
   currentLsn: number | null;
   walReceiver: WalReceiverStatus | null;
   replayPauseState: string | null;
+  /** server_version_num (absent where a status was made up, as in tests). */
+  serverVersion?: number;
   replication: ReplicationRow[];
   /** biha's replication slots here (absent where a status was made up, as in tests). */
   slots?: SlotRow[];
-  /** server_version_num, as 150004 (absent where a status was made up, as in tests). */
-  serverVersion?: number;
 }
 
 /** One biha_node_<id> slot of pg_replication_slots. */
@@ -294,6 +294,7 @@ export async function localStatus(pg: LocalPg): Promise<LocalPgStatus> {
     currentLsn: parseLsnOrNull(r.current_lsn),
     walReceiver: wr,
     replayPauseState: r.pause_state,
+    serverVersion: r.server_version,
     replication: r.replication.map((x) => ({
       applicationName: x.application_name ?? '',
       state: x.state ?? '',
@@ -309,7 +310,6 @@ export async function localStatus(pg: LocalPg): Promise<LocalPgStatus> {
       walStatus: x.wal_status,
       retainedBytes: x.retained_bytes === null ? null : Math.max(0, x.retained_bytes),
     })),
-    serverVersion: r.server_version,
   };
 }
 
