@@ -18,8 +18,10 @@ import { register } from './join.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
+import { proxyConf, proxyPorts } from './proxyopts.js';
+import type { ProxyOptions } from './proxyopts.js';
 
-export interface AddOptions {
+export interface AddOptions extends ProxyOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -151,7 +153,8 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     throw new BihaError('bad_args', `a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + ${HTTP_PORT_OFFSET - 1})`);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
   const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : basePort ? defaultHttpPort(basePort) : defaultHttpPort(bihaPort - 1, 'biha-port');
-  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
+  const proxy = proxyConf(o);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort, ...proxyPorts(proxy) });
   const pgdata = path.resolve(requireOpt('pgdata', o.pgdata));
   const sources = [o.magicString, o.magicFile, o.useLeader].filter((x) => x !== undefined).length;
   if (sources !== 1) throw new BihaError('bad_args', 'give exactly one of --magic-string, --magic-file or --use-leader');
@@ -264,6 +267,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       seeds: magic.peers.filter((p) => p.id !== nodeId),
       replicationUser: REPLICATION_USER,
       tls: magic.tls,
+      ...(proxy ? { proxy } : {}),
     });
     if (tlsMat) await writeTlsDir(pgdata, tlsMat);
     const raft: PersistentState = snapshot

@@ -17,9 +17,11 @@ import { installSql } from '../controller/bridge/sqlbridge.js';
 import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
+import { proxyConf, proxyPorts } from './proxyopts.js';
+import type { ProxyOptions } from './proxyopts.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
-export interface InitOptions {
+export interface InitOptions extends ProxyOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -69,7 +71,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const port = intOpt('port', requireOpt('port', o.port), 1, 65535);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
   const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultHttpPort(port);
-  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
+  const proxy = proxyConf(o);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort, ...proxyPorts(proxy) });
   const nquorum = intOpt('nquorum', requireOpt('nquorum', o.nquorum), 1, 100);
   const minnodes = intOpt('minnodes', requireOpt('minnodes', o.minnodes), 1, 100);
   const syncStandbys = o.syncStandbys !== undefined ? intOpt('sync-standbys', o.syncStandbys, 0, 100) : 0;
@@ -173,6 +176,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       seeds: [],
       replicationUser: REPLICATION_USER,
       tls: tls !== null,
+      ...(proxy ? { proxy } : {}),
     };
     await writeNodeConf(pgdata, conf);
     const raft = bootstrapState(node, params);

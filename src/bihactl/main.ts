@@ -18,6 +18,7 @@ import { intOpt } from './util.js';
 import { cmdFsm } from './fsm.js';
 import { packageVersion } from './version.js';
 import { cronProblem } from '../controller/ops/failback.js';
+import { proxyOptions } from './proxyopts.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
@@ -45,7 +46,7 @@ export function buildProgram(): Command {
     process.env.BIHA_PG_BINDIR = path.resolve(dir);
   });
 
-  program
+  const init = program
     .command('init')
     .description('create the first node of a cluster (initdb, or --convert a stopped data directory); prints the magic string on stdout')
     .option('--biha-node-id <id>', 'id of this node (positive integer)')
@@ -64,10 +65,10 @@ export function buildProgram(): Command {
     .option('--use-ssl', 'TLS on the control channel: make a cluster CA and a node certificate in pg_biha/tls (openssl)')
     .option('--ssl-ca-file <file>', 'TLS with this cluster CA certificate (PEM) instead of a generated one; implies --use-ssl')
     .option('--ssl-cert-file <file>', "this node's certificate (PEM), signed by --ssl-ca-file")
-    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)")
-    .action(async (o) => cmdInit(o));
+    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)");
+  proxyOptions(init).action(async (o) => cmdInit(o));
 
-  program
+  const add = program
     .command('add')
     .description('add a node: register it through the leader and copy the data with pg_basebackup')
     .option('--biha-node-id <id>', 'id of the new node')
@@ -88,8 +89,8 @@ export function buildProgram(): Command {
     .option('--ssl-ca-file <file>', 'TLS clusters: the cluster CA certificate (PEM); without the three --ssl options the node gets a certificate from the cluster CA')
     .option('--ssl-cert-file <file>', "TLS clusters: this node's certificate (PEM), signed by the cluster CA")
     .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
-    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)')
-    .action(async (o) => cmdAdd(o));
+    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)');
+  proxyOptions(add).action(async (o) => cmdAdd(o));
 
   program
     .command('start')
