@@ -46,15 +46,11 @@ function findProgram(base: string): string {
   return base;
 }
 
-export type RunFn = (file: string, args: readonly string[]) => Promise<unknown>;
-
 export interface VipHolderOptions {
   readonly spec: VipSpec;
   readonly log: Logger;
-  /** Runs `ip` (default: the exec wrapper with a 10 s timeout). */
-  readonly run?: RunFn;
-  /** Announces the address (default: arping -U -c 3 in the background). */
-  readonly announce?: (spec: VipSpec) => void;
+  /** A command that `ip` and `arping` run under, as `ip netns exec NS` (default: none). */
+  readonly prefix?: readonly string[];
   /** Called after each change of what the node holds. */
   readonly onHeld?: (held: boolean) => void;
   /** Wait after a failed `ip` run before the next try. */
@@ -118,9 +114,9 @@ export class VipHolder {
   private async step(want: boolean): Promise<void> {
     const { spec } = this.o;
     const cidr = `${spec.address}/${spec.prefix}`;
-    const run = this.o.run ?? ((file: string, args: readonly string[]) => runProgram(file, args, { timeoutMs: IP_TIMEOUT_MS, env: { ...process.env, LC_ALL: 'C' } }));
     try {
-      await run(this.ip, ['addr', want ? 'add' : 'del', cidr, 'dev', spec.iface]);
+      const [file, args] = this.command(this.ip, ['addr', want ? 'add' : 'del', cidr, 'dev', spec.iface]);
+      await runProgram(file, args, { timeoutMs: IP_TIMEOUT_MS, env: { ...process.env, LC_ALL: 'C' } });
     } catch (e) {
       const text = e instanceof ExecError ? e.stderr : '';
       // Already as wanted: the address exists (add) or is absent (remove).
@@ -138,7 +134,27 @@ export class VipHolder {
       if (want || was === true) this.o.log.info({ vip: cidr, iface: spec.iface }, `virtual IP ${vipText(spec)} ${want ? 'added' : 'removed'}`);
       this.o.onHeld?.(want);
     }
-    if (want) (this.o.announce ?? ((s: VipSpec) => announce(s, this.o.log)))(spec);
+    if (want) this.announce();
+  }
+
+  private command(file: string, args: readonly string[]): [string, string[]] {
+    const p = this.o.prefix ?? [];
+    return p.length === 0 ? [file, [...args]] : [p[0]!, [...p.slice(1), file, ...args]];
+  }
+
+  /** Gratuitous ARP for the address, so that neighbours update their caches now; in the background. */
+  private announce(): void {
+    const { spec, log } = this.o;
+    const [file, args] = this.command(findProgram('arping'), ['-U', '-c', '3', '-I', spec.iface, spec.address]);
+    startProgram(file, args, { timeoutMs: 10_000, env: { ...process.env, LC_ALL: 'C' } }).done.catch((e: unknown) => {
+      const missing = e instanceof ExecError && (e.failure === 'spawn' || /No such file|not found/i.test(e.stderr));
+      log.warn(
+        { vip: spec.address },
+        missing
+          ? `virtual IP ${vipText(spec)}: arping is not installed (Debian: iputils-arping), so neighbours learn the new holder only when their ARP entry expires`
+          : `virtual IP ${vipText(spec)}: the gratuitous ARP failed: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    });
   }
 
   private fail(msg: string): void {
@@ -147,18 +163,4 @@ export class VipHolder {
     this.lastError = msg;
     setTimeout(() => this.kick(), this.o.retryMs ?? 2000).unref();
   }
-}
-
-/** Gratuitous ARP for the address, so that neighbours update their caches now; in the background. */
-function announce(spec: VipSpec, log: Logger): void {
-  const run = startProgram(findProgram('arping'), ['-U', '-c', '3', '-I', spec.iface, spec.address], { timeoutMs: 10_000, noOutput: false });
-  run.done.catch((e: unknown) => {
-    const spawn = e instanceof ExecError && e.failure === 'spawn';
-    log.warn(
-      { vip: spec.address },
-      spawn
-        ? `virtual IP ${vipText(spec)}: arping is not installed (Debian: iputils-arping), so neighbours learn the new holder only when their ARP entry expires`
-        : `virtual IP ${vipText(spec)}: the gratuitous ARP failed: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  });
 }
