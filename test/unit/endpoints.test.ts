@@ -74,6 +74,7 @@ async function endpoints(holdMs: number): Promise<{ world: { routes: Routes; pri
     routes: () => world.routes,
     selfPrimary: () => false,
     peerPrimary: (id) => Promise.resolve(world.primary.has(id)),
+    inline: true,
   });
   await e.start();
   cleanups.push(() => e.close());

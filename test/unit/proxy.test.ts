@@ -3,7 +3,6 @@
 // and the connection limit. Backends are plain TCP echo servers (the proxy parses nothing).
 // Ports: 27400-27419 (this suite's share of its range).
 import * as net from 'node:net';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpProxy } from '../../src/controller/ops/proxy.js';
 import type { Backend } from '../../src/controller/ops/proxyroute.js';
@@ -12,7 +11,6 @@ const PROXY_PORT = 27400;
 const ECHO_A = 27401;
 const ECHO_B = 27402;
 const CLOSED_PORT = 27403;
-const log = pino({ level: 'silent' });
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -39,7 +37,7 @@ async function echo(port: number, name: string): Promise<{ sockets: Set<net.Sock
 async function proxy(pick: () => Backend | null, o: { holdMs?: number; maxConns?: number } = {}): Promise<TcpProxy> {
   const events = { dropped: [] as string[] };
   const p = new TcpProxy({
-    name: 'read-write', host: '127.0.0.1', port: PROXY_PORT, holdMs: () => o.holdMs ?? 10_000, maxConns: o.maxConns ?? 10, connectMs: 2000, logger: log, pick,
+    name: 'read-write', host: '127.0.0.1', port: PROXY_PORT, holdMs: () => o.holdMs ?? 10_000, maxConns: o.maxConns ?? 10, connectMs: 2000, pick,
     events: { dropped: (why) => events.dropped.push(why) },
   });
   await p.start();

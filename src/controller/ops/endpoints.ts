@@ -1,6 +1,6 @@
 // The client endpoints of one node (bihactl init/add --proxy-port, --proxy-ro-port, --vip): one
-// place that follows the writable leader and moves the proxies (proxy.ts) and the virtual IP
-// (vip.ts) with it.
+// place that follows the writable leader and moves the proxies (proxyhost.ts: proxy.ts in a worker
+// thread of their own) and the virtual IP (vip.ts) with it.
 //
 // A leader counts once it is LEADER_RW as raft says (routes from proxyroute.ts) *and* its
 // PostgreSQL answers as a primary: raft makes a node LEADER_RW before its promotion ends, and a
@@ -17,9 +17,8 @@ import type { Logger } from 'pino';
 import type { NodeId } from '../../raft/index.js';
 import type { ProxyConf } from '../state/nodefiles.js';
 import type { Metrics } from './metrics.js';
-import { TcpProxy } from './proxy.js';
-import type { DropReason } from './proxy.js';
-import { ReaderRotation } from './proxyroute.js';
+import { InlineProxies, ThreadProxies } from './proxyhost.js';
+import type { Endpoint, ProxyHost, ProxyHostEvents } from './proxyhost.js';
 import type { Backend, Routes } from './proxyroute.js';
 import { VipHolder, vipText } from './vip.js';
 
@@ -27,8 +26,6 @@ import { VipHolder, vipText } from './vip.js';
 export const HOLD_MARGIN_MS = 5000;
 /** Default --proxy-ro-max-lag: 16 MB (one WAL segment). */
 export const DEFAULT_RO_MAX_LAG = 16 * 1024 * 1024;
-export const MAX_PROXY_CONNS = 1000;
-const CONNECT_MS = 5000;
 /** How often the routes are looked at besides raft state changes (a follower learns of a new leader from heartbeats). */
 const SYNC_EVERY_MS = 50;
 /** Between two questions to a new leader whether its PostgreSQL is a primary yet. */
@@ -48,27 +45,27 @@ export interface EndpointsDeps {
   selfPrimary(): boolean;
   /** Node `id` is LEADER_RW and its PostgreSQL a primary (asked over the control channel). */
   peerPrimary(id: NodeId): Promise<boolean>;
+  /** Run the proxies in this thread instead of a worker thread of their own (tests). */
+  readonly inline?: boolean;
 }
 
 export class ClientEndpoints {
-  private rw: TcpProxy | null = null;
-  private ro: TcpProxy | null = null;
+  private proxies: ProxyHost | null = null;
   private readonly vip: VipHolder | null;
-  private readonly rotation = new ReaderRotation();
   private routes: Routes = { leader: null, term: 0, readers: [] };
   /** The leader (id and term) routes name now; '' without one. */
   private leaderKey = '';
   /** The leader new connections go to: confirmed a primary. */
   private ready: Backend | null = null;
+  /** What the proxies were last told (a JSON text), so that they hear only of changes. */
+  private told = '';
   private asking = '';
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(private readonly d: EndpointsDeps) {
     const spec = d.conf.vip;
-    this.vip = spec
-      ? new VipHolder({ spec, log: d.log, onHeld: (held) => d.metrics.vip(held) })
-      : null;
+    this.vip = spec ? new VipHolder({ spec, log: d.log, onHeld: (held) => d.metrics.vip(held) }) : null;
   }
 
   get holdMs(): number {
@@ -82,8 +79,19 @@ export class ClientEndpoints {
   /** Opens the ports; a port that cannot be opened is logged and left closed. Removes a virtual IP left from before. */
   async start(): Promise<void> {
     const { conf } = this.d;
-    if (conf.port !== undefined) this.rw = await this.open('rw', conf.port, () => this.ready);
-    if (conf.roPort !== undefined) this.ro = await this.open('ro', conf.roPort, () => (this.ready ? this.rotation.pick({ ...this.routes, leader: this.ready }) : null));
+    const ports: Array<[Endpoint, number]> = [];
+    if (conf.port !== undefined) ports.push(['rw', conf.port]);
+    if (conf.roPort !== undefined) ports.push(['ro', conf.roPort]);
+    if (ports.length > 0) {
+      const host = this.d.listenHost;
+      this.proxies = this.d.inline ? new InlineProxies(host, this.hostEvents()) : new ThreadProxies(host, this.hostEvents());
+      for (const [endpoint, port] of ports) {
+        const name = endpoint === 'rw' ? 'read-write' : 'read-only';
+        const err = await this.proxies.open(endpoint, port);
+        if (err === null) this.d.log.info({ port, endpoint }, `${name} proxy listening on ${host}:${port}`);
+        else this.d.log.error({ port, err }, `the ${name} proxy could not listen on port ${port}: ${err}; continuing without it`);
+      }
+    }
     if (this.vip) {
       this.d.log.info(`virtual IP ${vipText(this.vip.spec)}: held while this node is the writable leader`);
       this.vip.set(false);
@@ -93,31 +101,24 @@ export class ClientEndpoints {
     this.sync();
   }
 
-  private async open(endpoint: 'rw' | 'ro', port: number, pick: () => Backend | null): Promise<TcpProxy | null> {
-    const name = endpoint === 'rw' ? 'read-write' : 'read-only';
-    const p = new TcpProxy({
-      name,
-      host: this.d.listenHost,
-      port,
-      holdMs: () => this.holdMs,
-      maxConns: MAX_PROXY_CONNS,
-      connectMs: CONNECT_MS,
-      logger: this.d.log,
-      pick,
-      events: {
-        accepted: () => this.d.metrics.proxyAccepted(endpoint),
-        open: (n) => this.d.metrics.proxyOpen(endpoint, n),
-        dropped: (why: DropReason) => this.d.metrics.proxyDrop(endpoint, why),
-      },
-    });
-    try {
-      await p.start();
-      this.d.log.info({ port, endpoint }, `${name} proxy listening on ${this.d.listenHost}:${port}`);
-      return p;
-    } catch (e) {
-      this.d.log.error({ port, err: e instanceof Error ? e.message : String(e) }, `the ${name} proxy could not listen on port ${port}; continuing without it`);
-      return null;
-    }
+  private hostEvents(): ProxyHostEvents {
+    const { metrics, log } = this.d;
+    return {
+      accepted: (endpoint) => metrics.proxyAccepted(endpoint),
+      open: (endpoint, n) => metrics.proxyOpen(endpoint, n),
+      dropped: (endpoint, why) => metrics.proxyDrop(endpoint, why),
+      log: (level, msg) => log[level](msg),
+    };
+  }
+
+  /** Tells the proxies where new connections go, when that changed. */
+  private tell(): void {
+    if (!this.proxies) return;
+    const r = { leader: this.ready, readers: this.ready ? this.routes.readers : [], holdMs: this.holdMs };
+    const text = JSON.stringify(r);
+    if (text === this.told) return;
+    this.told = text;
+    this.proxies.routes(r);
   }
 
   /** Looks at the routes now: called on every raft state change and every SYNC_EVERY_MS. */
@@ -142,10 +143,7 @@ export class ClientEndpoints {
     }
     // The virtual IP goes as soon as this node is no longer the confirmed writable leader.
     this.vip?.set(this.ready !== null && this.ready.id === this.d.selfId);
-    if (this.ready) {
-      this.rw?.wake();
-      this.ro?.wake();
-    }
+    this.tell();
   }
 
   private async ask(l: Backend, key: string): Promise<void> {
@@ -165,13 +163,9 @@ export class ClientEndpoints {
 
   private confirmed(l: Backend, key: string): void {
     this.ready = l;
-    const closed = this.rw?.closeWhere((b) => b.id !== l.id) ?? 0;
-    this.d.log.info(
-      { leader: l.id, term: Number(key.split('/')[1]) },
-      `proxy: new connections go to node ${l.id} (${l.host}:${l.port}), the writable leader` + (closed > 0 ? `; closed ${closed} connection(s) to the previous leader` : ''),
-    );
-    this.rw?.wake();
-    this.ro?.wake();
+    this.d.log.info({ leader: l.id, term: Number(key.split('/')[1]) }, `proxy: new connections go to node ${l.id} (${l.host}:${l.port}), the writable leader`);
+    this.proxies?.closeExcept(l.id);
+    this.tell();
     this.vip?.set(l.id === this.d.selfId);
   }
 
@@ -184,6 +178,6 @@ export class ClientEndpoints {
     if (this.timer) clearInterval(this.timer);
     this.ready = null;
     await this.vip?.release().catch(() => undefined);
-    await Promise.all([this.rw?.close(), this.ro?.close()]);
+    await this.proxies?.close().catch(() => undefined);
   }
 }

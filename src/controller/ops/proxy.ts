@@ -9,7 +9,6 @@
 //    backpressure (`pipe`), so no buffer grows without bound; a backend that does not accept the
 //    connection within connectMs, or any error on either side, closes both sides.
 import * as net from 'node:net';
-import type { Logger } from 'pino';
 import type { Backend } from './proxyroute.js';
 
 export interface ProxyEvents {
@@ -33,7 +32,8 @@ export interface TcpProxyOptions {
   readonly maxConns: number;
   /** How long a backend may take to accept the TCP connection. */
   readonly connectMs: number;
-  readonly logger: Logger;
+  /** An error of the listening socket after it started. */
+  onError?(message: string): void;
   /** The backend for a new connection now; null: hold it. */
   pick(): Backend | null;
   readonly events?: ProxyEvents;
@@ -77,7 +77,7 @@ export class TcpProxy {
         resolve();
       });
     });
-    srv.on('error', (e) => this.o.logger.error({ err: e.message }, `${this.o.name} proxy: ${e.message}`));
+    srv.on('error', (e) => this.o.onError?.(`${this.o.name} proxy: ${e.message}`));
     this.server = srv;
   }
 
