@@ -106,10 +106,19 @@ async function throughput(c: TestCluster): Promise<void> {
     const direct: number[] = [];
     const proxied: number[] = [];
     for (let k = 0; k < RUNS; k++) {
-      direct.push(await selectOnly(c.port(l), connectEach));
-      proxied.push(await selectOnly(proxyPort(c, via), connectEach));
-      console.log(`  run ${k + 1}${connectEach ? ' (-C)' : ''}: direct ${direct.at(-1)!.toFixed(0)} tps, proxied ${proxied.at(-1)!.toFixed(0)} tps`);
+      // A run that fails (the leader fenced under load, say) is reported and left out, both sides.
+      try {
+        await c.waitLeader({ timeoutMs: 120_000 });
+        const d = await selectOnly(c.port(l), connectEach);
+        const p = await selectOnly(proxyPort(c, via), connectEach);
+        direct.push(d);
+        proxied.push(p);
+        console.log(`  run ${k + 1}${connectEach ? ' (-C)' : ''}: direct ${d.toFixed(0)} tps, proxied ${p.toFixed(0)} tps`);
+      } catch (e) {
+        console.log(`  run ${k + 1}${connectEach ? ' (-C)' : ''}: failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+      }
     }
+    if (direct.length === 0) continue;
     const label = connectEach ? 'select-only, a new connection per transaction (-C)' : 'select-only, persistent connections';
     line(`${label}, direct`, direct, tps);
     line(`${label}, through the proxy`, proxied, tps);
