@@ -11,7 +11,7 @@
 # Exit status: 0 all present (or installed), 1 something missing and not installed, 2 bad usage.
 set -euo pipefail
 
-PACKAGES=(postgresql-15 iproute2 nftables procps util-linux openssl)
+PACKAGES=(postgresql-15 iproute2 nftables procps util-linux openssl iputils-arping)
 
 check_only=0
 case "${1:-}" in

@@ -22,8 +22,10 @@ import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defa
 import { lookupPassword } from './pgpass.js';
 import { httpSetup, writeHttpSetup } from './httpcreds.js';
 import type { HttpOptions } from './httpcreds.js';
+import { proxyConf, proxyPorts } from './proxyopts.js';
+import type { ProxyOptions } from './proxyopts.js';
 
-export interface AddOptions extends HttpOptions {
+export interface AddOptions extends HttpOptions, ProxyOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -155,7 +157,8 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     throw new BihaError('bad_args', `a referee has no PostgreSQL port to derive its ports from: give --biha-port (and --http-port, default --biha-port + ${HTTP_PORT_OFFSET - 1})`);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', basePort, 1);
   const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : basePort ? defaultHttpPort(basePort) : defaultHttpPort(bihaPort - 1, 'biha-port');
-  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
+  const proxy = proxyConf(o);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort, ...proxyPorts(proxy) });
   const layout = await detectLayout(requireOpt('pgdata', o.pgdata));
   const pgdata = layout.dataDir;
   const configDir = layout.external ? layout.configDir : null;
@@ -281,6 +284,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       replicationUser: REPLICATION_USER,
       tls: magic.tls,
       ...(configDir !== null ? { configDir } : {}),
+      ...(proxy ? { proxy } : {}),
     });
     await writeHttpSetup(pgdata, http);
     if (tlsMat) await writeTlsDir(pgdata, tlsMat);

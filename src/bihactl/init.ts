@@ -21,9 +21,11 @@ import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { debianStartWarnings, stopCommand } from './debian.js';
 import { httpSetup, writeHttpSetup } from './httpcreds.js';
 import type { HttpOptions } from './httpcreds.js';
+import { proxyConf, proxyPorts } from './proxyopts.js';
+import type { ProxyOptions } from './proxyopts.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
-export interface InitOptions extends HttpOptions {
+export interface InitOptions extends HttpOptions, ProxyOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -73,7 +75,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const port = intOpt('port', requireOpt('port', o.port), 1, 65535);
   const bihaPort = o.bihaPort !== undefined ? intOpt('biha-port', o.bihaPort, 1, 65535) : defaultPort('biha-port', port, 1);
   const httpPort = o.httpPort !== undefined ? intOpt('http-port', o.httpPort, 1, 65535) : defaultHttpPort(port);
-  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort });
+  const proxy = proxyConf(o);
+  distinctPorts({ port, 'biha-port': bihaPort, 'http-port': httpPort, ...proxyPorts(proxy) });
   const nquorum = intOpt('nquorum', requireOpt('nquorum', o.nquorum), 1, 100);
   const minnodes = intOpt('minnodes', requireOpt('minnodes', o.minnodes), 1, 100);
   const syncStandbys = o.syncStandbys !== undefined ? intOpt('sync-standbys', o.syncStandbys, 0, 100) : 0;
@@ -188,6 +191,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       replicationUser: REPLICATION_USER,
       tls: tls !== null,
       ...(configDir !== null ? { configDir } : {}),
+      ...(proxy ? { proxy } : {}),
     };
     await writeNodeConf(pgdata, conf);
     await writeHttpSetup(pgdata, http);

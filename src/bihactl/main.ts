@@ -20,6 +20,7 @@ import { cmdFsm } from './fsm.js';
 import { packageVersion } from '../controller/version.js';
 import { cronProblem } from '../controller/ops/failback.js';
 import { dataDirOf } from '../controller/pg/layout.js';
+import { proxyOptions } from './proxyopts.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
@@ -54,7 +55,7 @@ export function buildProgram(): Command {
     action.setOptionValue('pgdata', await dataDirOf(pgdata.trim()));
   });
 
-  program
+  const init = program
     .command('init')
     .description('create the first node of a cluster (initdb, or --convert a stopped data directory); prints the magic string on stdout')
     .option('--biha-node-id <id>', 'id of this node (positive integer)')
@@ -76,10 +77,10 @@ export function buildProgram(): Command {
     .option('--use-ssl', 'TLS on the control channel: make a cluster CA and a node certificate in pg_biha/tls (openssl)')
     .option('--ssl-ca-file <file>', 'TLS with this cluster CA certificate (PEM) instead of a generated one; implies --use-ssl')
     .option('--ssl-cert-file <file>', "this node's certificate (PEM), signed by --ssl-ca-file")
-    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)")
-    .action(async (o) => cmdInit(o));
+    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)");
+  proxyOptions(init).action(async (o) => cmdInit(o));
 
-  program
+  const add = program
     .command('add')
     .description('add a node: register it through the leader and copy the data with pg_basebackup')
     .option('--biha-node-id <id>', 'id of the new node')
@@ -103,8 +104,8 @@ export function buildProgram(): Command {
     .option('--ssl-ca-file <file>', 'TLS clusters: the cluster CA certificate (PEM); without the three --ssl options the node gets a certificate from the cluster CA')
     .option('--ssl-cert-file <file>', "TLS clusters: this node's certificate (PEM), signed by the cluster CA")
     .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
-    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)')
-    .action(async (o) => cmdAdd(o));
+    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)');
+  proxyOptions(add).action(async (o) => cmdAdd(o));
 
   program
     .command('start')

@@ -45,6 +45,7 @@ export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; ou
     group: osGroupById(st.gid),
     bindir: explicit !== undefined ? bindir : null,
     bihactl: `${process.execPath} ${script}`,
+    vip: conf.proxy?.vip !== undefined,
   });
   if (!o.output) {
     process.stdout.write(text);

@@ -36,6 +36,8 @@ import { PostgresActions, timelineFromWire, timelineToWire } from './pg/actions.
 import type { TimelineWire } from './pg/actions.js';
 import { SqlBridge } from './bridge/sqlbridge.js';
 import { WatchdogClient, monoMs } from './pg/watchdog.js';
+import { ClientEndpoints } from './ops/endpoints.js';
+import { computeRoutes } from './ops/proxyroute.js';
 import { startHttpServer } from './ops/http.js';
 import type { HttpServerHandle } from './ops/http.js';
 import { createApi } from './ops/api.js';
@@ -183,6 +185,8 @@ export class Controller implements CommandHost {
   private readonly backupLockState = new BackupLock();
   private nodeOps!: NodeOps;
   private readonly promotionNotes = new PromotionNotes();
+  /** --proxy-port, --proxy-ro-port, --vip (ops/endpoints.ts); null when none is set. */
+  private endpoints: ClientEndpoints | null = null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -423,10 +427,32 @@ export class Controller implements CommandHost {
     this.driver.start(tickMs, pollMs);
     this.timers.push(setInterval(() => (this.lastTickAt = performance.now()), tickMs));
     this.timers.push(setInterval(() => void this.writeStatus(false), 250));
+    await this.startEndpoints();
     this.log.info(
       { id: this.conf.nodeId, bihaPort: this.conf.bihaPort, pgPort: this.conf.port, mode: this.conf.mode },
       'controller started',
     );
+  }
+
+  /** The proxies and the virtual IP of bihactl init/add --proxy-port, --proxy-ro-port, --vip. */
+  private async startEndpoints(): Promise<void> {
+    const conf = this.conf.proxy;
+    if (!conf || (conf.port === undefined && conf.roPort === undefined && !conf.vip)) return;
+    this.endpoints = new ClientEndpoints({
+      conf,
+      selfId: this.conf.nodeId,
+      listenHost: process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+      log: this.loggers.get('BIHA'),
+      metrics: this.metrics,
+      electionTimeoutMs: () => this.config().params.heartbeatSendPeriod * this.config().params.heartbeatMaxLost,
+      routes: (maxLag) => computeRoutes({ selfId: this.conf.nodeId, config: this.config(), soft: this.soft(), peers: this.raft?.peers() ?? [] }, maxLag),
+      selfPrimary: () => this.driver.observed().role === 'PRIMARY',
+      peerPrimary: async (id) => {
+        const r = (await this.transport.request(id, 'node_state', {}, 1000)) as { soft?: SoftState; pgRole?: string } | null;
+        return r?.soft?.state === 'LEADER_RW' && r.pgRole === 'PRIMARY';
+      },
+    });
+    await this.endpoints.start();
   }
 
   /** The lease watchdog as the driver sees it (deadlines on the host's monotonic clock, as the driver's). */
@@ -475,6 +501,8 @@ export class Controller implements CommandHost {
     if (s.role === 'leader' && prev?.role !== 'leader') this.metrics.electionWon();
     this.callbacks?.onSoft(prev, s);
     this.failbackSched?.sync();
+    // At once: a node that stops being LEADER_RW gives up the virtual IP now.
+    this.endpoints?.sync();
     if (prev && prev.role === 'leader' && s.role !== 'leader') {
       for (const [, p] of this.pending) p.reject(new BihaError('not_leader', 'this node lost the leadership before the change was committed'));
       this.pending.clear();
@@ -1019,6 +1047,8 @@ export class Controller implements CommandHost {
     if (this.stoppingFlag) return;
     this.stoppingFlag = true;
     this.log.info({ stopPostgres }, 'controller stopping');
+    // The virtual IP goes first, before PostgreSQL stops or another node can be elected.
+    await this.endpoints?.close().catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     this.failbackSched?.close();
     this.cbRunner?.close();

@@ -72,6 +72,10 @@ export class Metrics {
   private readonly electionsWon: Counter;
   private readonly controlRtt: Histogram;
   private readonly callbacks: Counter<'event' | 'outcome'>;
+  private readonly proxyConns: Counter<'endpoint'>;
+  private readonly proxyOpenConns: Gauge<'endpoint'>;
+  private readonly proxyDropped: Counter<'endpoint' | 'reason'>;
+  private readonly vipHeld: Gauge;
   /** Last conn_count seen per peer (reconnections are its increases after the first connection). */
   private readonly connSeen = new Map<number, number>();
 
@@ -128,6 +132,14 @@ export class Metrics {
     this.electionsStarted = counter('biha_elections_started_total', 'Elections this node started as a candidate.');
     this.electionsWon = counter('biha_elections_won_total', 'Elections this node won (it became the leader).');
     this.callbacks = counter('biha_callbacks_total', 'Event callbacks by event and outcome (ok, failed, timeout, error, dropped).', ['event', 'outcome']);
+    this.proxyConns = counter('biha_proxy_connections_total', 'Client connections accepted by the proxy (endpoint rw: --proxy-port, ro: --proxy-ro-port).', ['endpoint']);
+    this.proxyOpenConns = gauge('biha_proxy_connections_open', 'Client connections open through the proxy now (held ones included).', ['endpoint']);
+    this.proxyDropped = counter(
+      'biha_proxy_connections_dropped_total',
+      'Client connections the proxy closed without a backend session (reason: hold_timeout, backend_error, limit, stopping).',
+      ['endpoint', 'reason'],
+    );
+    this.vipHeld = gauge('biha_vip_held', '1 while this node holds the virtual IP (--vip), else 0.');
     this.controlRtt = new Histogram({
       name: 'biha_control_rtt_seconds',
       help: 'Round trip of a heartbeat and its acknowledgement on the control channel.',
@@ -251,6 +263,22 @@ export class Metrics {
 
   callbackRun(event: string, outcome: string): void {
     this.callbacks.inc({ event, outcome });
+  }
+
+  proxyAccepted(endpoint: string): void {
+    this.proxyConns.inc({ endpoint });
+  }
+
+  proxyOpen(endpoint: string, n: number): void {
+    this.proxyOpenConns.set({ endpoint }, n);
+  }
+
+  proxyDrop(endpoint: string, reason: string): void {
+    this.proxyDropped.inc({ endpoint, reason });
+  }
+
+  vip(held: boolean): void {
+    this.vipHeld.set(held ? 1 : 0);
   }
 
   observeControlRtt(seconds: number): void {

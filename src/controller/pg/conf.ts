@@ -382,6 +382,8 @@ export async function renderServiceUnit(o: {
   /** A bin directory given explicitly (BIHA_PG_BINDIR); null: the controller follows PG_VERSION. */
   bindir: string | null;
   bihactl: string;
+  /** The node holds a virtual IP (--vip): the controller needs CAP_NET_ADMIN for `ip addr`. */
+  vip?: boolean;
 }): Promise<string> {
   const text = await renderTemplate('biha.service', {
     unit_name: o.unitName,
@@ -392,6 +394,9 @@ export async function renderServiceUnit(o: {
       ? `Environment=BIHA_PG_BINDIR=${o.bindir}`
       : "# PostgreSQL programs: those of the data directory's PG_VERSION (BIHA_PG_BINDIR would fix a directory)",
     bihactl: o.bihactl,
+    capabilities: o.vip
+      ? '# --vip: the controller adds and removes the virtual IP with `ip addr` (CAP_NET_ADMIN).\nAmbientCapabilities=CAP_NET_ADMIN'
+      : '# With --vip the controller needs AmbientCapabilities=CAP_NET_ADMIN (bihactl systemd-unit adds it).',
   });
   return text.endsWith('\n') ? text : `${text}\n`;
 }

@@ -43,6 +43,22 @@ export interface NodeConf {
    * (Debian's /etc/postgresql/N/NAME); absent: the data directory's. Absent in older files.
    */
   readonly configDir?: string;
+  /** The client endpoints of bihactl init/add --proxy-port, --vip...; absent in older files and when none is set. */
+  readonly proxy?: ProxyConf;
+}
+
+/** Where clients connect to reach the writable leader (or a follower) whichever node it is. */
+export interface ProxyConf {
+  /** --proxy-port: every connection goes to the PostgreSQL of the LEADER_RW node. */
+  readonly port?: number;
+  /** --proxy-ro-port: connections spread over streaming followers within roMaxLagBytes (the leader when none is). */
+  readonly roPort?: number;
+  /** --proxy-hold-ms: how long a new connection waits for a writable leader before it is closed. */
+  readonly holdMs?: number;
+  /** --proxy-ro-max-lag, in bytes. */
+  readonly roMaxLagBytes?: number;
+  /** --vip / --vip-interface: the address the LEADER_RW node holds. */
+  readonly vip?: { readonly address: string; readonly prefix: number; readonly iface: string };
 }
 
 export interface NodeErrorInfo {
