@@ -17,9 +17,11 @@ import { copyFromLeader, makeOwnStandby } from './clone.js';
 import { register } from './join.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
+import { done } from './output.js';
 import { lookupPassword } from './pgpass.js';
 
 export interface AddOptions {
+  json?: boolean;
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -278,7 +280,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       hint: `fix the cause and run the same bihactl add again (the registration is reused), or remove it with select biha.remove_node(${nodeId})`,
     });
   }
-  info(`node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`);
+  done(o, `node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`, { node_id: nodeId, pgdata, leader_id: leader.id });
 }
 
 /** Checks the TLS options against the magic string before anything is registered or written. */

@@ -18,8 +18,10 @@ import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
+import { printJson } from './output.js';
 
 export interface InitOptions {
+  json?: boolean;
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -187,8 +189,12 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     const tlsMagic = tls ? { tlsCa: caFingerprint(tls.ca), tlsOwnCerts: tls.caKey === undefined } : {};
     const magic = encodeMagic({ clusterId, secret, peers: [{ id: nodeId, host, port, bihaPort }], tls: tls !== null, ...tlsMagic });
     if (o.magicFile) await writeSecretFile(o.magicFile, magic + '\n');
-    process.stdout.write(magic + '\n');
-    info(`node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`);
+    const message = `node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`;
+    if (o.json) printJson({ node_id: nodeId, pgdata, magic_string: magic, message });
+    else {
+      process.stdout.write(magic + '\n');
+      info(message);
+    }
   } catch (e) {
     if (started) await pgCtlStop(env, pgdata, 'immediate').catch(() => undefined);
     if (created) {

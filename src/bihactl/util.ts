@@ -2,6 +2,7 @@
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import { BihaError } from '../controller/errors.js';
+import { promptHidden } from './prompt.js';
 
 export function intOpt(name: string, v: unknown, min: number, max: number): number {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
@@ -79,41 +80,6 @@ export async function assertEmptyDir(dir: string, hint: string): Promise<'missin
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new BihaError('pgdata_not_dir', `--pgdata ${dir} is not a directory`);
     throw e;
   }
-}
-
-/** Reads a password from the terminal without echo. */
-async function promptHidden(question: string): Promise<string> {
-  const stdin = process.stdin;
-  process.stderr.write(question);
-  return await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    stdin.setRawMode?.(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
-    const onData = (ch: string): void => {
-      for (const c of ch) {
-        if (c === '\r' || c === '\n') {
-          cleanup();
-          process.stderr.write('\n');
-          resolve(buf);
-          return;
-        }
-        if (c === '\u0003') {
-          cleanup();
-          reject(new BihaError('cancelled', 'cancelled'));
-          return;
-        }
-        if (c === '\u007f') buf = buf.slice(0, -1);
-        else buf += c;
-      }
-    };
-    const cleanup = (): void => {
-      stdin.setRawMode?.(false);
-      stdin.pause();
-      stdin.off('data', onData);
-    };
-    stdin.on('data', onData);
-  });
 }
 
 /** The replication password for init: asked on a terminal, else BIHA_REPLICATION_PASSWORD. */
