@@ -2,7 +2,7 @@
 //
 // An error's `code` is the BihaError code a command raised (locally, or answered by a node over the
 // local socket or the HTTP API), or one of the codes bihactl itself raises for its own checks
-// (usage, not_confirmed, http_auth, ...). A code missing from the table exits with EXIT.FAILURE.
+// (usage, not_confirmed, unauthorized, ...). A code missing from the table exits with EXIT.FAILURE.
 import { BihaError, EXIT } from '../controller/errors.js';
 import type { ExitCode } from '../controller/errors.js';
 
@@ -75,9 +75,10 @@ export const EXIT_CODES = {
   promote_timeout: EXIT.TIMEOUT,
   pg_stop_timeout: EXIT.TIMEOUT,
 
-  // 6: the node refused the remote request: wrong or missing HTTP credentials, or remote management off.
-  http_auth: EXIT.DENIED,
-  remote_off: EXIT.DENIED,
+  // 6: the node refused the remote request: wrong or missing HTTP credentials (HTTP 401), or
+  // remote management is off on it (HTTP 403).
+  unauthorized: EXIT.DENIED,
+  remote_management_off: EXIT.DENIED,
 
   // 1: the command ran and failed; the message says why.
   add_failed: EXIT.FAILURE,

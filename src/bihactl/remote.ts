@@ -119,8 +119,8 @@ export async function credentials(user: string | undefined): Promise<Credentials
 
 /** The error code of a refused request: the node's own when bihactl knows it, else one for the status. */
 function refusalCode(status: number, bodyCode: unknown): ErrorCode {
-  if (status === 401) return 'http_auth';
-  if (status === 403) return 'remote_off';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'remote_management_off';
   if (typeof bodyCode === 'string' && isErrorCode(bodyCode)) return bodyCode;
   switch (status) {
     case 400:
@@ -149,7 +149,7 @@ function bodyError(body: unknown): string | null {
 
 /** The BihaError for a non-2xx answer of `url` to `method path`. */
 export function refusal(url: string, method: Method, path: string, status: number, body: unknown, user: string | null): BihaError {
-  const code = refusalCode(status, typeof body === 'object' && body !== null && 'code' in body ? body.code : undefined);
+  const code: ErrorCode = refusalCode(status, typeof body === 'object' && body !== null && 'code' in body ? body.code : undefined);
   const said = bodyError(body);
   if (status === 401) {
     return user === null
