@@ -77,7 +77,8 @@ export function clusterDocToView(doc: unknown, url: string): StatusView {
     monitoring: d.monitoring as unknown as StatusFile['monitoring'],
     ...(d.node ? { extra: d.node as StatusFile['extra'] } : {}),
   };
-  const addresses = d.members.map((m) => ({ id: m.id, host: m.host ?? '?', port: m.port ?? 0, mode: m.mode ?? 'regular' }));
+  // A node lists no connection to itself: its own row has no address (shown as ?).
+  const addresses = d.members.flatMap((m) => (m.host === undefined ? [] : [{ id: m.id, host: m.host, port: m.port ?? 0, mode: m.mode ?? 'regular' }]));
   return buildStatusView(s, d.cluster_id ?? url, addresses);
 }
 
