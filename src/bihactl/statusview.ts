@@ -1,7 +1,7 @@
 // bihactl status: the cluster as one node sees it, as a table (like `patronictl list`) or JSON.
 import type { NodeInfo } from '../raft/index.js';
 import { BihaError, EXIT, oneLine } from '../controller/errors.js';
-import { exitCodeOf } from './exitcodes.js';
+import { errorCodeOf, exitCodeOf } from './exitcodes.js';
 import { readNodeState } from '../controller/state/nodefiles.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { intOpt } from './util.js';
@@ -166,7 +166,7 @@ export async function cmdStatus(o: StatusOpts, load: () => Promise<StatusView>):
       text = o.json ? JSON.stringify(v) : renderStatus(v);
     } catch (e) {
       if (e instanceof BihaError && exitCodeOf(e) === EXIT.BAD_ARGS) throw e;
-      text = o.json ? JSON.stringify({ error: oneLine(e), generatedAtMs: Date.now() }) : `bihactl: ${oneLine(e)}`;
+      text = o.json ? JSON.stringify({ error: oneLine(e), code: errorCodeOf(e), generatedAtMs: Date.now() }) : `bihactl: ${oneLine(e)}`;
     }
     if (o.json) process.stdout.write(text + '\n');
     else {
