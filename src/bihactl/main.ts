@@ -21,7 +21,7 @@ import { cmdStatus, statusView } from './statusview.js';
 import type { StatusOpts } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
-import { intOpt } from './util.js';
+import { intOpt, isoTime } from './util.js';
 import { cmdFsm } from './fsm.js';
 import { packageVersion } from './version.js';
 import { cronProblem } from '../controller/ops/failback.js';
@@ -169,15 +169,17 @@ export function buildProgram(): Command {
       .option('--id <id>', 'node to make the leader')
       .option('--to <id>', 'same as --id')
       .option('--leader <id>', 'with --url: switch over only if this node is the leader now')
+      .option('--scheduled-at <time>', 'with --url: switch over at this ISO-8601 time (within 7 days) instead of now')
       .option('--json', 'print JSON'),
     true,
-  ).action(async (arg: string | undefined, o: LocalOrRemote & { id?: string; to?: string; leader?: string }) => {
+  ).action(async (arg: string | undefined, o: LocalOrRemote & { id?: string; to?: string; leader?: string; scheduledAt?: string }) => {
     const id = intOpt('id', arg ?? o.id ?? o.to, 1, 1_000_000);
     if (oneMode(o) === 'remote') {
-      await remoteSetLeader(o, id, o.leader === undefined ? undefined : intOpt('leader', o.leader, 1, 1_000_000));
+      const leader = o.leader === undefined ? undefined : intOpt('leader', o.leader, 1, 1_000_000);
+      await remoteSetLeader(o, { candidate: id, ...(leader !== undefined ? { leader } : {}), ...(o.scheduledAt !== undefined ? { scheduled_at: isoTime('scheduled-at', o.scheduledAt) } : {}) });
       return;
     }
-    if (o.leader !== undefined) throw new BihaError('bad_args', '--leader works with --url only');
+    if (o.leader !== undefined || o.scheduledAt !== undefined) throw new BihaError('bad_args', '--leader and --scheduled-at work with --url only');
     const ok = await nodeRequest(o.pgdata, 'set_leader', { id });
     if (ok === false)
       throw new BihaError('switchover_failed', `the switchover to node ${id} did not complete`, {

@@ -103,11 +103,19 @@ function clusterName(client: RemoteClient): string {
   return client.urls.length === 1 ? client.urls[0]! : `the cluster of ${client.urls[0]!}`;
 }
 
-export async function remoteSetLeader(o: RemoteCmdOpts, candidate: number, leader: number | undefined): Promise<void> {
+/** The body of POST /switchover. */
+export interface SwitchoverRequest {
+  candidate: number;
+  leader?: number;
+  scheduled_at?: string;
+}
+
+export async function remoteSetLeader(o: RemoteCmdOpts, req: SwitchoverRequest): Promise<void> {
   const client = await RemoteClient.from(o);
-  await confirm(`switch the leadership of ${clusterName(client)} over to node ${candidate}`, o.force);
-  const a = await client.request('POST', '/switchover', { candidate, ...(leader !== undefined ? { leader } : {}) });
-  answered(o, a.body, a.status === 202 ? `switchover to node ${candidate} scheduled` : `node ${candidate} is the leader`);
+  const when = req.scheduled_at === undefined ? '' : ` at ${req.scheduled_at}`;
+  await confirm(`switch the leadership of ${clusterName(client)} over to node ${req.candidate}${when}`, o.force);
+  const a = await client.request('POST', '/switchover', req);
+  answered(o, a.body, a.status === 202 ? `switchover to node ${req.candidate} scheduled${when}` : `node ${req.candidate} is the leader`);
 }
 
 export async function remoteFailover(o: RemoteCmdOpts, candidate: number): Promise<void> {

@@ -11,6 +11,13 @@ export function intOpt(name: string, v: unknown, min: number, max: number): numb
   return n;
 }
 
+/** An ISO-8601 time option (with a date and a time), normalised to UTC. */
+export function isoTime(name: string, v: string): string {
+  const t = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v.trim()) ? new Date(v.trim()) : new Date(NaN);
+  if (Number.isNaN(t.getTime())) throw new BihaError('bad_args', `--${name} must be an ISO-8601 time such as 2030-01-31T22:00:00Z, not "${v}"`);
+  return t.toISOString();
+}
+
 /** A port derived from --port (+1 for the control channel), checked to be a valid port. */
 export function defaultPort(name: string, base: number, offset: number): number {
   const p = base + offset;

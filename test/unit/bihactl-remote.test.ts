@@ -12,6 +12,7 @@ import { exitCodeOf } from '../../src/bihactl/exitcodes.js';
 import { clusterDocToView, renderHistory } from '../../src/bihactl/remotecmds.js';
 import { nodeUrls, parseClusterFile, parseNodeUrl, refusal } from '../../src/bihactl/remote.js';
 import { buildStatusView, renderStatus } from '../../src/bihactl/statusview.js';
+import { isoTime } from '../../src/bihactl/util.js';
 
 function statusFile(): StatusFile {
   return {
@@ -73,6 +74,16 @@ describe('node URLs', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('--scheduled-at', () => {
+  it('takes an ISO-8601 date and time, sent in UTC', () => {
+    expect(isoTime('scheduled-at', '2030-01-31T22:00:00Z')).toBe('2030-01-31T22:00:00.000Z');
+    expect(isoTime('scheduled-at', '2030-01-31T23:00:00+01:00')).toBe('2030-01-31T22:00:00.000Z');
+    expect(() => isoTime('scheduled-at', 'tomorrow')).toThrow(/--scheduled-at must be an ISO-8601 time such as 2030-01-31T22:00:00Z, not "tomorrow"/);
+    expect(() => isoTime('scheduled-at', '2030-01-31')).toThrow(/ISO-8601 time/);
+    expect(() => isoTime('scheduled-at', '2030-13-45T99:00')).toThrow(/ISO-8601 time/);
   });
 });
 
