@@ -37,7 +37,7 @@ export function requireRemote(o: LocalOrRemote, command: string, instead: string
 /** service-mode on|off, or --on / --off: exactly one. */
 export function serviceModeArg(arg: string | undefined, o: { on?: boolean; off?: boolean }): boolean {
   const given = [arg === undefined ? null : arg.trim().toLowerCase(), o.on ? 'on' : null, o.off ? 'off' : null].filter((x) => x !== null);
-  if (given.length !== 1) throw new BihaError('bad_args', 'give exactly one of on and off (service-mode on, or --on)');
+  if (given.length !== 1) throw new BihaError('bad_args', 'give exactly one of --on and --off (or service-mode on|off)');
   if (given[0] !== 'on' && given[0] !== 'off') throw new BihaError('bad_args', `service-mode takes on or off, not "${arg ?? ''}"`);
   return given[0] === 'on';
 }

@@ -72,7 +72,7 @@ describe('command errors', () => {
     jsonError(await bihactl(['set-leader', 'x', `--pgdata=${none}`, '--json']), 2, 'bad_args', /--id must be an integer/);
     jsonError(await bihactl(['config', 'set', 'quorum=2', `--pgdata=${none}`, '--json']), 2, 'bad_args', /unknown setting "quorum"/);
     jsonError(await bihactl(['service-mode', 'maybe', '--json']), 2, 'bad_args', /service-mode takes on or off/);
-    jsonError(await bihactl(['service-mode', 'on', '--off', '--json']), 2, 'bad_args', /exactly one of on and off/);
+    jsonError(await bihactl(['service-mode', 'on', '--off', '--json']), 2, 'bad_args', /give exactly one of --on and --off/);
   });
 });
 
