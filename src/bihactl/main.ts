@@ -12,6 +12,7 @@ import { applyLocalConfig, localConfig, parseAssignments } from './config.js';
 import { cmdConninfo } from './conninfo.js';
 import { cmdDrain, cmdRejoin } from './drain.js';
 import { cmdInit } from './init.js';
+import { cmdSetHttpCredentials } from './httpcreds.js';
 import { cmdReinit } from './reinit.js';
 import type { ReinitOptions } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
@@ -52,6 +53,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'PostgreSQL port')
     .option('--biha-port <port>', 'control channel port (default: --port + 1)')
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2576, 8008 for 5432)')
+    .option('--http-host <addr>', 'address the HTTP port listens on (default: the --host address)')
+    .option('--http-user <name>', 'user of the remote management API (HTTP basic auth); password from BIHA_HTTP_PASSWORD or typed on a terminal')
+    .option('--http-tls', "serve the HTTP port over HTTPS with the control channel's certificate (needs a TLS cluster)")
     .option('--nquorum <n>', 'votes needed to elect a leader')
     .option('--minnodes <n>', 'live nodes (leader included) the leader needs to accept writes')
     .option('--pgdata <dir>', 'data directory (new or empty, or existing with --convert)')
@@ -75,6 +79,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'PostgreSQL port of the new node (a referee has none: --port then only derives the other ports)')
     .option('--biha-port <port>', 'control channel port (default: --port + 1)')
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2576, 8008 for 5432)')
+    .option('--http-host <addr>', 'address the HTTP port listens on (default: the --host address)')
+    .option('--http-user <name>', 'user of the remote management API (HTTP basic auth); password from BIHA_HTTP_PASSWORD or typed on a terminal')
+    .option('--http-tls', "serve the HTTP port over HTTPS with the control channel's certificate (needs a TLS cluster)")
     .option('--magic-string <s>', 'the magic string printed by bihactl init or biha.get_magic_string()')
     .option('--magic-file <file>', 'read the magic string from this file')
     .option('--use-leader <conn>', 'reach the leader by "host=H port=P biha-port=BP" instead of a magic string')
@@ -314,6 +321,14 @@ export function buildProgram(): Command {
       await nodeRequest(o.pgdata, 'set_failback', { id, cron: o.cron });
       done(o, `leadership may return to node ${id} at '${o.cron.trim()}'`, { failback: { id, cron: o.cron.trim() } });
     });
+
+  program
+    .command('set-http-credentials')
+    .description('set (or --remove) the user and password of the remote management API of an existing node; the controller uses them from its next request')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .option('--http-user <name>', 'user name; the password comes from BIHA_HTTP_PASSWORD or is typed on a terminal')
+    .option('--remove', 'remove the credentials: the node then refuses every POST and PATCH request (403)')
+    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean }) => cmdSetHttpCredentials(o));
 
   program
     .command('magic-string')

@@ -56,7 +56,7 @@ function codesInSource(): Map<string, string> {
     if (propose) for (const c of literals(propose[1]!)) add(c, file);
     // The local socket's own refusals, and the HTTP API's error answers.
     for (const m of text.matchAll(/\{ ok: false, error: [^}]*code: '([a-z_]+)' \}/g)) add(m[1]!, file);
-    for (const m of text.matchAll(/(?:errorReply|HttpError)\(\s*\d{3},[^;]*?'([a-z_]+)'(?:,\s*\{[^}]*\})?\)/g)) add(m[1]!, file);
+    for (const m of text.matchAll(/(?:errorReply|HttpError)\(\s*\d{3},[^\n]*?'([a-z_]+)'(?:,\s*\{[^}]*\})?\)/g)) add(m[1]!, file);
   }
   return found;
 }
