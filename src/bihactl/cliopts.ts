@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { BihaError } from '../controller/errors.js';
 import { renderConfig } from './config.js';
-import type { ClusterConfig } from './config.js';
+import type { ClusterSettings } from '../controller/configpatch.js';
 import { loadConf } from './lifecycle.js';
 import { printJson } from './output.js';
 import type { JsonOpt } from './output.js';
@@ -25,13 +25,16 @@ export function remoteOptions(cmd: Command, disruptive: boolean): Command {
 
 /** Which node the command talks to: this host's (--pgdata) or one over HTTP (--url, --cluster-file). */
 export function oneMode(o: LocalOrRemote): 'local' | 'remote' {
-  if (!isRemote(o)) return 'local';
+  if (!isRemote(o)) {
+    if (o.pgdata === undefined) throw new BihaError('bad_args', 'give --pgdata=DIR (a node on this host) or --url=http://HOST:PORT (a node over HTTP)');
+    return 'local';
+  }
   if (o.pgdata !== undefined) throw new BihaError('bad_args', 'give --pgdata (a node on this host) or --url/--cluster-file (a node over HTTP), not both');
   return 'remote';
 }
 
 export function requireRemote(o: LocalOrRemote, command: string, instead: string): void {
-  if (oneMode(o) !== 'remote') throw new BihaError('bad_args', `${command} works through a node's HTTP API: give --url=http://HOST:PORT or --cluster-file=FILE`, { hint: instead });
+  if (!isRemote(o)) throw new BihaError('bad_args', `${command} works through a node's HTTP API: give --url=http://HOST:PORT or --cluster-file=FILE`, { hint: instead });
 }
 
 /** service-mode on|off, or --on / --off: exactly one. */
@@ -42,7 +45,7 @@ export function serviceModeArg(arg: string | undefined, o: { on?: boolean; off?:
   return given[0] === 'on';
 }
 
-export function showConfig(o: JsonOpt, c: ClusterConfig): void {
+export function showConfig(o: JsonOpt, c: ClusterSettings): void {
   if (o.json) printJson(c);
   else process.stdout.write(renderConfig(c) + '\n');
 }

@@ -17,7 +17,7 @@ import { cmdReinit } from './reinit.js';
 import type { ReinitOptions } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
 import { done, isParserSuccess, printJson, reportFailure, usageError, wantsJson } from './output.js';
-import { remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView } from './remotecmds.js';
+import { remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView, showHistory } from './remotecmds.js';
 import { cmdStatus, statusView } from './statusview.js';
 import type { StatusOpts } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
@@ -221,12 +221,13 @@ export function buildProgram(): Command {
   remoteOptions(
     program
       .command('history')
-      .description('with --url: the timeline switches of the cluster, oldest first (GET /history)')
+      .description("the timeline switches of the cluster, oldest first: the leader's timeline history with who was promoted and why (GET /history with --url)")
+      .option('--pgdata <dir>', 'data directory of any node')
       .option('--json', 'print JSON'),
     false,
   ).action(async (o: LocalOrRemote) => {
-    requireRemote(o, 'history', 'on this host: select * from pg_ls_waldir() lists the timeline history files');
-    await remoteHistory(o);
+    if (oneMode(o) === 'remote') await remoteHistory(o);
+    else showHistory(o, await nodeRequest(o.pgdata, 'history', {}, 15_000), o.pgdata ?? 'the node');
   });
 
   remoteOptions(
@@ -235,7 +236,7 @@ export function buildProgram(): Command {
       .description('show the cluster settings (config), or change them (config set KEY=VALUE...) under their SQL parameter names')
       .argument('[action]', 'show (default) or set')
       .argument('[settings...]', 'with set: KEY=VALUE, e.g. heartbeat_max_lost=20')
-      .option('--pgdata <dir>', 'data directory of the node (of the leader to change settings)')
+      .option('--pgdata <dir>', 'data directory of any node (a change goes to the leader)')
       .option('--json', 'print JSON'),
     true,
   ).action(async (action: string | undefined, settings: string[], o: LocalOrRemote) => {

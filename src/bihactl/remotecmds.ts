@@ -201,11 +201,16 @@ export function renderHistory(h: readonly HistoryEntry[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+/** Prints the timeline switches (GET /history, or the local node's history command). */
+export function showHistory(o: JsonOpt, body: unknown, from: string): void {
+  const r = HistorySchema.safeParse(body);
+  if (!r.success) throw badAnswer(from, 'history');
+  if (o.json) printJson(r.data);
+  else process.stdout.write(renderHistory(r.data) + '\n');
+}
+
 export async function remoteHistory(o: RemoteCmdOpts): Promise<void> {
   const client = await RemoteClient.from(o);
   const a = await client.request('GET', '/history');
-  const r = HistorySchema.safeParse(a.body);
-  if (!r.success) throw badAnswer(a.url, 'GET /history');
-  if (o.json) printJson(r.data);
-  else process.stdout.write(renderHistory(r.data) + '\n');
+  showHistory(o, a.body, a.url);
 }

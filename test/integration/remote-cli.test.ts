@@ -112,6 +112,9 @@ describe('bihactl remote mode', () => {
     expect([...timelines].sort((a, b) => a - b)).toEqual(timelines);
     expect(h[h.length - 1]).toMatchObject({ new_leader: leader, reason: 'switchover' });
     expect(h[h.length - 1]!.switch_lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    // The same history from a follower's data directory, through its local socket.
+    const follower = leader === 1 ? 2 : 1;
+    expect(json<HistoryDoc[]>(await remote(['history', `--pgdata=${c.pgdata(follower)}`, '--json']))).toEqual(h);
     const table = await remote(['history', `--url=${url(leader)}`]);
     expect(table.stdout.split('\n')[0]).toMatch(/^Timeline\s+Switch LSN\s+Time\s+New leader\s+Reason$/);
   }, 120_000);
@@ -130,6 +133,7 @@ describe('bihactl remote mode', () => {
     }, 30_000);
     const shown = json<Record<string, unknown>>(await remote(['config', `--url=${url(leader)}`, '--json']));
     expect(shown).toMatchObject({ heartbeat_max_lost: 7, nquorum: 2, minnodes: 2, service_mode: false });
+    expect(json<Record<string, unknown>>(await remote(['config', `--pgdata=${c.pgdata(follower)}`, '--json']))).toEqual(shown);
     const bad = await remote(['config', 'set', 'heartbeat_max_lost=1', `--url=${url(leader)}`, `--http-user=${USER}`, '--json']);
     expect(bad.code).toBe(2);
     expect(JSON.parse(bad.stdout)).toMatchObject({ error: expect.stringMatching(/heartbeat_max_lost/) as unknown });
