@@ -74,7 +74,7 @@ export async function cmdSetHttpCredentials(o: { pgdata?: string; httpUser?: str
   if (o.remove) {
     if (o.httpUser !== undefined) throw new BihaError('bad_args', '--remove takes no --http-user');
     const had = removeCredentials(pgdata);
-    info(had ? `node ${conf.nodeId}: HTTP credentials removed; POST and PATCH requests are refused (403) from now on` : `node ${conf.nodeId} had no HTTP credentials`);
+    info(had ? `node ${conf.nodeId}: HTTP credentials removed; POST, PATCH and DELETE requests are refused (403) from now on` : `node ${conf.nodeId} had no HTTP credentials`);
     return;
   }
   const creds = await credentialsFor(requireOpt('http-user', o.httpUser));

@@ -328,7 +328,7 @@ export function buildProgram(): Command {
     .description('set (or --remove) the user and password of the remote management API of an existing node; the controller uses them from its next request')
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--http-user <name>', 'user name; the password comes from BIHA_HTTP_PASSWORD or is typed on a terminal')
-    .option('--remove', 'remove the credentials: the node then refuses every POST and PATCH request (403)')
+    .option('--remove', 'remove the credentials: the node then refuses every POST, PATCH and DELETE request (403)')
     .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean }) => cmdSetHttpCredentials(o));
 
   program

@@ -2,8 +2,8 @@
 // changed as a subset (PATCH /config). A change becomes the same commands the SQL functions run
 // (commands.ts), in a fixed order; every value is checked here before the first is applied, so a
 // bad value changes nothing and its error names the SQL parameter.
-import { PARAM_RANGES } from '../raft/index.js';
 import { BihaError } from './errors.js';
+import { BRIDGE_ARGS } from './bridge/sqlbridge.js';
 import type { StatusFile } from './bridge/sqlbridge.js';
 
 export interface ClusterSettings {
@@ -27,18 +27,7 @@ export const CONFIG_KEYS = [
   'service_mode',
 ] as const satisfies ReadonlyArray<keyof ClusterSettings>;
 
-type IntKey = Exclude<keyof ClusterSettings, 'service_mode'>;
-
-const RANGE: Record<IntKey, readonly [number, number | null]> = {
-  heartbeat_send_period: PARAM_RANGES.heartbeatSendPeriod,
-  heartbeat_max_lost: PARAM_RANGES.heartbeatMaxLost,
-  no_wal_on_follower: PARAM_RANGES.noWalOnFollower,
-  nquorum: PARAM_RANGES.nquorum,
-  minnodes: PARAM_RANGES.minnodes,
-  sync_standbys: PARAM_RANGES.syncStandbys,
-};
-
-const INT4_MAX = 2_147_483_647;
+type BridgeFn = keyof typeof BRIDGE_ARGS;
 
 export function configOf(c: StatusFile['config']): ClusterSettings {
   return {
@@ -58,12 +47,18 @@ export interface ConfigStep {
   readonly args: Record<string, unknown>;
 }
 
-function intValue(key: IntKey, v: unknown): number {
-  const [min, max] = RANGE[key];
-  const top = max ?? INT4_MAX;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > top)
-    throw new BihaError('bad_args', `${key} must be an integer between ${min} and ${top}, not ${JSON.stringify(v) ?? 'nothing'}`);
+/** A JSON number for `key` (the ranges are the SQL functions', checked with their arguments). */
+function intValue(patch: Record<string, unknown>, key: string): unknown {
+  const v = patch[key];
+  if (typeof v !== 'number') throw new BihaError('bad_args', `${key} must be a JSON number, not ${JSON.stringify(v)}`);
   return v;
+}
+
+/** The step for SQL function `fn`, its arguments checked as the SQL bridge checks them (same messages). */
+function step(fn: BridgeFn, args: Record<string, unknown>): ConfigStep {
+  const r = BRIDGE_ARGS[fn].safeParse(args);
+  if (!r.success) throw new BihaError('bad_args', r.error.issues[0]?.message ?? `bad arguments for ${fn}`);
+  return { fn, args };
 }
 
 /**
@@ -81,22 +76,14 @@ export function parseConfigPatch(patch: Record<string, unknown>, current: Cluste
   const has = (k: string): boolean => patch[k] !== undefined;
   if (!CONFIG_KEYS.some(has)) throw new BihaError('bad_args', `nothing to change: give one or more of ${CONFIG_KEYS.join(', ')}`);
   const steps: ConfigStep[] = [];
-  const setInt = (key: 'heartbeat_send_period' | 'heartbeat_max_lost' | 'no_wal_on_follower'): void => {
-    if (has(key)) steps.push({ fn: `set_${key}`, args: { value: intValue(key, patch[key]) } });
-  };
-  setInt('heartbeat_send_period');
-  setInt('heartbeat_max_lost');
-  setInt('no_wal_on_follower');
+  for (const key of ['heartbeat_send_period', 'heartbeat_max_lost', 'no_wal_on_follower'] as const)
+    if (has(key)) steps.push(step(`set_${key}`, { value: intValue(patch, key) }));
   if (has('nquorum') || has('minnodes')) {
-    const nquorum = has('nquorum') ? intValue('nquorum', patch['nquorum']) : current.nquorum;
-    const minnodes = has('minnodes') ? intValue('minnodes', patch['minnodes']) : current.minnodes;
-    steps.push({ fn: 'set_nquorum_and_minnodes', args: { nquorum, minnodes, allow_sync_loss: allowSyncLoss } });
+    const nquorum = has('nquorum') ? intValue(patch, 'nquorum') : current.nquorum;
+    const minnodes = has('minnodes') ? intValue(patch, 'minnodes') : current.minnodes;
+    steps.push(step('set_nquorum_and_minnodes', { nquorum, minnodes, allow_sync_loss: allowSyncLoss }));
   }
-  if (has('sync_standbys')) steps.push({ fn: 'set_sync_standbys', args: { value: intValue('sync_standbys', patch['sync_standbys']), allow_sync_loss: allowSyncLoss } });
-  if (has('service_mode')) {
-    const v = patch['service_mode'];
-    if (typeof v !== 'boolean') throw new BihaError('bad_args', `service_mode must be true or false, not ${JSON.stringify(v)}`);
-    steps.push({ fn: 'service_mode', args: { value: v } });
-  }
+  if (has('sync_standbys')) steps.push(step('set_sync_standbys', { value: intValue(patch, 'sync_standbys'), allow_sync_loss: allowSyncLoss }));
+  if (has('service_mode')) steps.push(step('service_mode', { value: patch['service_mode'] }));
   return steps;
 }

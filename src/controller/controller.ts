@@ -315,9 +315,10 @@ export class Controller implements CommandHost {
 
     this.local = new LocalServer(localSocketPath(this.conf.bihaPort), (req) => this.onLocal(req));
     await this.local.start();
+    const httpHost = this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0';
     try {
       this.http = await startHttpServer({
-        host: this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+        host: httpHost,
         port: this.conf.httpPort,
         logger: this.loggers.get('HTTP'),
         metrics: this.metrics,
@@ -335,7 +336,7 @@ export class Controller implements CommandHost {
         ...(this.conf.httpTls ? { tls: httpTlsOf(this.tlsMat) } : {}),
       });
     } catch (e) {
-      this.log.error({ err: e instanceof Error ? e.message : String(e), port: this.conf.httpPort }, 'the health/metrics HTTP server could not start; continuing without it');
+      this.log.error({ err: e instanceof Error ? e.message : String(e), host: httpHost, port: this.conf.httpPort }, `the HTTP server could not start on ${httpHost}:${this.conf.httpPort}; continuing without it`);
     }
 
     if (this.hasData()) {
@@ -1082,6 +1083,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   // Passwords given to bihactl itself never reach PostgreSQL, its tools or callbacks (the
   // controller uses pg_biha/pgpass).
   delete process.env['BIHA_REPLICATION_PASSWORD'];
+  delete process.env['BIHA_HTTP_PASSWORD'];
   delete process.env['PGPASSWORD'];
   const c = new Controller(opts);
   const onSignal = (): void => void c.shutdown(true, 0);

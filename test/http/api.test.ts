@@ -130,7 +130,18 @@ describe('requests', () => {
     expect(r.body['scheduled_at']).toBe(at);
     expect((await call('POST', '/switchover', { candidate: 3, scheduled_at: at }, { Authorization: GOOD })).code).toBe(409);
     expect((await call('POST', '/switchover', { candidate: 2, scheduled_at: 'tomorrow' }, { Authorization: GOOD })).code).toBe(400);
+    expect((await call('DELETE', '/switchover')).code).toBe(401);
+    expect((await call('DELETE', '/switchover', undefined, { Authorization: GOOD })).code).toBe(200);
+    expect((await call('DELETE', '/switchover', undefined, { Authorization: GOOD })).code).toBe(404);
     expect(host.calls).toEqual([]);
+  });
+  it('runs a scheduled switchover when its time comes', async () => {
+    const at = new Date(Date.now() + 1500).toISOString();
+    expect((await call('POST', '/switchover', { candidate: 3, scheduled_at: at }, { Authorization: GOOD })).code).toBe(202);
+    const deadline = Date.now() + 30_000;
+    while (host.calls.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(host.calls).toEqual([{ fn: 'set_leader', args: { id: 3 } }]);
+    expect((await call('DELETE', '/switchover', undefined, { Authorization: GOOD })).code).toBe(404);
   });
   it('answers /failover without a leader with 503', async () => {
     source.current = { ...leaderRW(), status: leaderRW().status.map((r) => ({ ...r, leader_id: null })) };
@@ -158,7 +169,7 @@ describe('requests', () => {
     expect(m.headers.get('allow')).toBe('GET, PATCH, HEAD, OPTIONS');
     const g = await call('GET', '/switchover');
     expect(g.code).toBe(405);
-    expect(g.headers.get('allow')).toBe('POST, OPTIONS');
+    expect(g.headers.get('allow')).toBe('POST, DELETE, OPTIONS');
     expect(host.calls).toEqual([]);
   });
   it('answers /sync and /async from the leader\'s synchronous_standby_names', async () => {

@@ -163,7 +163,7 @@ describe('remote management API', () => {
     expect((await call(c, f, 'GET', '/sync', undefined, null)).code).toBe(503);
   });
 
-  it('POST /restart restarts a follower; the leader needs force', async () => {
+  it('POST /restart restarts a follower; the leader needs force, and runs again after it', async () => {
     const l = await allStreaming();
     const f = await follower();
     const refused = await call(c, l, 'POST', '/restart', {});
@@ -174,6 +174,17 @@ describe('remote management API', () => {
     expect(r.code, JSON.stringify(r.body)).toBe(200);
     expect(c.postmasterPid(f)).not.toBe(before);
     await c.waitStreaming(f);
+    // On the leader, with force: a short outage, then PostgreSQL runs as the primary again.
+    const leaderPid = c.postmasterPid(l);
+    const forced = await call(c, l, 'POST', '/restart', { force: true });
+    expect(forced.code, JSON.stringify(forced.body)).toBe(200);
+    expect(c.postmasterPid(l)).not.toBe(leaderPid);
+    const now = await c.waitLeader();
+    await waitFor('a write on the leader', async () => {
+      await c.su(now, 'create table if not exists after_restart (v int); insert into after_restart values (1)');
+      return true;
+    });
+    await allStreaming();
   });
 
   it('POST /reinitialize copies a follower again from the leader; it streams afterwards', async () => {
@@ -240,5 +251,14 @@ describe('remote management API over HTTPS', () => {
     expect(JSON.parse(ok.text)).toMatchObject({ heartbeat_max_lost: 7 });
     // Plain HTTP is not served on that port.
     await expect(fetch(`http://127.0.0.1:${c.httpPort(1)}/primary`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
+  });
+
+  it('refuses --http-tls on a cluster without TLS with one line, before writing anything', async () => {
+    const dir = path.join(c.dir, 'no-tls');
+    const r = await bihactl(['init', '--biha-node-id=1', '--host=127.0.0.1', '--port=25200', '--http-port=25202', '--nquorum=1', '--minnodes=1', `--pgdata=${dir}`, '--http-tls']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--http-tls serves HTTPS with the control channel's certificate, and this cluster has no TLS/);
+    expect(fs.existsSync(dir)).toBe(false);
   });
 });

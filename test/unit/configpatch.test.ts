@@ -23,11 +23,12 @@ describe('parseConfigPatch', () => {
     ]);
     expect(parseConfigPatch({ sync_standbys: 1, allow_sync_loss: true }, current)).toEqual([{ fn: 'set_sync_standbys', args: { value: 1, allow_sync_loss: true } }]);
   });
-  it('names the SQL parameter of a bad value', () => {
-    expect(() => parseConfigPatch({ heartbeat_max_lost: 1 }, current)).toThrow(/^heartbeat_max_lost must be an integer between 2 and 1000, not 1$/);
-    expect(() => parseConfigPatch({ heartbeat_send_period: '100' }, current)).toThrow(/heartbeat_send_period must be an integer/);
-    expect(() => parseConfigPatch({ nquorum: 1.5 }, current)).toThrow(/nquorum must be an integer/);
-    expect(() => parseConfigPatch({ service_mode: 'on' }, current)).toThrow(/service_mode must be true or false/);
+  it('names the SQL parameter of a bad value, in the words of the SQL functions', () => {
+    expect(() => parseConfigPatch({ heartbeat_max_lost: 1 }, current)).toThrow(/^heartbeat_max_lost must be an integer from 2 to 1000, not 1$/);
+    expect(() => parseConfigPatch({ heartbeat_send_period: '100' }, current)).toThrow(/^heartbeat_send_period must be a JSON number, not "100"$/);
+    expect(() => parseConfigPatch({ nquorum: 1.5 }, current)).toThrow(/^nquorum must be a positive integer, not 1.5$/);
+    expect(() => parseConfigPatch({ no_wal_on_follower: -1 }, current)).toThrow(/^no_wal_on_follower must be a non-negative integer/);
+    expect(() => parseConfigPatch({ service_mode: 'on' }, current)).toThrow(/^service_mode must be true or false/);
   });
   it('refuses unknown names and an empty patch', () => {
     expect(() => parseConfigPatch({ heartbeat_maxlost: 3 }, current)).toThrow(/unknown parameter "heartbeat_maxlost"/);

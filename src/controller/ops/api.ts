@@ -4,6 +4,7 @@
 // forwarding rule: a switchover or a settings change typed on any node is carried out by the leader.
 //
 //   POST  /switchover    {"leader"?, "candidate", "scheduled_at"?}   biha.set_leader
+//   DELETE /switchover                                               cancel a scheduled switchover
 //   POST  /failover      {"candidate"}                                a switchover when there is a leader
 //   POST  /restart       {"force"?}                                   restart this node's PostgreSQL
 //   POST  /reinitialize  {"force"?}                                   bihactl reinit of this follower
@@ -11,7 +12,7 @@
 //   GET   /history                                                   promotions of the leader's timeline
 //   GET   /sync, /async                                              synchronous / asynchronous standby checks
 //
-// Unsafe methods need HTTP basic auth with the node's credentials (httpauth.ts); without
+// Unsafe methods (POST, PATCH, DELETE) need HTTP basic auth with the node's credentials (httpauth.ts); without
 // credentials configured they are refused (403). Errors are {"error": one line, "code": BihaError code}.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
@@ -39,7 +40,7 @@ export interface ApiOptions {
   credentialsHint: string;
 }
 
-type Method = 'GET' | 'POST' | 'PATCH';
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 type Handler = (body: Record<string, unknown>) => Promise<HttpReply>;
 
 /** A scheduled switchover waits at most this long. */
@@ -140,6 +141,15 @@ export function createApi(o: ApiOptions): HttpApi {
     return await switchover(candidate);
   };
 
+  const deleteSwitchover: Handler = () => {
+    if (!scheduled) return Promise.resolve(errorReply(404, 'no switchover is scheduled on this node', 'not_scheduled'));
+    clearTimeout(scheduled.timer);
+    const { candidate, at } = scheduled;
+    scheduled = null;
+    o.log.info({ candidate, at }, `scheduled switchover to node ${candidate} at ${at} cancelled`);
+    return Promise.resolve({ status: 200, body: { message: `the switchover to node ${candidate} scheduled at ${at} is cancelled` } });
+  };
+
   const postFailover: Handler = async (body) => {
     const candidate = intArg(body, 'candidate', true)!;
     if (leaderOf(h.status()) === null)
@@ -171,7 +181,7 @@ export function createApi(o: ApiOptions): HttpApi {
   };
 
   const routes = new Map<string, Partial<Record<Method, Handler>>>([
-    ['/switchover', { POST: postSwitchover }],
+    ['/switchover', { POST: postSwitchover, DELETE: deleteSwitchover }],
     ['/failover', { POST: postFailover }],
     ['/restart', { POST: postRestart }],
     ['/reinitialize', { POST: postReinitialize }],
@@ -213,7 +223,7 @@ export function createApi(o: ApiOptions): HttpApi {
     }
     try {
       let body: Record<string, unknown> = {};
-      if (method === 'POST' || method === 'PATCH') {
+      if (method !== 'GET' && method !== 'HEAD') {
         const denied = await authorize(req);
         if (denied) {
           req.resume();

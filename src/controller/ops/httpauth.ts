@@ -1,6 +1,6 @@
 // HTTP credentials of the remote management API: one user name and a scrypt hash of its password in
 // PGDATA/pg_biha/http_credentials (0600, written with writeSecretFile). The unsafe methods (POST,
-// PATCH) need HTTP basic auth with them; a node without the file refuses those methods altogether.
+// PATCH, DELETE) need HTTP basic auth with them; a node without the file refuses those methods altogether.
 //
 // The file is read again whenever its size, mtime or inode changed (checked on every request that
 // needs it), so `bihactl set-http-credentials` takes effect without a restart. The password itself
