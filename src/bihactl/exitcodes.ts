@@ -53,6 +53,7 @@ export const EXIT_CODES = {
   no_successor: EXIT.BAD_STATE,
   node_error: EXIT.BAD_STATE,
   not_leader: EXIT.BAD_STATE,
+  not_scheduled: EXIT.BAD_STATE,
   pg_running: EXIT.BAD_STATE,
   reinit_interrupted: EXIT.BAD_STATE,
   reinit_running: EXIT.BAD_STATE,
