@@ -329,7 +329,11 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--http-user <name>', 'user name; the password comes from BIHA_HTTP_PASSWORD or is typed on a terminal')
     .option('--remove', 'remove the credentials: the node then refuses every POST, PATCH and DELETE request (403)')
-    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean }) => cmdSetHttpCredentials(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean; json?: boolean }) => {
+      await cmdSetHttpCredentials(o);
+      await finished(o, 'set-http-credentials', { http_user: o.remove ? null : (o.httpUser?.trim() ?? null) });
+    });
 
   program
     .command('magic-string')
