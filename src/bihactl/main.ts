@@ -17,7 +17,7 @@ import { cmdReinit } from './reinit.js';
 import type { ReinitOptions } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
 import { done, isParserSuccess, printJson, reportFailure, usageError, wantsJson } from './output.js';
-import { remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView, showHistory } from './remotecmds.js';
+import { remoteCancelSwitchover, remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView, showHistory } from './remotecmds.js';
 import { cmdStatus, statusView } from './statusview.js';
 import type { StatusOpts } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
@@ -177,9 +177,16 @@ export function buildProgram(): Command {
       .option('--to <id>', 'same as --id')
       .option('--leader <id>', 'with --url: switch over only if this node is the leader now')
       .option('--scheduled-at <time>', 'with --url: switch over at this ISO-8601 time (within 7 days) instead of now')
+      .option('--cancel', 'with --url: cancel the switchover scheduled on that node (no id)')
       .option('--json', 'print JSON'),
     true,
-  ).action(async (arg: string | undefined, o: LocalOrRemote & { id?: string; to?: string; leader?: string; scheduledAt?: string }) => {
+  ).action(async (arg: string | undefined, o: LocalOrRemote & { id?: string; to?: string; leader?: string; scheduledAt?: string; cancel?: boolean }) => {
+    if (o.cancel) {
+      requireRemote(o, 'set-leader --cancel', 'a switchover is scheduled only through the HTTP API');
+      if ([arg, o.id, o.to, o.leader, o.scheduledAt].some((x) => x !== undefined)) throw new BihaError('bad_args', '--cancel takes no node id, --leader or --scheduled-at');
+      await remoteCancelSwitchover(o);
+      return;
+    }
     const id = intOpt('id', arg ?? o.id ?? o.to, 1, 1_000_000);
     if (oneMode(o) === 'remote') {
       const leader = o.leader === undefined ? undefined : intOpt('leader', o.leader, 1, 1_000_000);

@@ -19,7 +19,7 @@ export interface RemoteOpts {
   httpUser?: string;
 }
 
-export type Method = 'GET' | 'POST' | 'PATCH';
+export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 export interface RemoteAnswer {
   /** The node's base URL that answered. */
@@ -156,7 +156,9 @@ export function refusal(url: string, method: Method, path: string, status: numbe
       ? new BihaError(code, `${url} needs HTTP credentials for ${method} ${path}`, { hint: `give --http-user=NAME and the password in ${PASSWORD_ENV}` })
       : new BihaError(code, `${url} refused the credentials of --http-user=${user}`, { hint: `check the user and the password in ${PASSWORD_ENV}` });
   }
-  if (status === 404 || status === 405)
+  const bodyCode = typeof body === 'object' && body !== null && 'code' in body ? body.code : undefined;
+  const own = typeof bodyCode === 'string' && isErrorCode(bodyCode) && bodyCode !== 'not_found' && bodyCode !== 'method_not_allowed';
+  if ((status === 404 || status === 405) && !own)
     return new BihaError(code, `${url} does not serve ${method} ${path} (HTTP ${status})${said ? `: ${said}` : ''}`, {
       hint: 'check that --url names the node\'s --http-port and that the node runs a biha with the remote management API',
     });

@@ -118,6 +118,13 @@ export async function remoteSetLeader(o: RemoteCmdOpts, req: SwitchoverRequest):
   answered(o, a.body, a.status === 202 ? `switchover to node ${req.candidate} scheduled${when}` : `node ${req.candidate} is the leader`);
 }
 
+/** Cancels the switchover scheduled on the URL's node (DELETE /switchover). */
+export async function remoteCancelSwitchover(o: RemoteCmdOpts): Promise<void> {
+  const client = await oneNode(o, 'set-leader --cancel');
+  const a = await client.request('DELETE', '/switchover');
+  answered(o, a.body, `the switchover scheduled on ${a.url} is cancelled`);
+}
+
 export async function remoteFailover(o: RemoteCmdOpts, candidate: number): Promise<void> {
   const client = await RemoteClient.from(o);
   await confirm(`fail ${clusterName(client)} over to node ${candidate}`, o.force);

@@ -89,6 +89,22 @@ describe('bihactl remote mode', () => {
     expect(cfg[0]?.v).toBe(5);
   }, 120_000);
 
+  it('a switchover scheduled with --scheduled-at is cancelled with --cancel on the node that took it', async () => {
+    const leader = await c.waitLeader();
+    const target = leader === 1 ? 2 : 1;
+    const at = new Date(Date.now() + 3600_000).toISOString();
+    const took = json<{ candidate: number; scheduled_at: string }>(
+      await remote(['set-leader', String(target), `--scheduled-at=${at}`, `--url=${url(leader)}`, `--http-user=${USER}`, '--force', '--json']),
+    );
+    expect(took).toMatchObject({ candidate: target, scheduled_at: at });
+    const cancelled = json<{ message: string }>(await remote(['set-leader', '--cancel', `--url=${url(leader)}`, `--http-user=${USER}`, '--json']));
+    expect(cancelled.message).toMatch(new RegExp(`switchover to node ${target} scheduled at .* is cancelled`));
+    const again = await remote(['set-leader', '--cancel', `--url=${url(leader)}`, `--http-user=${USER}`]);
+    expect(again.code, again.stderr).toBe(3);
+    expect(again.stderr).toMatch(/^bihactl: http:\/\/127\.0\.0\.1:\d+: no switchover is scheduled on this node\n$/);
+    expect(await c.leader()).toBe(leader);
+  }, 120_000);
+
   it('set-leader --url --force switches the leadership over, asked on a follower', async () => {
     const leader = await c.waitLeader();
     const target = leader === 3 ? 2 : 3;

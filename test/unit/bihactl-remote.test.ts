@@ -112,6 +112,8 @@ describe('refusals', () => {
     expect(code(503, null)).toMatchObject({ code: 'unavailable', exit: 3 });
     expect(code(500, 'oops')).toMatchObject({ code: 'http_error', exit: 1 });
     expect(code(405, null).msg).toMatch(/does not serve POST \/switchover \(HTTP 405\)/);
+    // A 404 that is the node's own answer (its code says so) is not a missing route.
+    expect(code(404, { error: 'no switchover is scheduled on this node', code: 'not_scheduled' })).toEqual({ code: 'not_scheduled', exit: 3, msg: 'http://db1:8008: no switchover is scheduled on this node' });
     expect(code(409, { error: 'node 1 is the leader' }).msg).toBe('http://db1:8008: node 1 is the leader');
   });
 });

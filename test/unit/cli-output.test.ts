@@ -81,6 +81,8 @@ describe('remote mode checks', () => {
     jsonError(await bihactl(['status', '--url=db1:8008', '--json']), 2, 'bad_url', /must start with http:\/\/ or https:\/\//);
     jsonError(await bihactl(['status', `--url=${DEAD_URL}`, `--pgdata=${dir}`, '--json']), 2, 'bad_args', /not both/);
     jsonError(await bihactl(['failover', '--candidate=2', '--json']), 2, 'bad_args', /failover works through a node's HTTP API: give --url/);
+    jsonError(await bihactl(['set-leader', '--cancel', '--json']), 2, 'bad_args', /set-leader --cancel works through a node's HTTP API/);
+    jsonError(await bihactl(['set-leader', '2', '--cancel', `--url=${DEAD_URL}`, '--json']), 2, 'bad_args', /--cancel takes no node id/);
     jsonError(await bihactl(['history', '--json']), 2, 'bad_args', /give --pgdata=DIR \(a node on this host\) or --url=http:\/\/HOST:PORT/);
     jsonError(await bihactl(['restart', `--url=${DEAD_URL}`, `--url=${DEAD_URL}`, '--force', '--json']), 2, 'bad_args', /restart acts on one node: give exactly one --url/);
     const f = path.join(dir, 'cluster.yaml');
