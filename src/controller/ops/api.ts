@@ -216,7 +216,8 @@ export function createApi(o: ApiOptions): HttpApi {
       req.resume();
       return { status: 200, body: null, headers: { Allow: allow(r) } };
     }
-    const fn = r[(method === 'HEAD' ? 'GET' : method) as Method];
+    const key = method === 'HEAD' ? 'GET' : method;
+    const fn = Object.hasOwn(r, key) ? r[key as Method] : undefined;
     if (!fn) {
       req.resume();
       return errorReply(405, `${path} does not take ${method}; it takes ${allow(r)}`, 'method_not_allowed', { Allow: allow(r) });
