@@ -19,6 +19,7 @@ import { register } from './join.js';
 import { debianStartWarnings, stopCommand } from './debian.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
+import { done } from './output.js';
 import { lookupPassword } from './pgpass.js';
 import { httpSetup, writeHttpSetup } from './httpcreds.js';
 import type { HttpOptions } from './httpcreds.js';
@@ -26,6 +27,7 @@ import { proxyConf, proxyPorts } from './proxyopts.js';
 import type { ProxyOptions } from './proxyopts.js';
 
 export interface AddOptions extends HttpOptions, ProxyOptions {
+  json?: boolean;
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -301,7 +303,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     });
   }
   for (const w of await debianStartWarnings(layout)) info(w);
-  info(`node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`);
+  done(o, `node ${nodeId} is ready; start it with: bihactl start --pgdata=${pgdata}`, { node_id: nodeId, pgdata, leader_id: leader.id });
 }
 
 /** Checks the TLS options against the magic string before anything is registered or written. */

@@ -5,7 +5,8 @@ import { BihaError } from '../controller/errors.js';
 import { credentialsPath, hashCredentials, passwordProblem, removeCredentials, userProblem, writeCredentials } from '../controller/ops/httpauth.js';
 import type { HttpCredentials } from '../controller/ops/httpauth.js';
 import { loadConf } from './lifecycle.js';
-import { info, promptHidden, requireOpt } from './util.js';
+import { info, requireOpt } from './util.js';
+import { promptHidden } from './prompt.js';
 
 export interface HttpOptions {
   httpUser?: string;

@@ -24,8 +24,10 @@ import type { HttpOptions } from './httpcreds.js';
 import { proxyConf, proxyPorts } from './proxyopts.js';
 import type { ProxyOptions } from './proxyopts.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
+import { printJson } from './output.js';
 
 export interface InitOptions extends HttpOptions, ProxyOptions {
+  json?: boolean;
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -207,9 +209,13 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     const tlsMagic = tls ? { tlsCa: caFingerprint(tls.ca), tlsOwnCerts: tls.caKey === undefined } : {};
     const magic = encodeMagic({ clusterId, secret, peers: [{ id: nodeId, host, port, bihaPort }], tls: tls !== null, ...tlsMagic });
     if (o.magicFile) await writeSecretFile(o.magicFile, magic + '\n');
-    process.stdout.write(magic + '\n');
+    const message = `node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`;
+    if (o.json) printJson({ node_id: nodeId, pgdata, magic_string: magic, message });
+    else {
+      process.stdout.write(magic + '\n');
+      info(message);
+    }
     for (const w of await debianStartWarnings(layout)) info(w);
-    info(`node ${nodeId} initialised; start it with: bihactl start --pgdata=${pgdata}`);
   } catch (e) {
     if (started) await pgCtlStop(env, pgdata, 'immediate').catch(() => undefined);
     if (created) {

@@ -3,40 +3,39 @@ import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { runController } from '../controller/controller.js';
 import { runWatchdog } from '../controller/pg/watchdog.js';
-import { BihaError, EXIT, oneLine } from '../controller/errors.js';
+import { BihaError, EXIT } from '../controller/errors.js';
 import { cmdAdd } from './add.js';
 import { cmdBackup } from './backup.js';
+import { finished, oneMode, remoteOptions, requireRemote, serviceModeArg, showConfig } from './cliopts.js';
+import type { LocalOrRemote } from './cliopts.js';
+import { applyLocalConfig, localConfig, parseAssignments } from './config.js';
 import { cmdConninfo } from './conninfo.js';
 import { cmdDrain, cmdRejoin } from './drain.js';
 import { cmdInit } from './init.js';
 import { cmdSetHttpCredentials } from './httpcreds.js';
 import { cmdReinit } from './reinit.js';
+import type { ReinitOptions } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
-import { cmdStatus } from './statusview.js';
+import { done, isParserSuccess, printJson, reportFailure, usageError, wantsJson } from './output.js';
+import { remoteCancelSwitchover, remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView, showHistory } from './remotecmds.js';
+import { cmdStatus, statusView } from './statusview.js';
+import type { StatusOpts } from './statusview.js';
 import { cmdSystemdUnit } from './systemd.js';
 import { cmdRotateSecret } from './security.js';
-import { intOpt } from './util.js';
+import { intOpt, isoTime } from './util.js';
 import { cmdFsm } from './fsm.js';
 import { packageVersion } from '../controller/version.js';
 import { cronProblem } from '../controller/ops/failback.js';
 import { dataDirOf } from '../controller/pg/layout.js';
 import { proxyOptions } from './proxyopts.js';
 
-function exitCodeOf(e: unknown): number {
-  if (!(e instanceof BihaError)) return EXIT.FAILURE;
-  if (/^(bad_args|password_mismatch|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty|conflicting_setting)$/.test(e.code)) return EXIT.BAD_ARGS;
-  if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
-  if (e.code === 'timeout') return EXIT.TIMEOUT;
-  if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss|is_leader|reinit_interrupted|rewind_in_progress)$/.test(e.code)) return EXIT.BAD_STATE;
-  return EXIT.FAILURE;
-}
-
 export function buildProgram(): Command {
   const program = new Command('bihactl')
     .description('built-in high availability for PostgreSQL: create, join and operate a biha cluster')
     .exitOverride()
     .showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    // The parser's errors are printed by main() in bihactl's own one-line format.
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: () => undefined })
     .version(packageVersion(), '-V, --version', 'print the version of biha')
     .option('--pg-bindir <dir>', 'bin directory of the PostgreSQL programs (sets BIHA_PG_BINDIR; default: those of the data directory\'s PG_VERSION)');
 
@@ -77,7 +76,8 @@ export function buildProgram(): Command {
     .option('--use-ssl', 'TLS on the control channel: make a cluster CA and a node certificate in pg_biha/tls (openssl)')
     .option('--ssl-ca-file <file>', 'TLS with this cluster CA certificate (PEM) instead of a generated one; implies --use-ssl')
     .option('--ssl-cert-file <file>', "this node's certificate (PEM), signed by --ssl-ca-file")
-    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)");
+    .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)")
+    .option('--json', 'print JSON: node_id, pgdata and magic_string');
   proxyOptions(init).action(async (o) => cmdInit(o));
 
   const add = program
@@ -104,7 +104,8 @@ export function buildProgram(): Command {
     .option('--ssl-ca-file <file>', 'TLS clusters: the cluster CA certificate (PEM); without the three --ssl options the node gets a certificate from the cluster CA')
     .option('--ssl-cert-file <file>', "TLS clusters: this node's certificate (PEM), signed by the cluster CA")
     .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
-    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)');
+    .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)')
+    .option('--json', 'print JSON');
   proxyOptions(add).action(async (o) => cmdAdd(o));
 
   program
@@ -112,14 +113,22 @@ export function buildProgram(): Command {
     .description('start the node controller in the background (it starts PostgreSQL); returns once it answers and, for a node just added, once it has its vote')
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--wait <seconds>', 'how long to wait for the controller and a new node\'s vote (default 120)')
-    .action(async (o) => cmdStart(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; wait?: string; json?: boolean }) => {
+      await cmdStart(o);
+      await finished(o, 'start');
+    });
 
   program
     .command('stop')
     .description('stop the node controller and PostgreSQL')
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--keep-postgres', 'stop only the controller')
-    .action(async (o) => cmdStop(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; keepPostgres?: boolean; json?: boolean }) => {
+      await cmdStop(o);
+      await finished(o, 'stop');
+    });
 
   program
     .command('controller')
@@ -155,67 +164,155 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) => cmdFsm(o));
 
-  program
-    .command('status')
-    .description('show the cluster as this node sees it')
-    .option('--pgdata <dir>', 'data directory of the node')
-    .option('--json', 'print JSON')
-    .option('--watch [seconds]', 'refresh every N seconds (default 1) until Ctrl-C')
-    .option('--count <n>', 'with --watch: stop after N refreshes')
-    .action(async (o) => cmdStatus(o));
+  remoteOptions(
+    program
+      .command('status')
+      .description('show the cluster as this node (or the node of --url) sees it')
+      .option('--pgdata <dir>', 'data directory of the node')
+      .option('--json', 'print JSON')
+      .option('--watch [seconds]', 'refresh every N seconds (default 1) until Ctrl-C')
+      .option('--count <n>', 'with --watch: stop after N refreshes'),
+    false,
+  ).action(async (o: StatusOpts & LocalOrRemote) => cmdStatus(o, oneMode(o) === 'remote' ? () => remoteStatusView(o) : () => statusView(o.pgdata)));
 
-  program
-    .command('set-leader')
-    .alias('switchover')
-    .description('switch the leadership over to another node (biha.set_leader)')
-    .option('--pgdata <dir>', 'data directory of any node')
-    .option('--id <id>', 'node to make the leader')
-    .option('--to <id>', 'same as --id')
-    .action(async (o: { pgdata?: string; id?: string; to?: string }) => {
-      const id = intOpt('id', o.id ?? o.to, 1, 1_000_000);
-      const done = await nodeRequest(o.pgdata, 'set_leader', { id });
-      if (done === false)
-        throw new BihaError('switchover_failed', `the switchover to node ${id} did not complete`, {
-          hint: 'the leader logged why; select * from biha.last_switchover() on it shows the outcome',
-        });
-      process.stderr.write(`bihactl: node ${id} is the leader\n`);
-    });
+  remoteOptions(
+    program
+      .command('set-leader')
+      .alias('switchover')
+      .description('switch the leadership over to another node (biha.set_leader; POST /switchover with --url)')
+      .argument('[id]', 'node to make the leader')
+      .option('--pgdata <dir>', 'data directory of any node')
+      .option('--id <id>', 'node to make the leader')
+      .option('--to <id>', 'same as --id')
+      .option('--leader <id>', 'with --url: switch over only if this node is the leader now')
+      .option('--scheduled-at <time>', 'with --url: switch over at this ISO-8601 time (within 7 days) instead of now')
+      .option('--cancel', 'with --url: cancel the switchover scheduled on that node (no id)')
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (arg: string | undefined, o: LocalOrRemote & { id?: string; to?: string; leader?: string; scheduledAt?: string; cancel?: boolean }) => {
+    if (o.cancel) {
+      requireRemote(o, 'set-leader --cancel', 'a switchover is scheduled only through the HTTP API');
+      if ([arg, o.id, o.to, o.leader, o.scheduledAt].some((x) => x !== undefined)) throw new BihaError('bad_args', '--cancel takes no node id, --leader or --scheduled-at');
+      await remoteCancelSwitchover(o);
+      return;
+    }
+    const id = intOpt('id', arg ?? o.id ?? o.to, 1, 1_000_000);
+    if (oneMode(o) === 'remote') {
+      const leader = o.leader === undefined ? undefined : intOpt('leader', o.leader, 1, 1_000_000);
+      await remoteSetLeader(o, { candidate: id, ...(leader !== undefined ? { leader } : {}), ...(o.scheduledAt !== undefined ? { scheduled_at: isoTime('scheduled-at', o.scheduledAt) } : {}) });
+      return;
+    }
+    if (o.leader !== undefined || o.scheduledAt !== undefined) throw new BihaError('bad_args', '--leader and --scheduled-at work with --url only');
+    const ok = await nodeRequest(o.pgdata, 'set_leader', { id });
+    if (ok === false)
+      throw new BihaError('switchover_failed', `the switchover to node ${id} did not complete`, {
+        hint: 'the leader logged why; select * from biha.last_switchover() on it shows the outcome',
+      });
+    done(o, `node ${id} is the leader`, { leader: id });
+  });
+
+  remoteOptions(
+    program
+      .command('failover')
+      .description('with --url: make --candidate the leader now (POST /failover); biha elects a leader by itself when there is none')
+      .option('--candidate <id>', 'node to make the leader')
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (o: LocalOrRemote & { candidate?: string }) => {
+    requireRemote(o, 'failover', 'on this host use bihactl set-leader');
+    await remoteFailover(o, intOpt('candidate', o.candidate, 1, 1_000_000));
+  });
+
+  remoteOptions(
+    program
+      .command('restart')
+      .description("with --url: restart the PostgreSQL of the URL's node (POST /restart); on the leader --force is needed")
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (o: LocalOrRemote) => {
+    requireRemote(o, 'restart', 'on this host use bihactl stop and bihactl start');
+    await remoteRestart(o);
+  });
+
+  remoteOptions(
+    program
+      .command('history')
+      .description("the timeline switches of the cluster, oldest first: the leader's timeline history with who was promoted and why (GET /history with --url)")
+      .option('--pgdata <dir>', 'data directory of any node')
+      .option('--json', 'print JSON'),
+    false,
+  ).action(async (o: LocalOrRemote) => {
+    if (oneMode(o) === 'remote') await remoteHistory(o);
+    else showHistory(o, await nodeRequest(o.pgdata, 'history', {}, 15_000), o.pgdata ?? 'the node');
+  });
+
+  remoteOptions(
+    program
+      .command('config')
+      .description('show the cluster settings (config), or change them (config set KEY=VALUE...) under their SQL parameter names')
+      .argument('[action]', 'show (default) or set')
+      .argument('[settings...]', 'with set: KEY=VALUE, e.g. heartbeat_max_lost=20')
+      .option('--pgdata <dir>', 'data directory of any node (a change goes to the leader)')
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (action: string | undefined, settings: string[], o: LocalOrRemote) => {
+    const remote = oneMode(o) === 'remote';
+    if (action === undefined || action === 'show') {
+      if (settings.length > 0) throw new BihaError('bad_args', 'config show takes no arguments; to change settings: bihactl config set KEY=VALUE');
+      if (remote) await remoteConfig(o);
+      else showConfig(o, await localConfig(o.pgdata));
+      return;
+    }
+    if (action !== 'set') throw new BihaError('bad_args', `config ${action}: give config (to show the settings) or config set KEY=VALUE...`);
+    const patch = parseAssignments(settings);
+    if (remote) await remoteConfigSet(o, patch);
+    else showConfig(o, await applyLocalConfig(o.pgdata, patch));
+  });
 
   program
     .command('remove-node')
     .description('remove a node from the cluster (biha.remove_node)')
     .option('--pgdata <dir>', 'data directory of any node')
     .option('--id <id>', 'node to remove')
-    .action(async (o: { pgdata?: string; id?: string }) => {
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; id?: string; json?: boolean }) => {
       const id = intOpt('id', o.id, 1, 1_000_000);
       await nodeRequest(o.pgdata, 'remove_node', { id });
-      process.stderr.write(`bihactl: node ${id} removed\n`);
+      done(o, `node ${id} removed`, { removed: id });
     });
 
   program
     .command('reset-node-error')
     .description('clear the NODE_ERROR state of this node (biha.reset_node_error)')
     .option('--pgdata <dir>', 'data directory of the node')
-    .action(async (o: { pgdata?: string }) => {
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; json?: boolean }) => {
       await nodeRequest(o.pgdata, 'reset_node_error', {});
-      process.stderr.write('bihactl: NODE_ERROR cleared\n');
+      done(o, 'NODE_ERROR cleared', { node_error: 'NO_ERROR' });
     });
 
   program
     .command('rewind')
     .description('pg_rewind this node from the leader, keeping its biha identity; clears NODE_ERROR (pg_rewind --biha in the reference)')
     .option('--pgdata <dir>', 'data directory of the node')
-    .action(async (o: { pgdata?: string }) => {
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; json?: boolean }) => {
       const r = await nodeRequest(o.pgdata, 'rewind', {}, 600_000);
-      process.stderr.write(`bihactl: ${String(r)}\n`);
+      done(o, String(r));
     });
 
-  program
-    .command('reinit')
-    .description("take a fresh copy of this follower's data from the leader with pg_basebackup, keeping the node's identity; clears NODE_ERROR")
-    .option('--pgdata <dir>', 'data directory of the node (stopped first if it runs)')
-    .option('--no-keep', 'delete the old data before the copy instead of keeping it in <dir>.old-<time> until the copy succeeded')
-    .action(async (o) => cmdReinit(o));
+  remoteOptions(
+    program
+      .command('reinit')
+      .description("take a fresh copy of this follower's data from the leader with pg_basebackup, keeping the node's identity; clears NODE_ERROR (POST /reinitialize with --url)")
+      .option('--pgdata <dir>', 'data directory of the node (stopped first if it runs)')
+      .option('--no-keep', 'delete the old data before the copy instead of keeping it in <dir>.old-<time> until the copy succeeded')
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (o: LocalOrRemote & ReinitOptions) => {
+    if (oneMode(o) === 'remote') await remoteReinit(o);
+    else await cmdReinit(o);
+  });
 
   program
     .command('failback')
@@ -224,11 +321,12 @@ export function buildProgram(): Command {
     .option('--id <id>', 'the preferred leader')
     .option('--cron <expr>', "when leadership may return to it, e.g. '*/5 * * * *' (6 fields: seconds first)")
     .option('--off', 'no preferred leader (biha.reset_failback)')
-    .action(async (o: { pgdata?: string; id?: string; cron?: string; off?: boolean }) => {
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; id?: string; cron?: string; off?: boolean; json?: boolean }) => {
       if (o.off) {
         if (o.id !== undefined || o.cron !== undefined) throw new BihaError('bad_args', '--off takes no --id or --cron');
         await nodeRequest(o.pgdata, 'reset_failback', {});
-        process.stderr.write('bihactl: failback window off\n');
+        done(o, 'failback window off', { failback: null });
         return;
       }
       if (o.id === undefined && o.cron === undefined)
@@ -238,7 +336,7 @@ export function buildProgram(): Command {
       const bad = cronProblem(o.cron);
       if (bad) throw new BihaError('bad_args', bad);
       await nodeRequest(o.pgdata, 'set_failback', { id, cron: o.cron });
-      process.stderr.write(`bihactl: leadership may return to node ${id} at '${o.cron.trim()}'\n`);
+      done(o, `leadership may return to node ${id} at '${o.cron.trim()}'`, { failback: { id, cron: o.cron.trim() } });
     });
 
   program
@@ -247,34 +345,50 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--http-user <name>', 'user name; the password comes from BIHA_HTTP_PASSWORD or is typed on a terminal')
     .option('--remove', 'remove the credentials: the node then refuses every POST, PATCH and DELETE request (403)')
-    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean }) => cmdSetHttpCredentials(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean; json?: boolean }) => {
+      await cmdSetHttpCredentials(o);
+      await finished(o, 'set-http-credentials', { http_user: o.remove ? null : (o.httpUser?.trim() ?? null) });
+    });
 
   program
     .command('magic-string')
     .description('print a magic string for adding nodes (biha.get_magic_string)')
     .option('--pgdata <dir>', 'data directory of any node')
-    .action(async (o: { pgdata?: string }) => {
-      process.stdout.write(String(await nodeRequest(o.pgdata, 'get_magic_string', {})) + '\n');
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; json?: boolean }) => {
+      const magic = String(await nodeRequest(o.pgdata, 'get_magic_string', {}));
+      if (o.json) printJson({ magic_string: magic });
+      else process.stdout.write(magic + '\n');
     });
 
-  program
-    .command('service-mode')
-    .description('turn service (maintenance) mode on or off (biha.service_mode): no automatic elections or rewinds while on')
-    .option('--pgdata <dir>', 'data directory of the leader (to turn it off without a leader: any node that can lead)')
-    .option('--on', 'turn service mode on')
-    .option('--off', 'turn service mode off')
-    .action(async (o: { pgdata?: string; on?: boolean; off?: boolean }) => {
-      if (Boolean(o.on) === Boolean(o.off)) throw new BihaError('bad_args', 'give exactly one of --on and --off');
-      await nodeRequest(o.pgdata, 'service_mode', { value: Boolean(o.on) });
-      process.stderr.write(`bihactl: service mode is ${o.on ? 'on: no automatic elections or rewinds until --off' : 'off'}\n`);
-    });
+  remoteOptions(
+    program
+      .command('service-mode')
+      .description('turn service (maintenance) mode on or off (biha.service_mode; PATCH /config with --url): no automatic elections or rewinds while on')
+      .argument('[on|off]', 'on or off (or give --on / --off)')
+      .option('--pgdata <dir>', 'data directory of the leader (to turn it off without a leader: any node that can lead)')
+      .option('--on', 'turn service mode on')
+      .option('--off', 'turn service mode off')
+      .option('--json', 'print JSON'),
+    true,
+  ).action(async (arg: string | undefined, o: LocalOrRemote & { on?: boolean; off?: boolean }) => {
+    const on = serviceModeArg(arg, o);
+    if (oneMode(o) === 'remote') {
+      await remoteServiceMode(o, on);
+      return;
+    }
+    await nodeRequest(o.pgdata, 'service_mode', { value: on });
+    done(o, `service mode is ${on ? 'on: no automatic elections or rewinds until service-mode off' : 'off'}`, { service_mode: on });
+  });
 
   program
     .command('rotate-secret')
     .description('replace the cluster secret by a new random one on every node, without downtime; prints the new magic string')
     .option('--pgdata <dir>', 'data directory of any node')
     .option('--magic-file <file>', 'also write the new magic string to this file (mode 0600)')
-    .action(async (o: { pgdata?: string; magicFile?: string }) => cmdRotateSecret(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; magicFile?: string; json?: boolean }) => cmdRotateSecret(o));
 
   program
     .command('conninfo')
@@ -291,14 +405,22 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--drain-secs <n>', 'how long to wait for another node to become LEADER_RW (default 30)')
     .option('--force', 'stop even when no other node can take over')
-    .action(async (o) => cmdDrain(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; drainSecs?: string; force?: boolean; json?: boolean }) => {
+      await cmdDrain(o);
+      await finished(o, 'drain');
+    });
 
   program
     .command('rejoin')
     .description('start this node again and wait until it streams from the leader')
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--wait <seconds>', 'how long to wait (default 120)')
-    .action(async (o) => cmdRejoin(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; wait?: string; json?: boolean }) => {
+      await cmdRejoin(o);
+      await finished(o, 'rejoin');
+    });
 
   program
     .command('backup')
@@ -307,23 +429,40 @@ export function buildProgram(): Command {
     .option('--target <dir>', 'new or empty directory for the backup')
     .option('--allow-leader', 'copy from the leader when no follower streams')
     .option('--max-rate <rate>', 'limit the transfer rate (pg_basebackup --max-rate, e.g. 20M)')
-    .action(async (o) => cmdBackup(o));
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata?: string; target?: string; allowLeader?: boolean; maxRate?: string; json?: boolean }) => {
+      await cmdBackup(o);
+      await finished(o, 'backup', { target: o.target === undefined ? null : path.resolve(o.target) });
+    });
 
   return program;
 }
 
-/** Runs bihactl with argv; returns the exit code. One line on stderr for any failure. */
+/** The subcommand an argument list names (for the hint of a usage error). */
+function commandNamed(program: Command, args: readonly string[]): string | null {
+  for (const a of args) {
+    if (a.startsWith('-')) continue;
+    const c = program.commands.find((x) => x.name() === a || x.aliases().includes(a));
+    return c ? c.name() : null;
+  }
+  return null;
+}
+
+/**
+ * Runs bihactl with argv; returns the exit code. A failure is one `bihactl: ...` line on stderr, or
+ * with --json one `{"error","code"}` document on stdout; its exit code comes from exitcodes.ts.
+ */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  const json = wantsJson(argv);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return EXIT.OK;
-      return EXIT.BAD_ARGS;
+      if (isParserSuccess(e)) return EXIT.OK;
+      return reportFailure(usageError(e, commandNamed(program, argv.slice(2))), json);
     }
-    process.stderr.write(`bihactl: ${oneLine(e)}\n`);
-    return exitCodeOf(e);
+    return reportFailure(e, json);
   }
 }

@@ -30,8 +30,10 @@ import { copyFromLeader, emptyDir, makeOwnStandby } from './clone.js';
 import { register } from './join.js';
 import { cmdStop, controllerPid, loadConf } from './lifecycle.js';
 import { info, requireOpt } from './util.js';
+import { done } from './output.js';
 
 export interface ReinitOptions {
+  json?: boolean;
   pgdata?: string;
   /** false with --no-keep. */
   keep?: boolean;
@@ -173,7 +175,7 @@ export async function cmdReinit(o: ReinitOptions): Promise<void> {
   }
   await fsp.rm(save, { recursive: true, force: true });
   info(`node ${conf.nodeId} has a fresh copy of the data of node ${leader.id}` + (mark.old ? `; the old data is in ${mark.old}: remove it once the node streams` : ''));
-  info(`start it with: bihactl start --pgdata=${pgdata}`);
+  done(o, `start it with: bihactl start --pgdata=${pgdata}`, { node_id: conf.nodeId, pgdata, leader_id: leader.id, old_data: mark.old ?? null });
 }
 
 /** Saves the identity files, then moves the old data aside (or deletes it); writes the mark last. */

@@ -1,6 +1,7 @@
 // bihactl status: the cluster as one node sees it, as a table (like `patronictl list`) or JSON.
 import type { NodeInfo } from '../raft/index.js';
-import { BihaError, oneLine } from '../controller/errors.js';
+import { BihaError, EXIT, oneLine } from '../controller/errors.js';
+import { errorCodeOf, exitCodeOf } from './exitcodes.js';
 import { readNodeState } from '../controller/state/nodefiles.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { intOpt } from './util.js';
@@ -33,7 +34,15 @@ export type StatusView = StatusFile & {
   members: MemberRow[];
 };
 
-export function buildStatusView(s: StatusFile, clusterId: string, nodes: readonly NodeInfo[]): StatusView {
+/** What the table needs to know of a member beyond its status row. */
+export interface MemberAddress {
+  id: number;
+  host: string;
+  port: number;
+  mode: string;
+}
+
+export function buildStatusView(s: StatusFile, clusterId: string, nodes: readonly MemberAddress[]): StatusView {
   const extra = s.extra;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const leader = s.status.find((x) => x.state === 'LEADER_RW' || x.state === 'LEADER_RO')?.id ?? s.status.find((x) => x.id === s.nodeId)?.leader_id ?? null;
@@ -126,7 +135,14 @@ export async function statusView(pgdataOpt: unknown): Promise<StatusView> {
   return buildStatusView(s, conf.clusterId, nodes);
 }
 
-export async function cmdStatus(o: { pgdata?: string; json?: boolean; watch?: string | boolean; count?: string }): Promise<void> {
+export interface StatusOpts {
+  json?: boolean;
+  watch?: string | boolean;
+  count?: string;
+}
+
+/** bihactl status: `load` reads the view (from the local node, or from a node's HTTP API). */
+export async function cmdStatus(o: StatusOpts, load: () => Promise<StatusView>): Promise<void> {
   const count = o.count !== undefined ? intOpt('count', o.count, 1, 1_000_000) : null;
   const watching = o.watch !== undefined && o.watch !== false ? true : count !== null;
   let every = 1;
@@ -136,7 +152,7 @@ export async function cmdStatus(o: { pgdata?: string; json?: boolean; watch?: st
       throw new BihaError('bad_args', `--watch must be a number of seconds between 0.2 and 3600, not "${o.watch}"`);
   }
   if (!watching) {
-    const v = await statusView(o.pgdata);
+    const v = await load();
     process.stdout.write((o.json ? JSON.stringify(v, null, 2) : renderStatus(v)) + '\n');
     return;
   }
@@ -146,11 +162,11 @@ export async function cmdStatus(o: { pgdata?: string; json?: boolean; watch?: st
     if (i > 0) await new Promise((r) => setTimeout(r, every * 1000));
     let text: string;
     try {
-      const v = await statusView(o.pgdata);
+      const v = await load();
       text = o.json ? JSON.stringify(v) : renderStatus(v);
     } catch (e) {
-      if (e instanceof BihaError && (e.code === 'bad_args' || e.code === 'not_a_node')) throw e;
-      text = o.json ? JSON.stringify({ error: oneLine(e), generatedAtMs: Date.now() }) : `bihactl: ${oneLine(e)}`;
+      if (e instanceof BihaError && exitCodeOf(e) === EXIT.BAD_ARGS) throw e;
+      text = o.json ? JSON.stringify({ error: oneLine(e), code: errorCodeOf(e), generatedAtMs: Date.now() }) : `bihactl: ${oneLine(e)}`;
     }
     if (o.json) process.stdout.write(text + '\n');
     else {

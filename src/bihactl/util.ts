@@ -2,12 +2,20 @@
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import { BihaError } from '../controller/errors.js';
+import { promptHidden } from './prompt.js';
 
 export function intOpt(name: string, v: unknown, min: number, max: number): number {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max)
     throw new BihaError('bad_args', `--${name} must be an integer between ${min} and ${max}, not "${String(v)}"`);
   return n;
+}
+
+/** An ISO-8601 time option (with a date and a time), normalised to UTC. */
+export function isoTime(name: string, v: string): string {
+  const t = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v.trim()) ? new Date(v.trim()) : new Date(NaN);
+  if (Number.isNaN(t.getTime())) throw new BihaError('bad_args', `--${name} must be an ISO-8601 time such as 2030-01-31T22:00:00Z, not "${v}"`);
+  return t.toISOString();
 }
 
 /** A port derived from --port (+1 for the control channel), checked to be a valid port. */
@@ -79,41 +87,6 @@ export async function assertEmptyDir(dir: string, hint: string): Promise<'missin
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new BihaError('pgdata_not_dir', `--pgdata ${dir} is not a directory`);
     throw e;
   }
-}
-
-/** Reads a password from the terminal without echo. */
-export async function promptHidden(question: string): Promise<string> {
-  const stdin = process.stdin;
-  process.stderr.write(question);
-  return await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    stdin.setRawMode?.(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
-    const onData = (ch: string): void => {
-      for (const c of ch) {
-        if (c === '\r' || c === '\n') {
-          cleanup();
-          process.stderr.write('\n');
-          resolve(buf);
-          return;
-        }
-        if (c === '\u0003') {
-          cleanup();
-          reject(new BihaError('cancelled', 'cancelled'));
-          return;
-        }
-        if (c === '\u007f') buf = buf.slice(0, -1);
-        else buf += c;
-      }
-    };
-    const cleanup = (): void => {
-      stdin.setRawMode?.(false);
-      stdin.pause();
-      stdin.off('data', onData);
-    };
-    stdin.on('data', onData);
-  });
 }
 
 /** The replication password for init: asked on a terminal, else BIHA_REPLICATION_PASSWORD. */

@@ -24,6 +24,8 @@ export const EXIT = {
   BAD_STATE: 3,
   UNREACHABLE: 4,
   TIMEOUT: 5,
+  /** A node refused a remote request: HTTP credentials wrong or missing, or remote management off. */
+  DENIED: 6,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
