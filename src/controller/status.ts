@@ -127,6 +127,7 @@ export function buildStatus(i: StatusInputs): StatusFile {
         retained_bytes: x.retainedBytes,
       })),
       switchover: i.switchover,
+      peer_wal: i.peers.filter((p) => p.id !== i.selfId && p.wal.lsn > 0).map((p) => ({ id: p.id, tli: p.wal.tli, lsn: formatLsn(p.wal.lsn) })),
     },
   } satisfies StatusFile;
 }

@@ -137,6 +137,8 @@ export interface StatusExtra {
   slots?: Array<{ slot_name: string; id: number; active: boolean; wal_status: string; retained_bytes: number | null }>;
   /** The last switchover this node ran as the leader (null: none since the controller started). */
   switchover?: SwitchoverRecord | null;
+  /** The WAL position each other member last reported (as the leader relays it): timeline and LSN as 0/59029D50. */
+  peer_wal?: Array<{ id: number; tli: number; lsn: string }>;
 }
 
 

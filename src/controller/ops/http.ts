@@ -13,11 +13,14 @@
 //   /readiness                              200 on the writable leader or a streaming follower
 //   /cluster                                the cluster as biha.status_v shows it, plus the config
 //   /metrics                                Prometheus text
+//   /dashboard                              the live cluster page (its assets, /dashboard/state and
+//                                           the /dashboard/events stream: dashboard/dashboard.ts)
 //
 // Any other status is 503. GET answers with a small JSON document (role, state, term, ...); HEAD
 // and OPTIONS answer with the same status code and no body. Other methods get 405, unknown paths
 // 404, a malformed lag 400. Everything is computed from one StatusFile per request (the one
-// Controller.statusSnapshot() returns); the server keeps no state of its own.
+// Controller.statusSnapshot() returns); apart from the dashboard's history and chart samples the
+// server keeps no state of its own.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -25,6 +28,8 @@ import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
 import { parseLsn } from '../pg/lsn.js';
 import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
+import { DASHBOARD_PATHS, Dashboard } from './dashboard/dashboard.js';
+import type { DashboardOptions } from './dashboard/dashboard.js';
 
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
 export type HttpExtra = StatusExtra;
@@ -44,6 +49,8 @@ export interface HttpServerOptions {
   logger: Logger;
   source: HttpStatusSource;
   metrics: Metrics;
+  /** The dashboard's settings (default: on, with the built assets beside the code); false: off. */
+  dashboard?: Partial<Omit<DashboardOptions, 'status' | 'logger'>> | false;
 }
 
 export interface HttpServerHandle {
@@ -70,7 +77,7 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
 ]);
 
 /** Every path the server answers (for docs and tests). */
-export const HTTP_PATHS: readonly string[] = [...ROUTES.keys()];
+export const HTTP_PATHS: readonly string[] = [...ROUTES.keys(), ...DASHBOARD_PATHS];
 
 const ALLOW = 'GET, HEAD, OPTIONS';
 const MAX_ECHO = 120;
@@ -344,6 +351,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     }
   };
 
+  const dashboard = o.dashboard === false ? null : new Dashboard({ ...o.dashboard, status: () => o.source.status(), logger: log });
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     req.resume(); // health checks carry no body; drain whatever comes
     const method = req.method ?? 'GET';
@@ -351,6 +360,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     const route = ROUTES.get(path);
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
       send(req, res, 405, { error: 'method_not_allowed', method: echo(method), allow: ALLOW });
+      return;
+    }
+    if (dashboard?.handles(path)) {
+      dashboard.handle(req, res, path);
       return;
     }
     if (!route) {
@@ -447,12 +460,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   server.on('error', (e) => log.error({ err: e.message }, 'HTTP server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ host: o.host, port }, 'HTTP health and metrics endpoints listening');
+  dashboard?.start();
 
   let closing: Promise<void> | null = null;
   return {
     port,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
+        dashboard?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       });
