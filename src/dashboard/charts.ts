@@ -41,6 +41,7 @@ function options(spec: ChartSpec, ids: readonly number[], width: number): uPlot.
         stroke: COLORS[i % COLORS.length] ?? '#555',
         width: 1.5,
         spanGaps: false,
+        points: { show: false },
         value: (_u: uPlot, v: number | null) => (v === null ? '—' : spec.ticks(v)),
         ...(levels ? { paths: uPlot.paths.stepped?.({ align: 1 }) } : {}),
       })),
@@ -48,7 +49,7 @@ function options(spec: ChartSpec, ids: readonly number[], width: number): uPlot.
     axes: [
       {},
       {
-        size: 80,
+        size: levels ? 100 : 80,
         values: (_u, splits) => splits.map((v) => spec.ticks(v)),
         ...(levels ? { splits: () => levels.map((_n, i) => i) } : {}),
       },

@@ -14,6 +14,8 @@ export interface FeedHandlers {
 
 const SILENCE_MS = 3500;
 const POLL_MS = 1000;
+/** A poll the node does not answer within this time counts as failed (a frozen host never answers). */
+const POLL_TIMEOUT_MS = 3000;
 /** After the server refused the stream (too many clients), try it again this much later. */
 const STREAM_RETRY_MS = 30_000;
 
@@ -89,7 +91,7 @@ export class Feed {
   private async poll(): Promise<void> {
     if (!this.polling) return;
     try {
-      const r = await fetch(`${this.base}/state`, { cache: 'no-store' });
+      const r = await fetch(`${this.base}/state`, { cache: 'no-store', signal: AbortSignal.timeout(POLL_TIMEOUT_MS) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       const s = (await r.json()) as DashState;
       if (!this.polling) return;
