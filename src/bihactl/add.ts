@@ -18,8 +18,10 @@ import { register } from './join.js';
 import type { JoinReply } from './join.js';
 import { HTTP_PORT_OFFSET, assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, intOpt, requireOpt } from './util.js';
 import { lookupPassword } from './pgpass.js';
+import { httpSetup, writeHttpSetup } from './httpcreds.js';
+import type { HttpOptions } from './httpcreds.js';
 
-export interface AddOptions {
+export interface AddOptions extends HttpOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -201,6 +203,7 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
     magic = decodeMagic(text);
   }
   const ownTls = await tlsOptions(magic, o);
+  const http = await httpSetup(o, host, magic.tls);
   const first = magic.peers[0]!;
   if (password === null && mode !== 'referee') {
     password = await joinPassword(first);
@@ -259,12 +262,15 @@ export async function cmdAdd(o: AddOptions): Promise<void> {
       port,
       bihaPort,
       httpPort,
+      httpHost: http.httpHost,
+      httpTls: http.httpTls,
       mode,
       secrets: [magic.secret],
       seeds: magic.peers.filter((p) => p.id !== nodeId),
       replicationUser: REPLICATION_USER,
       tls: magic.tls,
     });
+    await writeHttpSetup(pgdata, http);
     if (tlsMat) await writeTlsDir(pgdata, tlsMat);
     const raft: PersistentState = snapshot
       ? { hard: { term: 0, vote: 0, commit: snapshot.index }, log: { snapshot, entries: [] } }

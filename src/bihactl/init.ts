@@ -17,9 +17,11 @@ import { installSql } from '../controller/bridge/sqlbridge.js';
 import { secretDir, writeSecretFile } from '../controller/security/secfiles.js';
 import { TLS_META_KEY, caFingerprint, makeClusterPki, readMaterialFiles, writeTlsDir } from '../controller/security/tlsfiles.js';
 import type { TlsMaterial } from '../controller/security/tlsfiles.js';
+import { httpSetup, writeHttpSetup } from './httpcreds.js';
+import type { HttpOptions } from './httpcreds.js';
 import { assertEmptyDir, assertPortFree, defaultHttpPort, defaultPort, distinctPorts, info, initPassword, intOpt, requireOpt } from './util.js';
 
-export interface InitOptions {
+export interface InitOptions extends HttpOptions {
   bihaNodeId?: string;
   host?: string;
   port?: string;
@@ -119,6 +121,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     tls = await makeClusterPki(clusterId, nodeId, host);
   }
   const password = await initPassword();
+  const http = await httpSetup(o, host, tls !== null);
   if (syncStandbys > 0)
     info(
       `synchronous mode: a commit waits for ${syncStandbys} standby(s); acknowledged commits survive a failover ` +
@@ -168,6 +171,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       port,
       bihaPort,
       httpPort,
+      httpHost: http.httpHost,
+      httpTls: http.httpTls,
       mode: 'regular',
       secrets: [secret],
       seeds: [],
@@ -175,6 +180,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       tls: tls !== null,
     };
     await writeNodeConf(pgdata, conf);
+    await writeHttpSetup(pgdata, http);
     const raft = bootstrapState(node, params);
     // TLS is a property of the cluster: the CA fingerprint is in the committed configuration.
     const meta = tls ? { ...raft.log.snapshot.meta, [TLS_META_KEY]: caFingerprint(tls.ca) } : raft.log.snapshot.meta;

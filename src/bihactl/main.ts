@@ -9,6 +9,7 @@ import { cmdBackup } from './backup.js';
 import { cmdConninfo } from './conninfo.js';
 import { cmdDrain, cmdRejoin } from './drain.js';
 import { cmdInit } from './init.js';
+import { cmdSetHttpCredentials } from './httpcreds.js';
 import { cmdReinit } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
 import { cmdStatus } from './statusview.js';
@@ -21,7 +22,7 @@ import { cronProblem } from '../controller/ops/failback.js';
 
 function exitCodeOf(e: unknown): number {
   if (!(e instanceof BihaError)) return EXIT.FAILURE;
-  if (/^(bad_args|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty|conflicting_setting)$/.test(e.code)) return EXIT.BAD_ARGS;
+  if (/^(bad_args|password_mismatch|bad_magic|pgdata_not_empty|pgdata_not_dir|port_in_use|no_password|not_a_node|not_a_cluster|bad_tls|target_not_empty|conflicting_setting)$/.test(e.code)) return EXIT.BAD_ARGS;
   if (/^(unreachable|not_running|auth|bad_password)$/.test(e.code)) return EXIT.UNREACHABLE;
   if (e.code === 'timeout') return EXIT.TIMEOUT;
   if (/^(already_running|running|already_node|state_corrupt|state_version|root_owner|insecure_mode|tls_mismatch|backup_locked|no_successor|no_streaming_follower|node_error|sync_loss|is_leader|reinit_interrupted|rewind_in_progress)$/.test(e.code)) return EXIT.BAD_STATE;
@@ -53,6 +54,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'PostgreSQL port')
     .option('--biha-port <port>', 'control channel port (default: --port + 1)')
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2576, 8008 for 5432)')
+    .option('--http-host <addr>', 'address the HTTP port listens on (default: the --host address)')
+    .option('--http-user <name>', 'user of the remote management API (HTTP basic auth); password from BIHA_HTTP_PASSWORD or typed on a terminal')
+    .option('--http-tls', "serve the HTTP port over HTTPS with the control channel's certificate (needs a TLS cluster)")
     .option('--nquorum <n>', 'votes needed to elect a leader')
     .option('--minnodes <n>', 'live nodes (leader included) the leader needs to accept writes')
     .option('--pgdata <dir>', 'data directory (new or empty, or existing with --convert)')
@@ -75,6 +79,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'PostgreSQL port of the new node (a referee has none: --port then only derives the other ports)')
     .option('--biha-port <port>', 'control channel port (default: --port + 1)')
     .option('--http-port <port>', 'health and metrics HTTP port (default: --port + 2576, 8008 for 5432)')
+    .option('--http-host <addr>', 'address the HTTP port listens on (default: the --host address)')
+    .option('--http-user <name>', 'user of the remote management API (HTTP basic auth); password from BIHA_HTTP_PASSWORD or typed on a terminal')
+    .option('--http-tls', "serve the HTTP port over HTTPS with the control channel's certificate (needs a TLS cluster)")
     .option('--magic-string <s>', 'the magic string printed by bihactl init or biha.get_magic_string()')
     .option('--magic-file <file>', 'read the magic string from this file')
     .option('--use-leader <conn>', 'reach the leader by "host=H port=P biha-port=BP" instead of a magic string')
@@ -224,6 +231,14 @@ export function buildProgram(): Command {
       await nodeRequest(o.pgdata, 'set_failback', { id, cron: o.cron });
       process.stderr.write(`bihactl: leadership may return to node ${id} at '${o.cron.trim()}'\n`);
     });
+
+  program
+    .command('set-http-credentials')
+    .description('set (or --remove) the user and password of the remote management API of an existing node; the controller uses them from its next request')
+    .option('--pgdata <dir>', 'data directory of the node')
+    .option('--http-user <name>', 'user name; the password comes from BIHA_HTTP_PASSWORD or is typed on a terminal')
+    .option('--remove', 'remove the credentials: the node then refuses every POST and PATCH request (403)')
+    .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean }) => cmdSetHttpCredentials(o));
 
   program
     .command('magic-string')

@@ -82,7 +82,7 @@ export async function assertEmptyDir(dir: string, hint: string): Promise<'missin
 }
 
 /** Reads a password from the terminal without echo. */
-async function promptHidden(question: string): Promise<string> {
+export async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   process.stderr.write(question);
   return await new Promise<string>((resolve, reject) => {

@@ -8,6 +8,7 @@
 import type { ConfigChange, NodeId, SoftState } from '../raft/index.js';
 import { BihaError } from './errors.js';
 import type { StatusFile } from './bridge/sqlbridge.js';
+import { CONFIG_KEYS, configOf, parseConfigPatch } from './configpatch.js';
 
 /** What command handlers act through (the controller implements it). */
 export interface CommandHost {
@@ -28,6 +29,14 @@ export interface CommandHost {
   rotateSecret(): Promise<string>;
   failback(args: Record<string, unknown> | null): Promise<void>;
   backupLock(args: Record<string, unknown>): unknown;
+  /** Restart this node's PostgreSQL (on the leader only with `force`); resolves once it runs again. */
+  restartPostgres(force: boolean): Promise<string>;
+  /** Start a fresh copy of this follower's data from the leader in the background (bihactl reinit). */
+  reinitialize(force: boolean): Promise<string>;
+  /** The promotions of the leader's timeline history, oldest first (ops/history.ts). */
+  history(): Promise<unknown>;
+  /** This leader's synchronous_standby_names as PostgreSQL has it now. */
+  syncStandbyNames(): Promise<string>;
 }
 
 type Args = Record<string, unknown>;
@@ -136,7 +145,30 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   backup_lock: { leader: 'forward', run: (h, a) => Promise.resolve(h.backupLock(a)) },
+  restart: { run: (h, a) => h.restartPostgres(flag(a, 'force')) },
+  reinitialize: { run: (h, a) => h.reinitialize(flag(a, 'force')) },
+  history: { leader: 'forward', forwardTimeoutMs: 10_000, run: (h) => h.history() },
+  sync_standby_names: { leader: 'forward', forwardTimeoutMs: 5000, run: (h) => h.syncStandbyNames() },
+  /** The cluster settings under their SQL names (GET /config). */
+  config: { run: (h) => Promise.resolve(configOf(h.status().config)) },
+  /**
+   * Any subset of the settings (PATCH /config), each through the command of its SQL function, in
+   * the order of CONFIG_KEYS; every value is checked before the first is applied. Answers the new
+   * settings.
+   */
+  set_config: {
+    leader: 'forward',
+    forwardTimeoutMs: 60_000,
+    run: async (h, a) => {
+      const patch = parseConfigPatch(a, configOf(h.status().config));
+      for (const step of patch) await COMMANDS[step.fn]!.run(h, step.args);
+      return configOf(h.status().config);
+    },
+  },
 };
+
+/** The settings PATCH /config takes (for messages and docs). */
+export const CONFIG_PARAMETERS: readonly string[] = CONFIG_KEYS;
 
 /**
  * Runs command `fn`. `from` is the peer that forwarded it (0: a local client: bihactl or SQL).

@@ -38,6 +38,10 @@ import { SqlBridge } from './bridge/sqlbridge.js';
 import { WatchdogClient, monoMs } from './pg/watchdog.js';
 import { startHttpServer } from './ops/http.js';
 import type { HttpServerHandle } from './ops/http.js';
+import { createApi } from './ops/api.js';
+import { HttpAuth, credentialsPath } from './ops/httpauth.js';
+import { NodeOps } from './ops/nodeops.js';
+import { PROMOTIONS_META_KEY, PromotionNotes, promotionChange } from './ops/history.js';
 import { HeartbeatRtt, Metrics } from './ops/metrics.js';
 import { osUserById } from './osuser.js';
 import { CallbackEvents, CallbackRunner, callbackSettings } from './ops/callbacks.js';
@@ -173,6 +177,8 @@ export class Controller implements CommandHost {
   private callbacks: CallbackEvents | null = null;
   private failbackSched: FailbackScheduler | null = null;
   private readonly backupLockState = new BackupLock();
+  private nodeOps!: NodeOps;
+  private readonly promotionNotes = new PromotionNotes();
 
   constructor(private readonly opts: ControllerOptions) {
     this.pgdata = path.resolve(opts.pgdata);
@@ -277,6 +283,21 @@ export class Controller implements CommandHost {
       },
     });
 
+    this.nodeOps = new NodeOps({
+      pgdata: this.pgdata,
+      nodeId: this.conf.nodeId,
+      hasData: this.hasData(),
+      bihactl: BIHACTL_JS,
+      log: this.loggers.get('BIHA'),
+      soft: () => this.soft(),
+      status: () => this.status(),
+      query: (sql) => this.pg.query(sql),
+      exclusive: (fn) => this.driver.nc.exclusive(fn),
+      restartPg: () => this.actions.restart(),
+      kick: () => this.driver?.kick(),
+      meta: () => this.raft?.meta() ?? this.state.raft.log.snapshot.meta,
+    });
+
     this.transport = new Transport({
       selfId: this.conf.nodeId,
       clusterId: this.conf.clusterId,
@@ -296,7 +317,7 @@ export class Controller implements CommandHost {
     await this.local.start();
     try {
       this.http = await startHttpServer({
-        host: process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
+        host: this.conf.httpHost ?? process.env['BIHA_LISTEN_HOST'] ?? '0.0.0.0',
         port: this.conf.httpPort,
         logger: this.loggers.get('HTTP'),
         metrics: this.metrics,
@@ -305,6 +326,13 @@ export class Controller implements CommandHost {
           status: () => this.status(),
           loopAgeMs: () => (this.raft ? performance.now() - this.lastTickAt : null),
         },
+        api: createApi({
+          host: { nodeId: this.conf.nodeId, run: (fn, args) => runCommand(this, fn, args, 0), status: () => this.status() },
+          auth: new HttpAuth(credentialsPath(this.pgdata)),
+          log: this.loggers.get('HTTP'),
+          credentialsHint: `bihactl set-http-credentials --pgdata=${this.pgdata} --http-user=NAME`,
+        }),
+        ...(this.conf.httpTls ? { tls: httpTlsOf(this.tlsMat) } : {}),
       });
     } catch (e) {
       this.log.error({ err: e instanceof Error ? e.message : String(e), port: this.conf.httpPort }, 'the health/metrics HTTP server could not start; continuing without it');
@@ -313,7 +341,7 @@ export class Controller implements CommandHost {
     if (this.hasData()) {
       this.watchdog = new WatchdogClient(
         this.pgdata,
-        path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js'),
+        BIHACTL_JS,
         this.loggers.get('WD'),
         // A node whose PostgreSQL nobody would fence must not lead: the driver reads alive() on every tick.
         { onHealth: () => this.driver?.tick() },
@@ -459,9 +487,22 @@ export class Controller implements CommandHost {
         else p.reject(new BihaError('lost', 'the change was replaced by a newer leader; try again'));
       }
       if (e.change?.type === 'set_meta') this.syncSecrets();
+      this.recordPromotion(e);
     }
     this.failbackSched?.sync();
     void this.writeStatus(true);
+  }
+
+  /** A committed timeline reservation of this leader's term: record the promotion (ops/history.ts). */
+  private recordPromotion(e: Entry): void {
+    const rec = this.promotionNotes.recordFor(e, this.soft(), this.conf.nodeId, new Date());
+    if (!rec) return;
+    setImmediate(() => {
+      const change = promotionChange(this.raft?.meta()[PROMOTIONS_META_KEY], rec);
+      this.proposeAndWait('promotion record', change).catch((err: unknown) =>
+        this.log.warn({ tli: rec.tli, err: err instanceof Error ? err.message : String(err) }, `could not record the promotion to timeline ${rec.tli}; GET /history shows it without its reason`),
+      );
+    });
   }
 
   private updatePeers(cfg: ClusterConfig): void {
@@ -480,7 +521,10 @@ export class Controller implements CommandHost {
     const msg = body as Message;
     if (msg.type === 'app') this.metrics.heartbeatReceived();
     else if (msg.type === 'app_resp') this.rtt.acked(from, msg.seq);
-    else if (msg.type === 'timeout_now') this.callbacks?.noteTimeoutNow(msg.term);
+    else if (msg.type === 'timeout_now') {
+      this.callbacks?.noteTimeoutNow(msg.term);
+      this.promotionNotes.noteTimeoutNow(msg.term);
+    }
     this.driver.step(msg);
   }
 
@@ -650,6 +694,22 @@ export class Controller implements CommandHost {
   async failback(args: Record<string, unknown> | null): Promise<void> {
     const change = failbackChange(this.config(), args);
     await this.proposeAndWait(args ? 'biha.set_failback' : 'biha.reset_failback', change);
+  }
+
+  restartPostgres(force: boolean): Promise<string> {
+    return this.nodeOps.restartPostgres(force);
+  }
+
+  reinitialize(force: boolean): Promise<string> {
+    return this.nodeOps.reinitialize(force);
+  }
+
+  history(): Promise<unknown> {
+    return this.nodeOps.history();
+  }
+
+  syncStandbyNames(): Promise<string> {
+    return this.nodeOps.syncStandbyNames();
   }
 
   backupLock(args: Record<string, unknown>): unknown {
@@ -989,6 +1049,15 @@ const FIXED_GUCS = [
   'biha.id', 'biha.host', 'biha.port', 'biha.heartbeat_max_lost', 'biha.heartbeat_send_period',
   'biha.minnodes', 'biha.no_wal_on_follower', 'biha.nquorum',
 ] as const;
+
+/** bin/bihactl.js of this installation (the watchdog and a background reinit run it). */
+const BIHACTL_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js');
+
+/** The HTTPS key and chain of --http-tls: the control channel's node certificate and the cluster CA. */
+function httpTlsOf(m: TlsMaterial | null): { key: string; cert: string } {
+  if (!m) throw new BihaError('bad_tls', 'biha.conf asks for HTTPS (--http-tls), but the node has no TLS material in pg_biha/tls', { hint: 'the HTTP port stays closed: give the cluster TLS (bihactl init --use-ssl) or set up the node again without --http-tls' });
+  return { key: m.key, cert: `${m.cert.trim()}\n${m.ca.trim()}\n` };
+}
 
 /** Names, sizes and mtimes of the files in pg_biha/tls: a change means new TLS material. */
 function tlsFilesStamp(pgdata: string): string {

@@ -118,6 +118,15 @@ describe('health checks', () => {
     expect(b).toMatchObject({ state: 'NODE_ERROR', error: 'TIMELINE_DIVERGED', ok: false });
   });
 
+  it("carries Patroni's server_version, timeline and xlog", async () => {
+    source.current = { ...leaderRW(), extra: { ...leaderRW().extra, server_version: 150004, tli: 3, lsn: '0/3000060' } };
+    expect((await get('/primary')).body).toMatchObject({ role: 'primary', server_version: 150004, timeline: 3, xlog: { location: '0/3000060' } });
+    source.current = streamingFollower({ server_version: 150004, receive_lsn: '0/3000100', replay_lsn: '0/3000000' });
+    expect((await get('/replica')).body).toMatchObject({ role: 'replica', server_version: 150004, xlog: { received_location: '0/3000100', replayed_location: '0/3000000' } });
+    source.current = pgStopped();
+    expect((await get('/health')).body).toMatchObject({ server_version: null, xlog: null });
+  });
+
   it('tells a detached follower why it is not a replica', async () => {
     source.current = detachedFollower();
     const { body } = await get('/replica');

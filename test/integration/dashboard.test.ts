@@ -1,14 +1,15 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core) on a real 3-node
-// cluster, ports 26500-26522: a follower's page shows the three nodes and the leader, follows a
-// failover by itself, and says in its banner when its node stops answering or is cut off from the
-// majority. The delay between the election and the page showing it is printed (the 2-second goal
+// cluster, ports 26500-26522: a follower's page shows the three nodes and the leader, switches
+// service mode and the leader through the remote management API (credentials, confirmation),
+// follows a failover by itself, and says in its banner when its node stops answering or is cut off
+// from the majority. The delay between the election and the page showing it is printed (the 2-second goal
 // is measured in bench/dashboard.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { TestCluster } from '../helpers/cluster.js';
+import { TestCluster, bihactl } from '../helpers/cluster.js';
 import { DASHBOARD_BROWSER, leaderOnPage, recordLeaderChange, waitForPage } from '../helpers/dashboard.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -20,32 +21,37 @@ let page: Page;
 let pageNode = 0;
 let killed = 0;
 const problems: string[] = [];
+const HTTP_PASSWORD = 'dashboard-http-password';
 
 describe('the dashboard in a browser', () => {
   beforeAll(async () => {
     await c.create();
-    await c.waitLeader();
+    const leader = await c.waitLeader();
+    for (const i of c.ids()) {
+      const r = await bihactl(['set-http-credentials', '--http-user=admin', `--pgdata=${c.pgdata(i)}`], { BIHA_HTTP_PASSWORD: HTTP_PASSWORD });
+      if (r.code !== 0) throw new Error(`set-http-credentials on node ${i}: ${r.stderr}`);
+    }
+    pageNode = c.ids().find((i) => i !== leader)!;
     browser = await chromium.launch(DASHBOARD_BROWSER);
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // The actions' expected refusals (401) are answers, not problems.
+    const isAction = (url: string): boolean => /\/(switchover|config)$/.test(new URL(url).pathname);
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !isAction(m.location().url)) problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    page.on('response', (res) => {
+      if (res.status() >= 400 && !isAction(res.url())) problems.push(`${res.status()} ${res.url()}`);
+    });
   }, 300_000);
   afterAll(async () => {
     await browser?.close();
     await c.destroy();
   }, 120_000);
 
-  it('a follower\'s page shows the cluster, then the new leader after kill -9 of the leader, with the failover in its history', async () => {
+  it('a follower\'s page shows the three nodes and the leader', async () => {
     const leader = await c.waitLeader();
-    const follower = c.ids().find((i) => i !== leader)!;
-    pageNode = follower;
-    killed = leader;
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
-    page.on('response', (res) => {
-      if (res.status() >= 400) problems.push(`${res.status()} ${res.url()}`);
-    });
-    const r = await page.goto(`http://127.0.0.1:${c.httpPort(follower)}/dashboard`);
+    const r = await page.goto(`http://127.0.0.1:${c.httpPort(pageNode)}/dashboard`);
     expect(r?.status()).toBe(200);
     await waitForPage(page, `document.querySelectorAll('[data-node-id]').length === 3 && document.querySelectorAll('[data-leader="true"]').length === 1`);
     expect(await leaderOnPage(page)).toBe(leader);
@@ -54,14 +60,63 @@ describe('the dashboard in a browser', () => {
     expect(nodes.find(([id]) => id === String(leader))?.[1]).toBe('LEADER_RW');
     await waitForPage(page, `document.getElementById('feed').dataset.feed === 'live'`);
     expect(await page.$eval('#banner', (e) => (e as { hidden: boolean }).hidden)).toBe(true);
+  }, 300_000);
 
+  it('switches service mode and the leader from the page, only with the right credentials and after confirmation', async () => {
+    const leader = await c.waitLeader();
+    for (const i of c.ids()) if (i !== leader) await c.waitStreaming(i);
+    const target = c.ids().find((i) => i !== leader && i !== pageNode)!;
+    const button = `[data-node-id="${target}"] [data-action="switchover"]`;
+    await waitForPage(page, `document.querySelector('${button}') !== null`);
+
+    // Without credentials nothing is sent; with a wrong password the node answers 401.
+    await page.click(button);
+    expect(await page.textContent('#action-result')).toMatch(/enter the HTTP user and password/);
+    await page.fill('#http-user', 'admin');
+    await page.fill('#http-password', 'not-the-password');
+    await page.click(button);
+    await page.click('#confirm-ok');
+    await waitForPage(page, `/401/.test(document.getElementById('action-result').textContent)`);
+    // Cancelled: nothing happens.
+    await page.fill('#http-password', HTTP_PASSWORD);
+    await page.click('#service-mode');
+    await page.click('#confirm-cancel');
+    expect(await page.getAttribute('#service-mode', 'data-service-mode')).toBe('false');
+
+    // Service mode on, then off again, through PATCH /config.
+    await page.click('#service-mode');
+    await page.click('#confirm-ok');
+    await waitForPage(page, `document.getElementById('service-mode').dataset.serviceMode === 'true'`);
+    expect((await c.sql<{ service_mode: boolean }>(leader, 'select service_mode from biha.config()'))[0]?.service_mode).toBe(true);
+    await waitForPage(page, `document.querySelector('#events [data-kind="service_mode"]') !== null`);
+    await page.click('#service-mode');
+    await page.click('#confirm-ok');
+    await waitForPage(page, `document.getElementById('service-mode').dataset.serviceMode === 'false'`);
+
+    // The switchover, confirmed, through POST /switchover.
+    await waitForPage(page, `document.querySelector('${button}') !== null`);
+    await page.click(button);
+    expect(await page.textContent('#confirm-text')).toContain(`to node ${target}`);
+    await page.click('#confirm-ok');
+    await waitForPage(page, `document.querySelector('[data-node-id="${target}"]').dataset.leader === 'true'`);
+    expect(await c.waitLeader({ not: leader, timeoutMs: 120_000 })).toBe(target);
+    await waitForPage(page, `document.getElementById('action-result').dataset.ok === 'true' && !/…/.test(document.getElementById('action-result').textContent)`);
+    await waitForPage(page, `document.querySelector('#events [data-kind="switchover"]') !== null`);
+    expect(await page.textContent('#events [data-kind="switchover"]')).toContain(`node ${leader} → node ${target}`);
+  }, 300_000);
+
+  it('the open page shows the new leader after kill -9 of the leader, with the failover in its history', async () => {
+    const leader = await c.waitLeader();
+    for (const i of c.ids()) if (i !== leader) await c.waitStreaming(i);
+    killed = leader;
+    await waitForPage(page, `document.querySelector('[data-leader="true"]')?.dataset.nodeId === '${leader}'`);
     await recordLeaderChange(page, leader);
     c.kill9(leader, 'both');
     const next = await c.waitLeader({ not: leader, timeoutMs: 120_000 });
     const electedAt = Date.now();
     await waitForPage(page, `(() => { const l = document.querySelector('[data-leader="true"]'); return l !== null && l.getAttribute('data-node-id') !== '${leader}'; })()`);
     const shownAt = (await page.evaluate('window.__bihaLeaderShownAt')) as number;
-    process.stdout.write(`dashboard: node ${next} elected (c.waitLeader returned); the page of node ${follower} showed it ${shownAt - electedAt} ms later (negative: before c.waitLeader returned)\n`);
+    process.stdout.write(`dashboard: node ${next} elected (c.waitLeader returned); the page of node ${pageNode} showed it ${shownAt - electedAt} ms later (negative: before c.waitLeader returned)\n`);
     expect(await leaderOnPage(page)).toBe(next);
     await waitForPage(page, `document.querySelector('#events [data-kind="failover"]') !== null`);
     expect(await page.textContent('#events [data-kind="failover"]')).toContain(`node ${leader} → node ${next}`);

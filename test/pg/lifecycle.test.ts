@@ -144,6 +144,7 @@ describe('start and stop', () => {
   it('reports the primary status in one call', async () => {
     const st = await localStatus(db);
     expect(st.inRecovery).toBe(false);
+    expect(st.serverVersion).toBeGreaterThanOrEqual(150000);
     expect(st.tli).toBe(1);
     expect(st.currentLsn).toBeGreaterThan(0);
     expect(st.receiveLsn).toBeNull();

@@ -129,6 +129,11 @@ export interface StatusExtra {
   lag_bytes?: number | null;
   /** This node's own replay lag in milliseconds (follower). */
   lag_ms?: number | null;
+  /** A standby's last received and replayed WAL positions, as 0/59029D50. */
+  receive_lsn?: string | null;
+  replay_lsn?: string | null;
+  /** PostgreSQL's server_version_num (150004). */
+  server_version?: number | null;
   /** The leader's WAL position from its latest heartbeat, as 0/59029D50. */
   leader_lsn?: string | null;
   /** The failback window committed in the config log (null: none). */

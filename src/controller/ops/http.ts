@@ -16,12 +16,16 @@
 //   /dashboard                              the live cluster page (its assets, /dashboard/state and
 //                                           the /dashboard/events stream: dashboard/dashboard.ts)
 //
+// The remote management API (/switchover, /config, ... : ops/api.ts) is given in as `api` and
+// answers its own paths; `tls` makes the server HTTPS.
+//
 // Any other status is 503. GET answers with a small JSON document (role, state, term, ...); HEAD
 // and OPTIONS answer with the same status code and no body. Other methods get 405, unknown paths
 // 404, a malformed lag 400. Everything is computed from one StatusFile per request (the one
 // Controller.statusSnapshot() returns); apart from the dashboard's history and chart samples the
 // server keeps no state of its own.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -30,6 +34,7 @@ import { parseLsn } from '../pg/lsn.js';
 import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
 import { DASHBOARD_PATHS, Dashboard } from './dashboard/dashboard.js';
 import type { DashboardOptions } from './dashboard/dashboard.js';
+import type { HttpApi } from './httpbody.js';
 
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
 export type HttpExtra = StatusExtra;
@@ -51,6 +56,10 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** The dashboard's settings (default: on, with the built assets beside the code); false: off. */
   dashboard?: Partial<Omit<DashboardOptions, 'status' | 'logger'>> | false;
+  /** The remote management API; without it only the health checks, /cluster, /metrics and the dashboard are served. */
+  api?: HttpApi;
+  /** Serve HTTPS with this key and certificate chain (PEM). */
+  tls?: { key: string; cert: string };
 }
 
 export interface HttpServerHandle {
@@ -123,6 +132,10 @@ export interface NodeView {
   lag_bytes: number | null;
   lag_ms: number | null;
   error: string;
+  /** PostgreSQL's server_version_num (150004), null when unknown. */
+  server_version: number | null;
+  /** Patroni's xlog: the primary's write position, or a replica's received and replayed positions. */
+  xlog: { location: string | null } | { received_location: string | null; replayed_location: string | null } | null;
 }
 
 function pgRoleOf(st: HttpStatus): string {
@@ -180,7 +193,15 @@ export function nodeView(st: HttpStatus): NodeView {
     lag_bytes: lag.bytes,
     lag_ms: lag.ms,
     error: st.error.type,
+    server_version: st.extra?.server_version ?? null,
+    xlog: xlogOf(pgRole, st.extra),
   };
+}
+
+function xlogOf(pgRole: string, x: HttpExtra | undefined): NodeView['xlog'] {
+  if (pgRole === 'PRIMARY') return { location: x?.lsn ?? null };
+  if (pgRole === 'STANDBY') return { received_location: x?.receive_lsn ?? null, replayed_location: x?.replay_lsn ?? null };
+  return null;
 }
 
 /** PostgreSQL runs and the controller could query it (pg_state 'startup' means it could not). */
@@ -318,10 +339,11 @@ function echo(s: string): string {
 export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerHandle> {
   const log = o.logger;
 
-  const send = (req: http.IncomingMessage, res: http.ServerResponse, code: number, body: unknown, type = 'application/json'): void => {
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, code: number, body: unknown, type = 'application/json', extra: Readonly<Record<string, string>> = {}): void => {
     const text = typeof body === 'string' ? body : `${JSON.stringify(body)}\n`;
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': type, 'Cache-Control': 'no-store' };
     if (code === 405 || req.method === 'OPTIONS') headers['Allow'] = ALLOW;
+    Object.assign(headers, extra);
     if (req.method === 'OPTIONS') {
       headers['Content-Length'] = 0;
       res.writeHead(code, headers);
@@ -352,11 +374,18 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   };
 
   const dashboard = o.dashboard === false ? null : new Dashboard({ ...o.dashboard, status: () => o.source.status(), logger: log });
+  const apiPaths = new Set(o.api?.paths ?? []);
+  const allPaths = [...HTTP_PATHS, ...apiPaths];
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    req.resume(); // health checks carry no body; drain whatever comes
     const method = req.method ?? 'GET';
     const { path, query } = splitUrl(req.url ?? '/');
+    if (o.api && apiPaths.has(path)) {
+      const r = await o.api.handle(req, path);
+      send(req, res, r.status, r.body, 'application/json', r.headers);
+      return;
+    }
+    req.resume(); // health checks carry no body; drain whatever comes
     const route = ROUTES.get(path);
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
       send(req, res, 405, { error: 'method_not_allowed', method: echo(method), allow: ALLOW });
@@ -368,7 +397,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     }
     if (!route) {
       const { st } = readStatus();
-      send(req, res, 404, { error: 'not_found', path: echo(path), paths: HTTP_PATHS, ...(st ? brief(nodeView(st)) : { node_id: o.source.nodeId }) });
+      send(req, res, 404, { error: 'not_found', path: echo(path), paths: allPaths, ...(st ? brief(nodeView(st)) : { node_id: o.source.nodeId }) });
       return;
     }
     if (route.kind === 'metrics') {
@@ -419,7 +448,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     send(req, res, r.ok ? 200 : 503, body);
   };
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     handle(req, res).catch((e: unknown) => {
       log.error({ err: e instanceof Error ? e.message : String(e) }, 'HTTP: request failed');
       if (!res.headersSent) {
@@ -432,7 +461,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
       }
       res.destroy();
     });
-  });
+  };
+  const server = o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, onRequest) : http.createServer(onRequest);
   server.requestTimeout = 10_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
@@ -459,13 +489,16 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   });
   server.on('error', (e) => log.error({ err: e.message }, 'HTTP server error'));
   const port = (server.address() as AddressInfo).port;
-  log.info({ host: o.host, port }, 'HTTP health and metrics endpoints listening');
+  const scheme = o.tls ? 'https' : 'http';
+  const where = `${scheme}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  log.info({ host: o.host, port, tls: Boolean(o.tls), api: Boolean(o.api) }, `HTTP health checks, metrics, dashboard${o.api ? ' and management API' : ''} listening on ${where}`);
   dashboard?.start();
 
   let closing: Promise<void> | null = null;
   return {
     port,
     close(): Promise<void> {
+      o.api?.close();
       closing ??= new Promise<void>((resolve) => {
         dashboard?.close();
         server.close(() => resolve());

@@ -226,6 +226,15 @@ export class PostgresActions implements PgPort {
     await pgCtlStop(this.d.env, this.d.pgdata, 'fast', { timeoutMs: 120_000 });
   }
 
+  /**
+   * Stop (fast) and start PostgreSQL again in the role it has: a standby keeps its standby.signal
+   * and its upstream in postgresql.auto.conf, a primary stays the primary.
+   */
+  async restart(): Promise<void> {
+    await pgCtlStop(this.d.env, this.d.pgdata, 'fast', { timeoutMs: 120_000 });
+    await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+  }
+
   async fence(mode: 'immediate' | 'fast'): Promise<void> {
     await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
     await writeStandbySignal(this.d.env, this.d.pgdata);

@@ -204,6 +204,8 @@ export interface LocalPgStatus {
   currentLsn: number | null;
   walReceiver: WalReceiverStatus | null;
   replayPauseState: string | null;
+  /** server_version_num (absent where a status was made up, as in tests). */
+  serverVersion?: number;
   replication: ReplicationRow[];
   /** biha's replication slots here (absent where a status was made up, as in tests). */
   slots?: SlotRow[];
@@ -221,6 +223,7 @@ export interface SlotRow {
 
 const STATUS_SQL = `
 SELECT r.in_recovery,
+       current_setting('server_version_num')::int AS server_version,
        CASE WHEN r.in_recovery THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
        CASE WHEN r.in_recovery THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
@@ -245,6 +248,7 @@ SELECT r.in_recovery,
 
 interface StatusRow {
   in_recovery: boolean;
+  server_version: number;
   current_lsn: string | null;
   walfile: string | null;
   receive_lsn: string | null;
@@ -290,6 +294,7 @@ export async function localStatus(pg: LocalPg): Promise<LocalPgStatus> {
     currentLsn: parseLsnOrNull(r.current_lsn),
     walReceiver: wr,
     replayPauseState: r.pause_state,
+    serverVersion: r.server_version,
     replication: r.replication.map((x) => ({
       applicationName: x.application_name ?? '',
       state: x.state ?? '',

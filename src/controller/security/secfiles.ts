@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { BihaError } from '../errors.js';
 import { atomicWriteFile, isAtomicTemp } from '../state/atomic.js';
-import { bihaDir, confPath, passfilePath, statePath } from '../state/nodefiles.js';
+import { bihaDir, confPath, httpCredentialsPath, passfilePath, statePath } from '../state/nodefiles.js';
 
 export const SECRET_FILE_MODE = 0o600;
 export const SECRET_DIR_MODE = 0o700;
@@ -57,6 +57,7 @@ export function nodeSecretFiles(pgdata: string): Array<{ file: string; what: str
     { file: confPath(pgdata), what: 'the cluster secret' },
     { file: statePath(pgdata), what: 'the cluster configuration log' },
     { file: passfilePath(pgdata), what: 'the replication password' },
+    { file: httpCredentialsPath(pgdata), what: 'the HTTP password hash' },
     { file: tls, what: 'the TLS keys' },
   ];
   let names: string[] = [];

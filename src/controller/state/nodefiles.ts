@@ -24,6 +24,13 @@ export interface NodeConf {
   readonly port: number;
   readonly bihaPort: number;
   readonly httpPort: number;
+  /**
+   * Address the HTTP server listens on (bihactl init/add --http-host; default the node's --host).
+   * Absent in files written before the option existed: BIHA_LISTEN_HOST or 0.0.0.0, as then.
+   */
+  readonly httpHost?: string;
+  /** Serve the HTTP port over TLS with the control channel's certificate (--http-tls); absent = false. */
+  readonly httpTls?: boolean;
   readonly mode: NodeMode;
   /** Accepted cluster secrets; [0] is current. */
   readonly secrets: readonly string[];
@@ -63,6 +70,10 @@ export function statePath(pgdata: string): string {
 }
 export function passfilePath(pgdata: string): string {
   return path.join(pgdata, BIHA_DIR, 'pgpass');
+}
+/** The remote management API's user and password hash (ops/httpauth.ts). */
+export function httpCredentialsPath(pgdata: string): string {
+  return path.join(pgdata, BIHA_DIR, 'http_credentials');
 }
 export function logDir(pgdata: string): string {
   return path.join(pgdata, BIHA_DIR, 'log');
