@@ -115,7 +115,9 @@ export class Actions {
     this.busy = true;
     this.say({ ok: true, text: `${method} ${path} …` });
     try {
-      const r = await fetch(path, { method, headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store' });
+      // credentials 'omit': the page's own Authorization header only; a 401 then comes back to
+      // the page instead of opening the browser's login prompt, and no browser-cached login is used.
+      const r = await fetch(path, { method, credentials: 'omit', headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store' });
       const text = await r.text();
       let parsed: unknown = null;
       try {

@@ -1,8 +1,9 @@
 // GET /dashboard on every controller's HTTP port: the page, its assets, the cluster state as JSON
 // (/dashboard/state, the page's polling fallback) and a server-sent event stream
-// (/dashboard/events). The dashboard samples the controller's status a few times a second,
-// derives the history (history.ts) and keeps a few minutes of chart samples; it sends the page an
-// update when what it shows changed, and at least once a second.
+// (/dashboard/events). The dashboard samples the controller's status four times a second while a
+// page is open (once a second otherwise), derives the history (history.ts) and keeps a few
+// minutes of chart samples; it sends the page an update when what it shows changed, and at least
+// once a second.
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { StatusFile } from '../../bridge/sqlbridge.js';
@@ -54,6 +55,8 @@ const SECURITY_HEADERS: Readonly<http.OutgoingHttpHeaders> = {
 
 const ASSET_PREFIX = '/dashboard/assets/';
 const RETRY_MS = 1000;
+/** How often the status is sampled while no page is open (ms). */
+const IDLE_SAMPLE_MS = 1000;
 
 function sampleOf(v: DashView): DashSample {
   return { t_ms: v.generated_at_ms, nodes: v.nodes.map((n) => ({ id: n.id, lag_bytes: n.lag_bytes, lag_ms: n.lag_ms, state: n.state })) };
@@ -71,6 +74,7 @@ export class Dashboard {
   private lastSentAt = 0;
   private pending: DashEvent[] = [];
   private statusError: string | null = null;
+  private lastSampleAt = 0;
 
   constructor(private readonly o: DashboardOptions) {
     this.log = o.logger;
@@ -117,8 +121,14 @@ export class Dashboard {
     return { view: this.view, events: this.events.list(), samples: this.samples.list() };
   }
 
-  /** One sampling step: read the status, derive events, send an update when due. */
+  /**
+   * One sampling step: read the status, derive events, send an update when due. With no page
+   * open, once a second is enough for the history and the charts.
+   */
   sample(): void {
+    const now = Date.now();
+    if (this.hub.size === 0 && now - this.lastSampleAt < IDLE_SAMPLE_MS) return;
+    this.lastSampleAt = now;
     let st: StatusFile;
     try {
       st = this.o.status();
