@@ -74,6 +74,33 @@ describe('history derived from successive views', () => {
     expect(evs[4]!.text).toBe('node 2: transition from "STANDBY" to "STANDBY": pg_rewind from the leader: follow node 1');
   });
 
+  it('on a follower, the other followers aging out with a silent leader are no event; the leader is', () => {
+    const silent = { since_last_hb_ms: 900 };
+    const evs = run(
+      view({ at: 1 }),
+      // Node 2 has not heard from leader 1 for 900 ms (timeout 1000): node 3's relayed state aged out.
+      view({ at: 2, nodes: { 1: silent, 3: { online: false, state: 'UNKNOWN' } } }),
+      view({ at: 3, nodes: { 1: { online: false, state: 'UNKNOWN', since_last_hb_ms: 1100 }, 3: { online: false, state: 'UNKNOWN' } } }),
+      view({ at: 4, leader: null, nodes: { 1: { online: false, state: 'UNKNOWN' }, 3: { online: false, state: 'UNKNOWN' } } }),
+      // Node 3 elected: it was never unreachable.
+      view({ at: 5, term: 4, leader: 3, nodes: { 1: { online: false, state: 'UNKNOWN', leader: false } } }),
+    );
+    expect(evs.map((e) => [e.at_ms, e.kind, e.node])).toEqual([
+      [3, 'node_offline', 1],
+      [4, 'leader_lost', 1],
+      [5, 'failover', 3],
+    ]);
+  });
+
+  it('on the leader\'s page every node going away is an event', () => {
+    const lead = (o: Parameters<typeof view>[0]): DashView => ({ ...view({ leader: 2, ...o }), node_id: 2 });
+    const evs = run(lead({ at: 1 }), lead({ at: 2, nodes: { 3: { online: false, state: 'UNKNOWN' } } }), lead({ at: 3 }));
+    expect(evs.map((e) => [e.at_ms, e.kind, e.node])).toEqual([
+      [2, 'node_offline', 3],
+      [3, 'node_online', 3],
+    ]);
+  });
+
   it('an unknown timeline is no timeline change', () => {
     expect(run(view({ nodes: { 3: { timeline: null } } }), view({ nodes: { 3: { timeline: 4 } } }))).toEqual([]);
   });

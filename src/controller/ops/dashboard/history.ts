@@ -12,6 +12,8 @@ export interface Tracked {
   view: DashView;
   /** The last leader the node knew, kept while there is none (to tell a failover from a first election). */
   lastLeader: number | null;
+  /** Whether each node was last reported reachable (see reliable()). */
+  online: ReadonlyMap<number, boolean>;
 }
 
 /** The node controller's sentence when it starts an automatic rewind (driver/nc.ts). */
@@ -42,6 +44,27 @@ function errorText(n: DashNode): string {
   return e.details ? `${e.type}: ${e.details}` : e.type;
 }
 
+/**
+ * Whether the view's `online` of node n can be believed. A follower knows the other followers
+ * only from the leader's heartbeats: when the leader falls silent, they age out with it although
+ * nothing happened to them. Believed: the serving node and the leader itself, every node on the
+ * leader's page, and on a follower's page while it heard from its leader within half the timeout.
+ */
+export function reliable(v: DashView, n: DashNode): boolean {
+  if (n.self) return true;
+  if (v.leader_id === null) return false;
+  if (v.leader_id === v.node_id || n.id === v.leader_id) return true;
+  const leader = v.nodes.find((x) => x.id === v.leader_id);
+  const timeout = v.heartbeat_send_period * v.heartbeat_max_lost;
+  return leader !== undefined && leader.online && leader.since_last_hb_ms !== null && leader.since_last_hb_ms < timeout / 2;
+}
+
+function reachabilityEvents(after: DashNode, wasOnline: boolean | undefined, before: DashNode, view: DashView): NewEvent[] {
+  if (wasOnline === undefined || wasOnline === after.online) return [];
+  if (!after.online) return [ev(view, 'node_offline', after.id, `node ${after.id} unreachable (last known ${after.last_known_state ?? before.state})`)];
+  return [ev(view, 'node_online', after.id, `node ${after.id} reachable again (${after.state})`)];
+}
+
 function nodeEvents(before: DashNode, after: DashNode, view: DashView): NewEvent[] {
   const out: NewEvent[] = [];
   if (before.timeline !== null && after.timeline !== null && after.timeline !== before.timeline) {
@@ -49,20 +72,22 @@ function nodeEvents(before: DashNode, after: DashNode, view: DashView): NewEvent
   }
   if (before.error === null && after.error !== null) out.push(ev(view, 'node_error', after.id, `node ${after.id} in NODE_ERROR (${errorText(after)})`));
   if (before.error !== null && after.error === null) out.push(ev(view, 'node_error_cleared', after.id, `node ${after.id} left NODE_ERROR (now ${after.state})`));
-  if (before.online && !after.online) out.push(ev(view, 'node_offline', after.id, `node ${after.id} unreachable (last known ${after.last_known_state ?? before.state})`));
-  if (!before.online && after.online) out.push(ev(view, 'node_online', after.id, `node ${after.id} reachable again (${after.state})`));
   return out;
 }
 
 /** The events between two successive views; the first view gives none. */
 export function deriveEvents(prev: Tracked | null, next: DashView): { events: NewEvent[]; tracked: Tracked } {
   const lastLeader = next.leader_id ?? prev?.lastLeader ?? null;
-  const tracked: Tracked = { view: next, lastLeader };
+  const online = new Map(prev?.online ?? []);
+  for (const n of next.nodes) if (!online.has(n.id) || reliable(next, n)) online.set(n.id, n.online);
+  const tracked: Tracked = { view: next, lastLeader, online };
   if (prev === null) return { events: [], tracked };
   const events = leaderEvents(prev, next);
   for (const after of next.nodes) {
     const before = prev.view.nodes.find((n) => n.id === after.id);
-    if (before) events.push(...nodeEvents(before, after, next));
+    if (!before) continue;
+    events.push(...nodeEvents(before, after, next));
+    if (reliable(next, after)) events.push(...reachabilityEvents(after, prev.online.get(after.id), before, next));
   }
   if (next.decision !== prev.view.decision && REWIND_RE.test(next.decision)) {
     events.push(ev(next, 'rewind', next.node_id, `node ${next.node_id}: ${next.decision}`));
