@@ -3,7 +3,7 @@
 import uPlot from 'uplot';
 import type { DashSample } from '../controller/ops/dashboard/wire.js';
 import { el } from './dom.js';
-import { STATE_LEVEL_NAMES, fmtBytes, fmtMs, stateLevel } from './format.js';
+import { STATE_LEVEL_NAMES, fmtBytes, fmtClock, fmtMs, stateLevel } from './format.js';
 
 const WINDOW_MS = 5 * 60_000;
 const HEIGHT = 160;
@@ -47,7 +47,7 @@ function options(spec: ChartSpec, ids: readonly number[], width: number): uPlot.
       })),
     ],
     axes: [
-      {},
+      { values: (_u, splits) => splits.map((v) => fmtClock(v * 1000)) },
       {
         size: levels ? 100 : 80,
         values: (_u, splits) => splits.map((v) => spec.ticks(v)),

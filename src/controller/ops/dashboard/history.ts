@@ -61,7 +61,10 @@ export function reliable(v: DashView, n: DashNode): boolean {
 
 function reachabilityEvents(after: DashNode, wasOnline: boolean | undefined, before: DashNode, view: DashView): NewEvent[] {
   if (wasOnline === undefined || wasOnline === after.online) return [];
-  if (!after.online) return [ev(view, 'node_offline', after.id, `node ${after.id} unreachable (last known ${after.last_known_state ?? before.state})`)];
+  if (!after.online) {
+    const known = [after.last_known_state, before.state].find((x) => x && x !== 'UNKNOWN');
+    return [ev(view, 'node_offline', after.id, `node ${after.id} unreachable${known ? ` (last known ${known})` : ''}`)];
+  }
   return [ev(view, 'node_online', after.id, `node ${after.id} reachable again (${after.state})`)];
 }
 
