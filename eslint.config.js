@@ -8,7 +8,7 @@ export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/jepsen-lite/runs/**'] },
   {
     files: ['**/*.ts'],
-    languageOptions: { parser: tseslint.parser, parserOptions: { project: './tsconfig.json' } },
+    languageOptions: { parser: tseslint.parser, parserOptions: { project: ['./tsconfig.json', './src/dashboard/tsconfig.json'] } },
     plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
     settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
     rules: {

@@ -20,6 +20,8 @@ mkdir -p "$lib" "$OUT"
 
 echo "package: compiling into the package tree"
 npx tsc -p tsconfig.build.json --outDir "$lib/dist"
+echo "package: bundling the dashboard page into the package tree"
+node scripts/build-dashboard.mjs "$lib/dist/dashboard"
 cp -r bin sql conf-templates package.json package-lock.json README.md "$lib/"
 echo "package: installing the runtime dependencies (npm ci --omit=dev)"
 (cd "$lib" && { npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \

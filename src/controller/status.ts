@@ -161,6 +161,7 @@ export function buildStatus(i: StatusInputs): StatusFile {
       switchover: i.switchover,
       wal: walPositions(s),
       sync_standby: isSyncStandby(i, status),
+      peer_wal: i.peers.filter((p) => p.id !== i.selfId && p.wal.lsn > 0).map((p) => ({ id: p.id, tli: p.wal.tli, lsn: formatLsn(p.wal.lsn) })),
     },
   } satisfies StatusFile;
 }

@@ -65,6 +65,9 @@ describe('the release package', () => {
     const list = (await run('tar', ['-tzf', tgz])).stdout.split('\n').filter(Boolean);
     expect(list).toContain('package/bin/bihactl.js');
     expect(list).toContain('package/dist/bihactl/main.js');
+    // The dashboard page, bundled at packaging time: nothing is fetched at run time.
+    expect(list).toContain('package/dist/dashboard/index.html');
+    expect(list.filter((f) => /^package\/dist\/dashboard\/app-[A-Z0-9]+\.js$/.test(f))).toHaveLength(1);
     expect(list).toContain('package/sql/biha--1.0.sql');
     expect(list).toContain('package/conf-templates/postgresql.biha.conf.tmpl');
     expect(list.filter((f) => f.startsWith('package/src/') || f.startsWith('package/test/'))).toEqual([]);

@@ -146,6 +146,8 @@ export interface StatusExtra {
   wal?: { current: number | null; received: number | null; replayed: number | null } | null;
   /** This follower is one of the leader's synchronous standbys (synchronous_standby_names). */
   sync_standby?: boolean;
+  /** The WAL position each other member last reported (as the leader relays it): timeline and LSN as 0/59029D50. */
+  peer_wal?: Array<{ id: number; tli: number; lsn: string }>;
 }
 
 

@@ -13,6 +13,8 @@
 //   /readiness                              200 on the writable leader or a streaming follower
 //   /cluster                                the cluster as biha.status_v shows it, plus the config
 //   /metrics                                Prometheus text
+//   /dashboard                              the live cluster page (its assets, /dashboard/state and
+//                                           the /dashboard/events stream: dashboard/dashboard.ts)
 //
 // The remote management API (/switchover, /config, ... : ops/api.ts) is given in as `api` and
 // answers its own paths; `tls` makes the server HTTPS.
@@ -20,7 +22,8 @@
 // Any other status is 503. GET answers with a small JSON document (role, state, term, ...); HEAD
 // and OPTIONS answer with the same status code and no body. Other methods get 405, unknown paths
 // 404, a malformed lag 400. Everything is computed from one StatusFile per request (the one
-// Controller.statusSnapshot() returns); the server keeps no state of its own.
+// Controller.statusSnapshot() returns); apart from the dashboard's history and chart samples the
+// server keeps no state of its own.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +33,8 @@ import type { Metrics } from './metrics.js';
 import { nodeView, pgRunning } from './nodeview.js';
 import type { NodeView } from './nodeview.js';
 import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
+import { DASHBOARD_PATHS, Dashboard } from './dashboard/dashboard.js';
+import type { DashboardOptions } from './dashboard/dashboard.js';
 import type { HttpApi } from './httpbody.js';
 
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
@@ -50,7 +55,9 @@ export interface HttpServerOptions {
   logger: Logger;
   source: HttpStatusSource;
   metrics: Metrics;
-  /** The remote management API; without it only the health checks, /cluster and /metrics are served. */
+  /** The dashboard's settings (default: on, with the built assets beside the code); false: off. */
+  dashboard?: Partial<Omit<DashboardOptions, 'status' | 'logger'>> | false;
+  /** The remote management API; without it only the health checks, /cluster, /metrics and the dashboard are served. */
   api?: HttpApi;
   /** Serve HTTPS with this key and certificate chain (PEM). */
   tls?: { key: string; cert: string };
@@ -80,7 +87,7 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
 ]);
 
 /** Every path the server answers (for docs and tests). */
-export const HTTP_PATHS: readonly string[] = [...ROUTES.keys()];
+export const HTTP_PATHS: readonly string[] = [...ROUTES.keys(), ...DASHBOARD_PATHS];
 
 const ALLOW = 'GET, HEAD, OPTIONS';
 const MAX_ECHO = 120;
@@ -265,6 +272,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     }
   };
 
+  const dashboard = o.dashboard === false ? null : new Dashboard({ ...o.dashboard, status: () => o.source.status(), logger: log });
   const apiPaths = new Set(o.api?.paths ?? []);
   const allPaths = [...HTTP_PATHS, ...apiPaths];
 
@@ -280,6 +288,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     const route = ROUTES.get(path);
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
       send(req, res, 405, { error: 'method_not_allowed', method: echo(method), allow: ALLOW });
+      return;
+    }
+    if (dashboard?.handles(path)) {
+      dashboard.handle(req, res, path);
       return;
     }
     if (!route) {
@@ -378,7 +390,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
   const port = (server.address() as AddressInfo).port;
   const scheme = o.tls ? 'https' : 'http';
   const where = `${scheme}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
-  log.info({ host: o.host, port, tls: Boolean(o.tls), api: Boolean(o.api) }, `HTTP health checks, metrics${o.api ? ' and management API' : ''} listening on ${where}`);
+  log.info({ host: o.host, port, tls: Boolean(o.tls), api: Boolean(o.api) }, `HTTP health checks, metrics, dashboard${o.api ? ' and management API' : ''} listening on ${where}`);
+  dashboard?.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -386,6 +399,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServerH
     close(): Promise<void> {
       o.api?.close();
       closing ??= new Promise<void>((resolve) => {
+        dashboard?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       });
