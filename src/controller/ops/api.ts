@@ -47,12 +47,15 @@ type Handler = (body: Record<string, unknown>) => Promise<HttpReply>;
 /** A scheduled switchover waits at most this long. */
 const MAX_SCHEDULE_MS = 7 * 24 * 3600 * 1000;
 
-/** HTTP status of a BihaError code (a remote one included). */
+/** The HTTP status of a refusal, by error code (503: the cluster could not do it now). */
+const STATUS_OF_CODE: ReadonlyMap<string, number> = new Map([
+  ...['bad_args', 'invalid', 'unknown_node', 'not_eligible', 'bad_json', 'unknown_command'].map((c) => [c, 400] as const),
+  ...['is_leader', 'no_data', 'streaming', 'reinit_running', 'restart_running', 'scheduled', 'sync_loss', 'backup_locked'].map((c) => [c, 409] as const),
+  ['leader_mismatch', 412],
+]);
+
 export function statusOfCode(code: string): number {
-  if (/^(bad_args|invalid|unknown_node|not_eligible|bad_json|unknown_command)$/.test(code)) return 400;
-  if (/^(is_leader|no_data|streaming|reinit_running|restart_running|scheduled|sync_loss|backup_locked)$/.test(code)) return 409;
-  if (code === 'leader_mismatch') return 412;
-  return 503;
+  return STATUS_OF_CODE.get(code) ?? 503;
 }
 
 function codeOf(e: unknown): string {
