@@ -131,7 +131,12 @@ describe('a controller killed while pg_rewind runs', () => {
       await bihaOk(['reinit', `--pgdata=${pgdata}`]);
       await c.start(old);
     }
-    await c.waitStreaming(old, 90_000);
+    await c.waitStreaming(old, 90_000).catch((e: unknown) => {
+      // Which way out was taken, and what the node's logs say, for the post-mortem.
+      const tail = (f: string): string => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').slice(-40).join('\n') : '(none)');
+      const logs = path.join(pgdata, 'pg_biha', 'log');
+      throw new Error(`${String(e)}; bihactl rewind exited ${r.code}: ${r.stderr.trim()}\n--- controller.log\n${tail(path.join(logs, 'controller.log'))}\n--- postgresql.log\n${tail(path.join(logs, 'postgresql.log'))}`);
+    });
     expect((await c.status(old)).error.type).toBe('NO_ERROR');
     const t = await c.su<{ t: string | null }>(old, "select to_regclass('only_on_old')::text as t", 'biha_db');
     expect(t[0]?.t).toBeNull();
