@@ -117,15 +117,23 @@ describe('a controller killed while pg_rewind runs', () => {
     expect(fs.existsSync(`${pgdata}.biha-rewind-save/rewind-in-progress`)).toBe(false);
 
     // The way out: rewind again from the leader. When the crash came after pg_rewind had copied a
-    // WAL segment the source was still writing, the copy ends before the point where the others'
-    // timelines forked, and pg_rewind cannot read back from there ("could not find previous WAL
-    // record"): then the runbook's last resort, bihactl reinit: a fresh copy under the same registration.
+    // WAL segment the source was still writing, that copy ends before the point where the others'
+    // timelines forked. Then either pg_rewind cannot read back from there ("could not find previous
+    // WAL record"), or it succeeds but keeps the short segment (it copies no WAL from before the
+    // last common checkpoint), and recovery stops at its end ("record with incorrect prev-link")
+    // without streaming. Either way the runbook's last resort follows: bihactl reinit, a fresh copy
+    // under the same registration.
     const r = await bihactl(['rewind', `--pgdata=${pgdata}`]);
+    let streams = false;
     if (r.code === 0) {
       expect(r.stderr).toContain('rewound from node');
+      streams = await c.waitStreaming(old, 60_000).then(() => true, () => false);
+      if (!streams) expect(fs.readFileSync(path.join(pgdata, 'pg_biha', 'log', 'postgresql.log'), 'utf8')).toMatch(/record with incorrect prev-link/);
     } else {
       expect(r.stderr).toMatch(/pg_rewind failed .*could not find previous WAL record/);
       expect(c.postmasterPid(old)).toBeNull();
+    }
+    if (!streams) {
       // (The magic string of the cluster's start names this node itself as the seed: bihactl
       // reinit finds the leader through the members the node knows.)
       await bihaOk(['reinit', `--pgdata=${pgdata}`]);

@@ -22,12 +22,14 @@ export function wantedSlots(config: ClusterConfig, selfId: NodeId): string[] {
 }
 
 /**
- * The slots a primary makes hold WAL now: those of the data nodes that are down or in NODE_ERROR.
+ * The slots a primary makes hold WAL now: those of the data nodes not in `live` (down or in
+ * NODE_ERROR; NC passes every node as not live once SLOT_GRACE_MS have passed since the promotion).
  * A slot made on a standby holds no WAL, and PostgreSQL can only make a slot hold WAL when it is
  * created, so a primary drops such a slot and creates it again. It never does that to a slot whose
  * node is live: that follower connects to the new leader as soon as it knows it, maybe while the
  * slot is briefly missing, and would then wait wal_retrieve_retry_interval (5 s) before trying
- * again. A live follower's first reply makes its slot hold WAL anyway.
+ * again. A live follower's first reply makes its slot hold WAL anyway; one that has not streamed
+ * within the grace (rewinding, its PostgreSQL stopped) gets a slot that holds WAL for it.
  */
 export function slotsToHold(config: ClusterConfig, selfId: NodeId, live: ReadonlySet<NodeId>): string[] {
   return config.nodes

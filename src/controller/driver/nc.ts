@@ -337,6 +337,9 @@ async function stopRun(c: NcContext): Promise<void> {
   c.setObserved({ role: 'STOPPED', upstream: 0, stalled: false });
 }
 
+/** How long a new primary leaves the slots of live followers to their first reply (duties.ts slotsToHold). */
+export const SLOT_GRACE_MS = 10_000;
+
 function slotsKey(p: Situation['slots']): string {
   return `${p.want.join(',')}|hold:${p.hold.join(',')}`;
 }
@@ -433,6 +436,8 @@ export class NodeCtl {
   private obs: Observed = { role: 'STOPPED', upstream: 0, stalled: false, diverged: null, checkedTli: 0 };
   private applied = { slots: '', sync: '' };
   private pgTli = 0;
+  /** When PostgreSQL was last seen to become a primary (slotsToHold's grace runs from there). */
+  private primarySince = 0;
   /** Upstream timelines fetched before a cycle, with when. */
   private fetched = new Map<NodeId, { info: TimelineInfo; at: number }>();
   private readonly ctx: NcContext;
@@ -474,6 +479,7 @@ export class NodeCtl {
     this.obs = { role, upstream: standby ? this.obs.upstream : 0, stalled: false, diverged: standby ? this.obs.diverged : null, checkedTli: standby ? this.obs.checkedTli : 0 };
     // Whatever PostgreSQL holds now was not put there by NC: slots and settings are checked again.
     this.applied = { slots: '', sync: '' };
+    if (role === 'PRIMARY') this.primarySince = this.d.sched.now();
     this.kick();
   }
 
@@ -503,6 +509,7 @@ export class NodeCtl {
   private setObserved(p: Partial<Observed>): void {
     const next = { ...this.obs, ...p };
     if (next.role !== this.obs.role) this.applied = { slots: '', sync: '' };
+    if (next.role === 'PRIMARY' && this.obs.role !== 'PRIMARY') this.primarySince = this.d.sched.now();
     this.obs = next;
   }
 
@@ -574,7 +581,9 @@ export class NodeCtl {
     const follow = up && isDataNode(up) ? up : null;
     const slots = {
       want: wantedSlots(config, this.d.selfId),
-      hold: o.role === 'PRIMARY' ? slotsToHold(config, this.d.selfId, this.d.liveNodes()) : [],
+      // Right after a promotion the live followers are connecting: their slots are left to them.
+      // After SLOT_GRACE_MS a slot still without WAL is made to hold it whoever its node is.
+      hold: o.role !== 'PRIMARY' ? [] : slotsToHold(config, this.d.selfId, this.d.sched.now() - this.primarySince < SLOT_GRACE_MS ? this.d.liveNodes() : new Set()),
     };
     const inError = this.d.nodesInError();
     const syncWanted = syncStandbyNames(config, this.d.selfId, inError);
