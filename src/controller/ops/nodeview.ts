@@ -1,17 +1,8 @@
 // What one node is, derived from one StatusFile: PostgreSQL's role in Patroni's words, the biha
 // state, the timeline and this node's own replication lag. The health checks (http.ts) and the
 // metrics (metrics.ts) read a node the same way through nodeView().
-import { parseLsn } from '../pg/lsn.js';
+import { lsnOf } from '../pg/lsn.js';
 import type { StatusFile } from '../bridge/sqlbridge.js';
-
-function lsnOf(text: string | null | undefined): number | null {
-  if (typeof text !== 'string') return null;
-  try {
-    return parseLsn(text);
-  } catch {
-    return null;
-  }
-}
 
 /** What the checks look at, derived from one StatusFile. */
 export interface NodeView {

@@ -20,6 +20,16 @@ export function parseLsnOrNull(text: string | null | undefined): number | null {
   return parseLsn(text);
 }
 
+/** A WAL position from text that may be anything (a status file's field): null unless it is one. */
+export function lsnOf(text: unknown): number | null {
+  if (typeof text !== 'string') return null;
+  try {
+    return parseLsn(text);
+  } catch {
+    return null;
+  }
+}
+
 export function formatLsn(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new BihaError('bad_lsn', `${n} is not a WAL position`);

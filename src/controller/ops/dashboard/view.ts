@@ -1,19 +1,10 @@
 // The dashboard's view of the cluster, derived from one StatusFile (what biha.status_v shows plus
 // the monitoring rows and the WAL positions the leader relays). Pure.
 import type { StatusFile } from '../../bridge/sqlbridge.js';
-import { parseLsn } from '../../pg/lsn.js';
+import { lsnOf } from '../../pg/lsn.js';
 import type { DashHealth, DashNode, DashView } from './wire.js';
 
 type Row = StatusFile['status'][number];
-
-function lsnOf(text: string | null | undefined): number | null {
-  if (typeof text !== 'string') return null;
-  try {
-    return parseLsn(text);
-  } catch {
-    return null;
-  }
-}
 
 function isLeaderState(state: string): boolean {
   return state === 'LEADER_RW' || state === 'LEADER_RO';
