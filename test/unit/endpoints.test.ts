@@ -8,56 +8,25 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClientEndpoints } from '../../src/controller/ops/endpoints.js';
 import { Metrics } from '../../src/controller/ops/metrics.js';
 import type { Backend, Routes } from '../../src/controller/ops/proxyroute.js';
+import { claimPorts } from '../helpers/ports.js';
+import { echoServer, tcpClient, until } from '../helpers/tcp.js';
+import type { Cleanups, TcpClient } from '../helpers/tcp.js';
 
-const PROXY_PORT = 27420;
-const A: Backend = { id: 1, host: '127.0.0.1', port: 27421 };
-const B: Backend = { id: 2, host: '127.0.0.1', port: 27422 };
+const PROXY_PORT = claimPorts(27420, 3);
+const A: Backend = { id: 1, host: '127.0.0.1', port: PROXY_PORT + 1 };
+const B: Backend = { id: 2, host: '127.0.0.1', port: PROXY_PORT + 2 };
 
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 async function echo(b: Backend): Promise<void> {
-  const sockets = new Set<net.Socket>();
-  const srv = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    s.on('data', (d) => s.write(`${b.id}:${d.toString()}`));
-  });
-  await new Promise<void>((r) => srv.listen(b.port, b.host, () => r()));
-  cleanups.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => srv.close(() => r()));
-  });
+  await echoServer(b.port, b.host, String(b.id), cleanups);
 }
 
-interface Client {
-  sock: net.Socket;
-  received(): string;
-  closed: Promise<void>;
-}
-async function connect(): Promise<Client> {
-  const sock = net.connect(PROXY_PORT, '127.0.0.1');
-  let data = '';
-  sock.on('data', (d) => (data += d.toString()));
-  sock.on('error', () => undefined);
-  const closed = new Promise<void>((r) => sock.on('close', () => r()));
-  await new Promise<void>((r, j) => {
-    sock.once('connect', () => r());
-    sock.once('error', j);
-  });
-  cleanups.push(async () => void sock.destroy());
-  return { sock, received: () => data, closed };
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+async function connect(): Promise<TcpClient> {
+  return await tcpClient(PROXY_PORT, cleanups);
 }
 
 /** Endpoints on node 3 whose raft view and peers' answers the test sets. */

@@ -2,36 +2,27 @@
 // and sent on when one appears, closed after the hold, closed when the owner drops their backend,
 // and the connection limit. Backends are plain TCP echo servers (the proxy parses nothing).
 // Ports: 27400-27419 (this suite's share of its range).
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpProxy } from '../../src/controller/ops/proxy.js';
 import type { Backend } from '../../src/controller/ops/proxyroute.js';
+import { claimPorts } from '../helpers/ports.js';
+import { echoServer, tcpClient, until } from '../helpers/tcp.js';
+import type { Cleanups, TcpClient } from '../helpers/tcp.js';
 
-const PROXY_PORT = 27400;
-const ECHO_A = 27401;
-const ECHO_B = 27402;
-const CLOSED_PORT = 27403;
+const PROXY_PORT = claimPorts(27400, 4);
+const ECHO_A = PROXY_PORT + 1;
+const ECHO_B = PROXY_PORT + 2;
+const CLOSED_PORT = PROXY_PORT + 3;
 
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 /** An echo server that prefixes each reply with its name. */
 async function echo(port: number, name: string): Promise<{ sockets: Set<net.Socket> }> {
-  const sockets = new Set<net.Socket>();
-  const srv = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    s.on('data', (d) => s.write(`${name}:${d.toString()}`));
-  });
-  await new Promise<void>((r) => srv.listen(port, '127.0.0.1', () => r()));
-  cleanups.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => srv.close(() => r()));
-  });
-  return { sockets };
+  return { sockets: await echoServer(port, '127.0.0.1', name, cleanups) };
 }
 
 async function proxy(pick: () => Backend | null, o: { holdMs?: number; maxConns?: number } = {}): Promise<TcpProxy> {
@@ -45,31 +36,8 @@ async function proxy(pick: () => Backend | null, o: { holdMs?: number; maxConns?
   return p;
 }
 
-interface Client {
-  sock: net.Socket;
-  received(): string;
-  closed: Promise<void>;
-}
-async function connect(): Promise<Client> {
-  const sock = net.connect(PROXY_PORT, '127.0.0.1');
-  let data = '';
-  sock.on('data', (d) => (data += d.toString()));
-  sock.on('error', () => undefined);
-  const closed = new Promise<void>((r) => sock.on('close', () => r()));
-  await new Promise<void>((r, j) => {
-    sock.once('connect', () => r());
-    sock.once('error', j);
-  });
-  cleanups.push(async () => void sock.destroy());
-  return { sock, received: () => data, closed };
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+async function connect(): Promise<TcpClient> {
+  return await tcpClient(PROXY_PORT, cleanups);
 }
 
 const A: Backend = { id: 1, host: '127.0.0.1', port: ECHO_A };
