@@ -147,22 +147,12 @@ function tuneConf(c: TestCluster, i: number): void {
   fs.writeFileSync(f, text);
 }
 
-/** TestCluster.create(), step by step, with tuneConf() before each node's first start. */
+/** TestCluster.create() with tuneConf() before each node's first start. */
 async function makeCluster(basePort: number, hb: number, lost: number, syncStandbys = 0): Promise<TestCluster> {
   const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost, ...(syncStandbys > 0 ? { syncStandbys } : {}) });
   clusters.push(c);
   const t = performance.now();
-  const r = await c.init();
-  if (r.code !== 0) throw new Error(`bihactl init failed: ${r.stderr}`);
-  for (const i of c.ids()) {
-    if (i > 1) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`bihactl add of node ${i} failed: ${a.stderr}`);
-    }
-    tuneConf(c, i);
-    await c.start(i);
-    if (i >= 2) await c.waitLeader();
-  }
+  await c.create([], 3, { beforeStart: (i) => tuneConf(c, i) });
   const leader = await healthyLeader(c);
   console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}${syncStandbys > 0 ? `, ${syncStandbys} synchronous standby` : ''}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
   await chooseWriter(c, leader);

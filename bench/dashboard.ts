@@ -83,25 +83,10 @@ async function watchElection(c: TestCluster, killed: number, deadlineMs: number)
   return null;
 }
 
-function setAutorewind(c: TestCluster, i: number): void {
-  const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
-  const text = fs.readFileSync(f, 'utf8');
-  fs.writeFileSync(f, /^biha\.autorewind\s*=.*$/m.test(text) ? text.replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true') : `${text}\nbiha.autorewind = true\n`);
-}
 
 async function makeCluster(): Promise<TestCluster> {
   const c = new TestCluster({ nodes: 3, basePort: 26600, heartbeatSendPeriod: 200, heartbeatMaxLost: 5 });
-  const r = await c.init();
-  if (r.code !== 0) throw new Error(`bihactl init failed: ${r.stderr}`);
-  for (const i of c.ids()) {
-    if (i > 1) {
-      const a = await c.add(i);
-      if (a.code !== 0) throw new Error(`bihactl add of node ${i} failed: ${a.stderr}`);
-    }
-    setAutorewind(c, i);
-    await c.start(i);
-    if (i >= 2) await c.waitLeader();
-  }
+  await c.create([], 3, { beforeStart: () => c.setAutorewind(true) });
   return c;
 }
 

@@ -48,28 +48,14 @@ const tps = (x: number): string => `${x.toFixed(0)} tps`;
 async function makeCluster(): Promise<TestCluster> {
   const c = new TestCluster({ nodes: 3, basePort: BASE_PORT, heartbeatSendPeriod: HB_MS, heartbeatMaxLost: HB_LOST });
   const args = (i: number): string[] => [`--proxy-port=${proxyPort(c, i)}`];
-  const r = await c.init(args(1));
-  if (r.code !== 0) throw new Error(`bihactl init failed: ${r.stderr}`);
-  setAutorewind(c, 1);
-  await c.start(1);
-  for (const i of [2, 3]) {
-    const a = await c.add(i, args(i));
-    if (a.code !== 0) throw new Error(`bihactl add of node ${i} failed: ${a.stderr}`);
-    setAutorewind(c, i);
-    await c.start(i);
-    await c.waitLeader();
-  }
+  // A killed leader whose WAL went past the fork rejoins through pg_rewind, so the cluster can be reused.
+  await c.create(args(1), 3, { args, beforeStart: () => c.setAutorewind(true) });
   const l = await c.waitLeader();
   for (const i of c.ids()) if (i !== l) await c.waitStreaming(i);
   console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, proxy ports ${c.ids().map((i) => proxyPort(c, i)).join(', ')}, heartbeat ${HB_MS} ms x ${HB_LOST}, node ${l} leads`);
   return c;
 }
 
-/** A killed leader whose WAL went past the fork rejoins through pg_rewind, so the cluster can be reused. */
-function setAutorewind(c: TestCluster, i: number): void {
-  const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
-  fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace(/^biha\.autorewind\s*=.*$/m, 'biha.autorewind = true'));
-}
 
 // ---- throughput ----
 

@@ -146,13 +146,15 @@ export class TestCluster {
    * init (with `initExtra`) + start node 1, then add + start nodes 2..`count` one by one, waiting
    * for a writable leader; nodes above `count` are left for the test to add.
    */
-  async create(initExtra: string[] = [], count = this.o.nodes): Promise<void> {
+  async create(initExtra: string[] = [], count = this.o.nodes, each: { args?: (i: number) => string[]; beforeStart?: (i: number) => void } = {}): Promise<void> {
     const r = await this.init(initExtra);
     if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+    each.beforeStart?.(1);
     await this.start(1);
     for (let i = 2; i <= count; i++) {
-      const a = await this.add(i);
+      const a = await this.add(i, each.args?.(i) ?? []);
       if (a.code !== 0) throw new Error(`add ${i} failed: ${a.stderr}`);
+      each.beforeStart?.(i);
       await this.start(i);
       if (i >= (this.o.minnodes ?? 2)) await this.waitLeader();
     }
