@@ -1,4 +1,4 @@
-// Health, cluster and metrics endpoints of one controller over plain node:http. The health checks
+// Health, cluster and metrics endpoints of one controller over node:http (node:https with `tls`). The health checks
 // follow Patroni's REST API, so that HAProxy, pgbouncer and Kubernetes recipes written for Patroni
 // work unchanged (docs/operations.md):
 //
