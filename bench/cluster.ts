@@ -23,207 +23,19 @@
 // Every figure is printed as the median over the runs with min and max, and each failover or
 // switchover run with the durations read from the controller logs (state changes, NC actions).
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
-import { connectMultiHost, measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
-import type { MultiHostTarget } from '../src/client/multihost.js';
-import { PASSWORD, TestCluster, bihactl, sleep, waitFor } from '../test/helpers/cluster.js';
+import type pg from 'pg';
+import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
+import type { TestCluster } from '../test/helpers/cluster.js';
+import { bihactl, sleep } from '../test/helpers/cluster.js';
+import { connect, destroyOnSignal, dropCluster, clusters, healthyLeader, makeCluster, one } from './lib/cluster.js';
+import { logEvents, timeline } from './lib/logs.js';
+import { CLK_TCK, childrenOf, cpuTicks, rssKb } from './lib/proc.js';
+import { benchRuns, fmtMs, line, median } from './lib/report.js';
 
-const RUNS = Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
+const RUNS = benchRuns();
 const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'] ?? 30) || 30);
-const CLK_TCK = 100; // Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat
-
-// ---- statistics and printing ----
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-interface Summary {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function summary(xs: readonly number[]): Summary {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
-}
-
-function fmtMs(ms: number): string {
-  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
-  if (ms >= 10) return `${ms.toFixed(0)} ms`;
-  return `${ms.toFixed(2)} ms`;
-}
-
-function line(what: string, xs: readonly number[], fmt: (x: number) => string, target?: { max: number; text: string }): void {
-  if (xs.length === 0) {
-    console.log(`  ${what}: no successful run`);
-    return;
-  }
-  const s = summary(xs);
-  const verdict = target ? `   target ${target.text}: ${s.median <= target.max ? 'met' : 'MISSED'}` : '';
-  console.log(`  ${what}: median ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, ${s.n} runs)${verdict}`);
-}
-
-// ---- cluster helpers ----
-
-/** Every cluster this process created and has not destroyed yet. */
-const clusters: TestCluster[] = [];
-
-/** A session as biha_replication_user (a biha_cluster_management_role member) on node i. */
-async function connect(c: TestCluster, i: number): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port: c.port(i), user: 'biha_replication_user', password: PASSWORD, database: 'biha_db', connectionTimeoutMillis: 3000 });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-async function one<T>(c: TestCluster, i: number, sql: string): Promise<T | undefined> {
-  const client = await connect(c, i);
-  try {
-    return (await client.query(sql)).rows[0] as T | undefined;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/**
- * True when node i sees `leader` lead a healthy 3-node cluster: every node online in the right
- * state, all control connections ACTIVE, PostgreSQL in the matching role and, on the leader,
- * both followers streaming.
- */
-async function healthyFrom(c: TestCluster, i: number, leader: number): Promise<boolean> {
-  const r = await one<{ ok: boolean }>(c, i, `
-    SELECT (SELECT count(*) = 3 AND bool_and(leader_id = ${leader} AND online
-                  AND state = CASE WHEN id = ${leader} THEN 'LEADER_RW' ELSE 'FOLLOWER' END)
-              FROM biha.status_v)
-       AND (SELECT count(*) = 2 AND bool_and(state = 'ACTIVE') FROM biha.nodes_v)
-       AND pg_is_in_recovery() = (${i} <> ${leader})
-       AND (${i} <> ${leader} OR (SELECT count(*) = 2 AND bool_and(follower_state = 'streaming')
-                                   FROM biha.monitoring())) AS ok`);
-  return r?.ok === true;
-}
-
-async function waitHealthy(c: TestCluster, leader: number, timeoutMs = 180_000): Promise<void> {
-  for (const i of c.ids()) {
-    await waitFor(`node ${i} to see node ${leader} lead a healthy cluster`, async () => healthyFrom(c, i, leader), timeoutMs, 200);
-  }
-}
-
-/** The LEADER_RW every reachable node agrees on, once the cluster is healthy. */
-async function healthyLeader(c: TestCluster): Promise<number> {
-  const leader = await waitFor('a LEADER_RW', async () => {
-    for (const i of c.ids()) {
-      const r = await one<{ id: number }>(c, i, "SELECT id FROM biha.status_v WHERE state = 'LEADER_RW'").catch(() => undefined);
-      if (r) return r.id;
-    }
-    return null;
-  }, 180_000, 200);
-  await waitHealthy(c, leader);
-  return leader;
-}
-
-/**
- * Settings made in postgresql.biha.conf before each controller first starts (it reads them at
- * start): biha.autorewind = true, so that a killed leader whose WAL went past the new timeline's
- * fork rejoins through pg_rewind instead of stopping in NODE_ERROR and the cluster can be reused;
- * and the NC (node controller) categories Log and Warn at LOG, so that controller.log shows each
- * transition and its duration (the generated file sets them to DEBUG4, which hides them).
- */
-function tuneConf(c: TestCluster, i: number): void {
-  const f = path.join(c.pgdata(i), 'postgresql.biha.conf');
-  const set = (text: string, name: string, value: string): string => {
-    const re = new RegExp(`^${name.replace('.', '\\.')}\\s*=.*$`, 'm');
-    return re.test(text) ? text.replace(re, `${name} = ${value}`) : `${text}\n${name} = ${value}\n`;
-  };
-  let text = fs.readFileSync(f, 'utf8');
-  text = set(text, 'biha.autorewind', 'true');
-  text = set(text, 'biha.NodeControllerLog_log_level', 'LOG');
-  text = set(text, 'biha.NodeControllerWarn_log_level', 'LOG');
-  fs.writeFileSync(f, text);
-}
-
-/** TestCluster.create() with tuneConf() before each node's first start. */
-async function makeCluster(basePort: number, hb: number, lost: number, syncStandbys = 0): Promise<TestCluster> {
-  const c = new TestCluster({ nodes: 3, basePort, heartbeatSendPeriod: hb, heartbeatMaxLost: lost, ...(syncStandbys > 0 ? { syncStandbys } : {}) });
-  clusters.push(c);
-  const t = performance.now();
-  await c.create([], 3, { beforeStart: (i) => tuneConf(c, i) });
-  const leader = await healthyLeader(c);
-  console.log(`cluster ${c.dir}: 3 nodes on ports ${c.ids().map((i) => c.port(i)).join(', ')}, heartbeat ${hb} ms x ${lost}${syncStandbys > 0 ? `, ${syncStandbys} synchronous standby` : ''}, node ${leader} leads (ready in ${fmtMs(performance.now() - t)})`);
-  await chooseWriter(c, leader);
-  return c;
-}
-
-// ---- the writing client ----
-
 const writeGap = measureWriteGap;
-let writerChecked = false;
-
-/**
- * Checks once that connectMultiHost of src/client/multihost.ts honours
- * target_session_attrs=read-write: asked for [a follower, the leader], it must pick the leader,
- * or every insert of the write-gap loop would fail on a hot standby and the figures mean nothing.
- */
-async function chooseWriter(c: TestCluster, leader: number): Promise<void> {
-  if (writerChecked) return;
-  writerChecked = true;
-  const follower = (leader % 3) + 1;
-  const t = parseMultiHostUri(`postgresql://biha_replication_user:${PASSWORD}@127.0.0.1:${c.port(follower)},127.0.0.1:${c.port(leader)}/biha_db?target_session_attrs=read-write&connect_timeout=2`);
-  const { client, port } = await connectMultiHost(t);
-  await client.end().catch(() => undefined);
-  if (port !== c.port(leader))
-    throw new Error(`connectMultiHost(target_session_attrs=read-write) picked the hot standby node ${follower} over the leader node ${leader}`);
-  console.log('writer: measureWriteGap of src/client/multihost.ts');
-}
-
-// ---- controller logs ----
-
-interface LogEvent {
-  t: number;
-  msg: string;
-  ms?: number;
-}
-
-function logEvents(c: TestCluster, i: number, sinceWall: number): LogEvent[] {
-  let text = '';
-  try {
-    text = fs.readFileSync(path.join(c.pgdata(i), 'pg_biha', 'log', 'controller.log'), 'utf8');
-  } catch {
-    return [];
-  }
-  const out: LogEvent[] = [];
-  for (const l of text.split('\n')) {
-    if (!l.startsWith('{')) continue;
-    try {
-      const j = JSON.parse(l) as { time?: string; msg?: string; ms?: number };
-      const t = j.time ? Date.parse(j.time) : NaN;
-      if (!Number.isFinite(t) || t < sinceWall) continue;
-      out.push({ t, msg: j.msg ?? '', ...(typeof j.ms === 'number' ? { ms: j.ms } : {}) });
-    } catch {
-      // a line cut by kill -9
-    }
-  }
-  return out;
-}
-
-function firstAt(ev: LogEvent[], re: RegExp): LogEvent | undefined {
-  return ev.find((e) => re.test(e.msg));
-}
-
-/** "label +N ms" for each found event, relative to `zero` (wall clock ms). */
-function timeline(ev: LogEvent[], zero: number, marks: Array<[string, RegExp]>): string {
-  return marks
-    .map(([label, re]) => {
-      const e = firstAt(ev, re);
-      return e ? `${label} +${e.t - zero} ms${e.ms !== undefined ? ` (took ${e.ms} ms)` : ''}` : `${label} -`;
-    })
-    .join(', ');
-}
 
 // ---- 1. write gap: failover after kill -9, and switchover ----
 
@@ -529,34 +341,6 @@ async function switchoverBySql(c: TestCluster, origin: number, target: number): 
 
 // ---- 3. resources ----
 
-function rssKb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
-function cpuTicks(pid: number): number {
-  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  // After "pid (comm) ": state is field 3, utime field 14, stime field 15.
-  return Number(f[11]) + Number(f[12]);
-}
-
-/** Children of `pid` (e.g. the lease watchdog the controller starts), from /proc/<n>/stat. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 async function resources(c: TestCluster): Promise<void> {
   const leader = await healthyLeader(c);
   console.log(
@@ -627,35 +411,29 @@ async function main(): Promise<void> {
   for (const w of wanted) if (!NAMES.includes(w)) throw new Error(`unknown benchmark "${w}"; choose from ${NAMES.join(', ')}, all`);
   console.log(`bench/cluster.ts: ${wanted.join(', ')}; ${RUNS} runs each; node ${process.version}; load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   let defaults: TestCluster | null = null;
-  const stop = (): void => {
-    void Promise.all(clusters.map((c) => c.destroy())).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  destroyOnSignal();
   try {
     for (const w of wanted) {
       if (w === 'failover-fast' || w === 'failover-sync') {
-        const fast = w === 'failover-fast' ? await makeCluster(19400, 200, 5) : await makeCluster(19500, 200, 5, 1);
+        const fast = w === 'failover-fast' ? await makeCluster({ basePort: 19400, heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: 19500, heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
         try {
           await failover(fast, w, 200, 5, 1500);
         } finally {
-          await fast.destroy();
-          clusters.splice(clusters.indexOf(fast), 1);
+          await dropCluster(fast);
         }
         continue;
       }
       if (w === 'failover-freeze' || w === 'failover-freeze-sync') {
-        const fc = w === 'failover-freeze' ? await makeCluster(19600, 200, 5) : await makeCluster(19700, 200, 5, 1);
+        const fc = w === 'failover-freeze' ? await makeCluster({ basePort: 19600, heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: 19700, heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
         try {
           await freezeFailover(fc, w, 200, 5);
         } finally {
-          await fc.destroy();
-          clusters.splice(clusters.indexOf(fc), 1);
+          await dropCluster(fc);
         }
         continue;
       }
       if (!defaults) {
-        defaults = await makeCluster(19300, 1000, 10);
+        defaults = await makeCluster({ basePort: 19300, heartbeatMs: 1000, maxLost: 10 });
       }
       if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
       else if (w === 'switchover') await switchover(defaults);

@@ -20,9 +20,10 @@ import * as path from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser } from 'playwright-core';
 import { TestCluster, bihactl, sleep, waitFor } from '../test/helpers/cluster.js';
+import { benchRuns, fmtMs, median } from './lib/report.js';
 import { DASHBOARD_BROWSER, leaderOnPage, recordLeaderChange, waitForPage } from '../test/helpers/dashboard.js';
 
-const RUNS = Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
+const RUNS = benchRuns();
 const TARGET_MS = 2000;
 
 interface Member {
@@ -31,16 +32,6 @@ interface Member {
   state: string;
   leader_id: number | null;
   online: boolean;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function fmtMs(ms: number): string {
-  return Math.abs(ms) >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
 }
 
 async function members(c: TestCluster, i: number): Promise<Member[] | null> {

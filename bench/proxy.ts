@@ -18,9 +18,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pg from 'pg';
+import { benchRuns, line, median } from './lib/report.js';
 import { PASSWORD, PG_BIN, TestCluster, asPostgres, sleep, waitFor } from '../test/helpers/cluster.js';
 
-const RUNS = Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
+const RUNS = benchRuns();
 const SECONDS = Math.max(3, Number(process.env['BENCH_SECONDS'] ?? 10) || 10);
 const BASE_PORT = 27100;
 const HB_MS = 200;
@@ -29,19 +30,6 @@ const SCALE = 10;
 
 const proxyPort = (c: TestCluster, i: number): number => c.port(i) + 3;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function line(what: string, xs: readonly number[], fmt: (x: number) => string): void {
-  if (xs.length === 0) {
-    console.log(`  ${what}: no successful run`);
-    return;
-  }
-  console.log(`  ${what}: median ${fmt(median(xs))} (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))}, ${xs.length} runs)`);
-}
 const ms = (x: number): string => `${x.toFixed(0)} ms`;
 const tps = (x: number): string => `${x.toFixed(0)} tps`;
 
