@@ -1,33 +1,38 @@
 // bihactl: the command-line interface of biha. Names and options follow the biha reference.
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { runController } from '../controller/controller.js';
-import { runWatchdog } from '../controller/pg/watchdog.js';
 import { BihaError, EXIT } from '../controller/errors.js';
-import { cmdAdd } from './add.js';
-import { cmdBackup } from './backup.js';
 import { finished, oneMode, remoteOptions, requireRemote, serviceModeArg, showConfig } from './cliopts.js';
 import type { LocalOrRemote } from './cliopts.js';
 import { applyLocalConfig, localConfig, parseAssignments } from './config.js';
-import { cmdConninfo } from './conninfo.js';
-import { cmdDrain, cmdRejoin } from './drain.js';
-import { cmdInit } from './init.js';
-import { cmdSetHttpCredentials } from './httpcreds.js';
-import { cmdReinit } from './reinit.js';
 import type { ReinitOptions } from './reinit.js';
 import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
 import { done, isParserSuccess, printJson, reportFailure, usageError, wantsJson } from './output.js';
-import { remoteCancelSwitchover, remoteConfig, remoteConfigSet, remoteFailover, remoteHistory, remoteReinit, remoteRestart, remoteServiceMode, remoteSetLeader, remoteStatusView, showHistory } from './remotecmds.js';
-import { cmdStatus, statusView } from './statusview.js';
 import type { StatusOpts } from './statusview.js';
-import { cmdSystemdUnit } from './systemd.js';
-import { cmdRotateSecret } from './security.js';
 import { intOpt, isoTime } from './util.js';
-import { cmdFsm } from './fsm.js';
 import { packageVersion } from '../controller/version.js';
-import { cronProblem } from '../controller/ops/failback.js';
 import { dataDirOf } from '../controller/pg/layout.js';
 import { proxyOptions } from './proxyopts.js';
+
+// Each command's implementation is loaded when that command runs: bihactl starts without loading
+// the controller, the PostgreSQL client or the metrics library for a command that needs none of them.
+const load = {
+  controller: () => import('../controller/controller.js'),
+  watchdog: () => import('../controller/pg/watchdog.js'),
+  add: () => import('./add.js'),
+  backup: () => import('./backup.js'),
+  conninfo: () => import('./conninfo.js'),
+  drain: () => import('./drain.js'),
+  init: () => import('./init.js'),
+  httpcreds: () => import('./httpcreds.js'),
+  reinit: () => import('./reinit.js'),
+  remotecmds: () => import('./remotecmds.js'),
+  statusview: () => import('./statusview.js'),
+  systemd: () => import('./systemd.js'),
+  security: () => import('./security.js'),
+  fsm: () => import('./fsm.js'),
+  failback: () => import('../controller/ops/failback.js'),
+};
 
 export function buildProgram(): Command {
   const program = new Command('bihactl')
@@ -78,7 +83,7 @@ export function buildProgram(): Command {
     .option('--ssl-cert-file <file>', "this node's certificate (PEM), signed by --ssl-ca-file")
     .option('--ssl-key-file <file>', "this node's private key (PEM, unencrypted)")
     .option('--json', 'print JSON: node_id, pgdata and magic_string');
-  proxyOptions(init).action(async (o) => cmdInit(o));
+  proxyOptions(init).action(async (o) => (await load.init()).cmdInit(o));
 
   const add = program
     .command('add')
@@ -106,7 +111,7 @@ export function buildProgram(): Command {
     .option('--ssl-key-file <file>', "TLS clusters: this node's private key (PEM, unencrypted)")
     .option('--allow-sync-loss', 'add the voter even though synchronous mode would then not keep every acknowledged commit through a failover (sync_standbys + 1 + nquorum > voting nodes)')
     .option('--json', 'print JSON');
-  proxyOptions(add).action(async (o) => cmdAdd(o));
+  proxyOptions(add).action(async (o) => (await load.add()).cmdAdd(o));
 
   program
     .command('start')
@@ -137,7 +142,7 @@ export function buildProgram(): Command {
     .option('--log-file <file>', 'log to this file instead of stderr')
     .action(async (o: { pgdata?: string; logFile?: string }) => {
       if (!o.pgdata) throw new BihaError('bad_args', '--pgdata is required');
-      const code = await runController({ pgdata: o.pgdata, ...(o.logFile ? { logFile: o.logFile } : {}) });
+      const code = await (await load.controller()).runController({ pgdata: o.pgdata, ...(o.logFile ? { logFile: o.logFile } : {}) });
       process.exitCode = code;
     });
 
@@ -147,7 +152,7 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of the node')
     .option('--unit-name <name>', 'unit name (default biha-node<ID>)')
     .option('--output <file>', 'write the unit to this file instead of stdout')
-    .action(async (o) => cmdSystemdUnit(o));
+    .action(async (o) => (await load.systemd()).cmdSystemdUnit(o));
 
   program
     .command('watchdog', { hidden: true })
@@ -155,14 +160,14 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of the node')
     .action(async (o: { pgdata?: string }) => {
       if (!o.pgdata) throw new BihaError('bad_args', '--pgdata is required');
-      process.exitCode = await runWatchdog(o.pgdata);
+      process.exitCode = await (await load.watchdog()).runWatchdog(o.pgdata);
     });
 
   program
     .command('fsm')
     .description('print the node controller\'s transition table: what NC does for each PostgreSQL role and goal')
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => cmdFsm(o));
+    .action(async (o: { json?: boolean }) => (await load.fsm()).cmdFsm(o));
 
   remoteOptions(
     program
@@ -173,7 +178,11 @@ export function buildProgram(): Command {
       .option('--watch [seconds]', 'refresh every N seconds (default 1) until Ctrl-C')
       .option('--count <n>', 'with --watch: stop after N refreshes'),
     false,
-  ).action(async (o: StatusOpts & LocalOrRemote) => cmdStatus(o, oneMode(o) === 'remote' ? () => remoteStatusView(o) : () => statusView(o.pgdata)));
+  ).action(async (o: StatusOpts & LocalOrRemote) => {
+    const { cmdStatus, statusView } = await load.statusview();
+    const remote = oneMode(o) === 'remote' ? await load.remotecmds() : null;
+    await cmdStatus(o, remote ? () => remote.remoteStatusView(o) : () => statusView(o.pgdata));
+  });
 
   remoteOptions(
     program
@@ -193,13 +202,13 @@ export function buildProgram(): Command {
     if (o.cancel) {
       requireRemote(o, 'set-leader --cancel', 'a switchover is scheduled only through the HTTP API');
       if ([arg, o.id, o.to, o.leader, o.scheduledAt].some((x) => x !== undefined)) throw new BihaError('bad_args', '--cancel takes no node id, --leader or --scheduled-at');
-      await remoteCancelSwitchover(o);
+      await (await load.remotecmds()).remoteCancelSwitchover(o);
       return;
     }
     const id = intOpt('id', arg ?? o.id ?? o.to, 1, 1_000_000);
     if (oneMode(o) === 'remote') {
       const leader = o.leader === undefined ? undefined : intOpt('leader', o.leader, 1, 1_000_000);
-      await remoteSetLeader(o, { candidate: id, ...(leader !== undefined ? { leader } : {}), ...(o.scheduledAt !== undefined ? { scheduled_at: isoTime('scheduled-at', o.scheduledAt) } : {}) });
+      await (await load.remotecmds()).remoteSetLeader(o, { candidate: id, ...(leader !== undefined ? { leader } : {}), ...(o.scheduledAt !== undefined ? { scheduled_at: isoTime('scheduled-at', o.scheduledAt) } : {}) });
       return;
     }
     if (o.leader !== undefined || o.scheduledAt !== undefined) throw new BihaError('bad_args', '--leader and --scheduled-at work with --url only');
@@ -220,7 +229,7 @@ export function buildProgram(): Command {
     true,
   ).action(async (o: LocalOrRemote & { candidate?: string }) => {
     requireRemote(o, 'failover', 'on this host use bihactl set-leader');
-    await remoteFailover(o, intOpt('candidate', o.candidate, 1, 1_000_000));
+    await (await load.remotecmds()).remoteFailover(o, intOpt('candidate', o.candidate, 1, 1_000_000));
   });
 
   remoteOptions(
@@ -231,7 +240,7 @@ export function buildProgram(): Command {
     true,
   ).action(async (o: LocalOrRemote) => {
     requireRemote(o, 'restart', 'on this host use bihactl stop and bihactl start');
-    await remoteRestart(o);
+    await (await load.remotecmds()).remoteRestart(o);
   });
 
   remoteOptions(
@@ -242,8 +251,8 @@ export function buildProgram(): Command {
       .option('--json', 'print JSON'),
     false,
   ).action(async (o: LocalOrRemote) => {
-    if (oneMode(o) === 'remote') await remoteHistory(o);
-    else showHistory(o, await nodeRequest(o.pgdata, 'history', {}, 15_000), o.pgdata ?? 'the node');
+    if (oneMode(o) === 'remote') await (await load.remotecmds()).remoteHistory(o);
+    else (await load.remotecmds()).showHistory(o, await nodeRequest(o.pgdata, 'history', {}, 15_000), o.pgdata ?? 'the node');
   });
 
   remoteOptions(
@@ -259,13 +268,13 @@ export function buildProgram(): Command {
     const remote = oneMode(o) === 'remote';
     if (action === undefined || action === 'show') {
       if (settings.length > 0) throw new BihaError('bad_args', 'config show takes no arguments; to change settings: bihactl config set KEY=VALUE');
-      if (remote) await remoteConfig(o);
+      if (remote) await (await load.remotecmds()).remoteConfig(o);
       else showConfig(o, await localConfig(o.pgdata));
       return;
     }
     if (action !== 'set') throw new BihaError('bad_args', `config ${action}: give config (to show the settings) or config set KEY=VALUE...`);
     const patch = parseAssignments(settings);
-    if (remote) await remoteConfigSet(o, patch);
+    if (remote) await (await load.remotecmds()).remoteConfigSet(o, patch);
     else showConfig(o, await applyLocalConfig(o.pgdata, patch));
   });
 
@@ -310,8 +319,8 @@ export function buildProgram(): Command {
       .option('--json', 'print JSON'),
     true,
   ).action(async (o: LocalOrRemote & ReinitOptions) => {
-    if (oneMode(o) === 'remote') await remoteReinit(o);
-    else await cmdReinit(o);
+    if (oneMode(o) === 'remote') await (await load.remotecmds()).remoteReinit(o);
+    else await (await load.reinit()).cmdReinit(o);
   });
 
   program
@@ -333,7 +342,7 @@ export function buildProgram(): Command {
         throw new BihaError('bad_args', "give --id=N --cron='*/5 * * * *' to set the failback window, or --off to turn it off");
       const id = intOpt('id', o.id, 1, 1_000_000);
       if (o.cron === undefined) throw new BihaError('bad_args', "--cron is required (for example --cron='*/5 * * * *'), or give --off");
-      const bad = cronProblem(o.cron);
+      const bad = (await load.failback()).cronProblem(o.cron);
       if (bad) throw new BihaError('bad_args', bad);
       await nodeRequest(o.pgdata, 'set_failback', { id, cron: o.cron });
       done(o, `leadership may return to node ${id} at '${o.cron.trim()}'`, { failback: { id, cron: o.cron.trim() } });
@@ -347,7 +356,7 @@ export function buildProgram(): Command {
     .option('--remove', 'remove the credentials: the node then refuses every POST, PATCH and DELETE request (403)')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; httpUser?: string; remove?: boolean; json?: boolean }) => {
-      await cmdSetHttpCredentials(o);
+      await (await load.httpcreds()).cmdSetHttpCredentials(o);
       await finished(o, 'set-http-credentials', { http_user: o.remove ? null : (o.httpUser?.trim() ?? null) });
     });
 
@@ -375,7 +384,7 @@ export function buildProgram(): Command {
   ).action(async (arg: string | undefined, o: LocalOrRemote & { on?: boolean; off?: boolean }) => {
     const on = serviceModeArg(arg, o);
     if (oneMode(o) === 'remote') {
-      await remoteServiceMode(o, on);
+      await (await load.remotecmds()).remoteServiceMode(o, on);
       return;
     }
     await nodeRequest(o.pgdata, 'service_mode', { value: on });
@@ -388,7 +397,7 @@ export function buildProgram(): Command {
     .option('--pgdata <dir>', 'data directory of any node')
     .option('--magic-file <file>', 'also write the new magic string to this file (mode 0600)')
     .option('--json', 'print JSON')
-    .action(async (o: { pgdata?: string; magicFile?: string; json?: boolean }) => cmdRotateSecret(o));
+    .action(async (o: { pgdata?: string; magicFile?: string; json?: boolean }) => (await load.security()).cmdRotateSecret(o));
 
   program
     .command('conninfo')
@@ -397,7 +406,7 @@ export function buildProgram(): Command {
     .option('--dbname <db>', 'database name (default postgres)')
     .option('--user <user>', 'user name (default: none, libpq uses the OS user)')
     .option('--json', 'print JSON')
-    .action(async (o) => cmdConninfo(o));
+    .action(async (o) => (await load.conninfo()).cmdConninfo(o));
 
   program
     .command('drain')
@@ -407,7 +416,7 @@ export function buildProgram(): Command {
     .option('--force', 'stop even when no other node can take over')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; drainSecs?: string; force?: boolean; json?: boolean }) => {
-      await cmdDrain(o);
+      await (await load.drain()).cmdDrain(o);
       await finished(o, 'drain');
     });
 
@@ -418,7 +427,7 @@ export function buildProgram(): Command {
     .option('--wait <seconds>', 'how long to wait (default 120)')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; wait?: string; json?: boolean }) => {
-      await cmdRejoin(o);
+      await (await load.drain()).cmdRejoin(o);
       await finished(o, 'rejoin');
     });
 
@@ -431,7 +440,7 @@ export function buildProgram(): Command {
     .option('--max-rate <rate>', 'limit the transfer rate (pg_basebackup --max-rate, e.g. 20M)')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; target?: string; allowLeader?: boolean; maxRate?: string; json?: boolean }) => {
-      await cmdBackup(o);
+      await (await load.backup()).cmdBackup(o);
       await finished(o, 'backup', { target: o.target === undefined ? null : path.resolve(o.target) });
     });
 

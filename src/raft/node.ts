@@ -460,6 +460,11 @@ export class RaftNode {
     this.updateWritable(now);
   }
 
+  /** This node's WAL position as last set. */
+  walPosition(): WalPos {
+    return this.wal;
+  }
+
   setWal(wal: WalPos): void {
     this.wal = { tli: wal.tli, lsn: wal.lsn };
   }
@@ -497,6 +502,8 @@ export class RaftNode {
 
   setLocalFenced(fenced: boolean): void {
     this.localFenced = fenced;
+    // A transfer's TimeoutNow waits for the fence (and for the target's WAL, which may be there already).
+    if (fenced && this.role === 'leader') this.maybeSendTimeoutNow();
   }
 
   propose(change: ConfigChange, now: number): ProposeResult {
@@ -1092,6 +1099,7 @@ export class RaftNode {
       type: 'app', from: this.id, to, term: this.term,
       prevIndex, prevTerm: this.termAt(prevIndex) ?? 0,
       entries, commit: this.commit, seq, peers, wal: this.wal,
+      ...(this.transfer?.target === to && !this.transfer.timeoutNowSent ? { transfer: true } : {}),
     };
     // Optimistic replication: assume the peer will store what we sent. If it does not (lost
     // message, diverging log), its reject carries a hint and we go back from there.

@@ -160,6 +160,11 @@ export interface AppendMsg extends MsgBase {
   readonly peers: readonly PeerView[];
   /** The leader's own WAL position. */
   readonly wal: WalPos;
+  /**
+   * Set on the messages to the target of a leadership transfer: TimeoutNow waits for its WAL
+   * report, so it should report a freshly read position.
+   */
+  readonly transfer?: boolean;
 }
 
 export interface AppendRespMsg extends MsgBase {

@@ -710,7 +710,8 @@ export class Simulation {
       probe: () => this.toCtl(h, inc, wait(this.rng.range(0.5, 2)).then(() => this.probeNow(h))),
       startStandby: () => this.toCtl(h, inc, this.pgStart(h)),
       stop: () => this.toCtl(h, inc, this.pgStop(h)),
-      fence: () => this.toCtl(h, inc, this.pgFence(h)),
+      fence: (mode, stopped) =>
+        this.toCtl(h, inc, this.pgFence(h, mode === 'fast' ? (end) => h.ctl?.inc === inc && stopped?.(end) : null)),
       detach: () =>
         this.toCtl(h, inc, wait(this.rng.range(1, 4)).then(() => {
           needUp('detach');
@@ -809,8 +810,11 @@ export class Simulation {
     if (p.inc === myInc && p.running) this.pgDown(h, 'stopped');
   }
 
-  /** A primary stops accepting writes (after the fence delay; it may fail) and restarts as a detached standby. */
-  private async pgFence(h: Host): Promise<void> {
+  /**
+   * A primary stops accepting writes (after the fence delay; it may fail) and restarts as a detached
+   * standby. A clean (fast) stop tells `stopped` where its WAL ends before the restart.
+   */
+  private async pgFence(h: Host, stopped: ((end: WalPos) => void) | null): Promise<void> {
     const p = h.pg;
     if (!p.primary || p.proc === 'down') {
       if (p.proc === 'down') await this.pgStart(h);
@@ -822,7 +826,10 @@ export class Simulation {
       this.trace(`n${h.id} db fence FAILED`);
       throw new Error('pg_ctl stop did not complete');
     }
-    if (p.inc === myInc && p.running) this.pgDown(h, 'fenced');
+    if (p.inc === myInc && p.running) {
+      this.pgDown(h, 'fenced');
+      stopped?.(p.wal.pos());
+    }
     await this.pgStart(h);
   }
 

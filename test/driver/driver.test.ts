@@ -2,6 +2,7 @@
 // only after the fence took effect (votes fence WAL), and a promotion is prepared in the order that
 // keeps both promises (synchronous standbys and the watchdog before pg_promote).
 import { describe, expect, it } from 'vitest';
+import type { WalPos } from '../../src/raft/index.js';
 import { followerState, rig, voteRequest, votesGranted } from './harness.js';
 
 describe('votes fence WAL', () => {
@@ -60,6 +61,114 @@ describe('votes fence WAL', () => {
     r.driver.step(voteRequest(3, 2, 4, { tli: 2, lsn: 160 })); // raft judged 160 >= 150: granted
     await r.clock.advance(50);
     expect(votesGranted(r.sent, 4)).toHaveLength(0);
+  });
+});
+
+describe('leadership transfer', () => {
+  it("a candidate's vote requests carry the WAL its fence read, not the position polled before", async () => {
+    const r = await rig(2, followerState(3));
+    r.pg.wal = { tli: 2, lsn: 150 };
+    await r.driver.poll();
+    r.pg.receiving = true;
+    r.pg.wal = { tli: 2, lsn: 180 }; // the rest of the old leader's WAL arrived since the poll
+    r.driver.step({ type: 'timeout_now', from: 1, to: 2, term: 3 });
+    await r.clock.advance(50);
+    const votes = r.sent.filter((m) => m.type === 'vote' && m.term === 4);
+    expect(votes.map((m) => m.to).sort()).toEqual([1, 3]);
+    for (const v of votes) expect(v.type === 'vote' && v.wal).toEqual({ tli: 2, lsn: 180 });
+    expect(r.pg.calls.indexOf('detach')).toBeLessThan(r.pg.calls.lastIndexOf('probe'));
+  });
+
+  it('the target of a transfer reads its WAL position again on every message that marks the transfer', async () => {
+    const r = await rig(2, followerState(3));
+    const app = (transfer: boolean): Parameters<typeof r.driver.step>[0] => ({
+      type: 'app', from: 1, to: 2, term: 3, prevIndex: 1, prevTerm: 3, entries: [], commit: 1, seq: 1, peers: [], wal: { tli: 2, lsn: 300 },
+      ...(transfer ? { transfer: true } : {}),
+    });
+    r.driver.step(app(false));
+    await r.clock.advance(1);
+    const before = r.pg.calls.filter((c) => c === 'probe').length;
+    r.driver.step(app(true));
+    await r.clock.advance(1);
+    expect(r.pg.calls.filter((c) => c === 'probe').length).toBe(before + 1);
+  });
+});
+
+describe('switchover on the leader', () => {
+  /**
+   * Node 1 of three, elected with the votes of nodes 2 and 3, which answer every message at once and
+   * report `peerWal`. Returns the rig and a function that runs the clock with the peers answering.
+   */
+  async function electedLeader(peerWal: Map<number, WalPos>) {
+    const r = await rig(1, followerState(3));
+    r.pg.wal = { tli: 2, lsn: 500 };
+    let seen = 0;
+    const run = async (ms: number): Promise<void> => {
+      for (let t = 0; t < ms; t += 5) {
+        await r.clock.advance(5);
+        const fresh = r.sent.slice(seen);
+        seen = r.sent.length;
+        for (const m of fresh) {
+          if (m.type === 'prevote' || m.type === 'vote') {
+            r.driver.step({ type: m.type === 'vote' ? 'vote_resp' : 'prevote_resp', from: m.to, to: 1, term: m.term, reject: false });
+          } else if (m.type === 'app') {
+            r.driver.step({
+              type: 'app_resp', from: m.to, to: 1, term: m.term, reject: false,
+              matchIndex: m.prevIndex + m.entries.length, seq: m.seq, wal: peerWal.get(m.to) ?? { tli: 2, lsn: 0 }, state: 'FOLLOWER',
+            });
+          }
+        }
+      }
+    };
+    r.driver.start(10, 50);
+    await run(3000);
+    return { r, run };
+  }
+
+  it('hands over once PostgreSQL stopped cleanly, without waiting for its restart as a standby', async () => {
+    const peerWal = new Map<number, WalPos>([[2, { tli: 3, lsn: 501 }], [3, { tli: 3, lsn: 501 }]]);
+    const { r, run } = await electedLeader(peerWal);
+    expect(r.driver.soft().writable).toBe(true);
+    // The clean stop ends the WAL at 700 (its shutdown checkpoint); the restart takes long.
+    let restart!: () => void;
+    r.pg.fence = async (mode, stopped) => {
+      r.pg.calls.push(`fence ${mode}`);
+      r.pg.role = 'STOPPED';
+      stopped?.({ tli: 3, lsn: 700 });
+      await new Promise<void>((res) => (restart = res));
+      r.pg.role = 'STANDBY';
+    };
+    expect(r.driver.raft?.transferLeadership(2, r.clock.now()).ok).toBe(true);
+    await run(100);
+    expect(r.pg.calls).toContain('fence fast');
+    // The target has not reported the WAL up to the end yet: no TimeoutNow.
+    expect(r.sent.filter((m) => m.type === 'timeout_now')).toHaveLength(0);
+    // The messages to the target ask it for fresh WAL reports.
+    expect(r.sent.some((m) => m.type === 'app' && m.to === 2 && m.transfer === true)).toBe(true);
+    peerWal.set(2, { tli: 3, lsn: 700 });
+    await run(50);
+    expect(r.sent.filter((m) => m.type === 'timeout_now' && m.to === 2)).toHaveLength(1);
+    restart();
+    await run(10);
+  });
+
+  it('without a known WAL end (an immediate stop) hands over only after the restarted standby reports it', async () => {
+    const peerWal = new Map<number, WalPos>([[2, { tli: 3, lsn: 900 }], [3, { tli: 3, lsn: 501 }]]);
+    const { r, run } = await electedLeader(peerWal);
+    let restart!: () => void;
+    r.pg.fence = async (mode, stopped) => {
+      r.pg.calls.push(`fence ${mode}`);
+      r.pg.role = 'STOPPED';
+      stopped?.(null);
+      await new Promise<void>((res) => (restart = res));
+      r.pg.role = 'STANDBY';
+    };
+    expect(r.driver.raft?.transferLeadership(2, r.clock.now()).ok).toBe(true);
+    await run(200);
+    expect(r.sent.filter((m) => m.type === 'timeout_now')).toHaveLength(0);
+    restart();
+    await run(200);
+    expect(r.sent.filter((m) => m.type === 'timeout_now' && m.to === 2)).toHaveLength(1);
   });
 });
 

@@ -78,9 +78,10 @@ export class FakePg implements PgPort {
     this.calls.push('stop');
     this.role = 'STOPPED';
   }
-  async fence(mode: 'immediate' | 'fast'): Promise<void> {
+  async fence(mode: 'immediate' | 'fast', stopped?: (end: WalPos | null) => void): Promise<void> {
     this.calls.push(`fence ${mode}`);
     if (this.fenceFails) throw new Error('pg_ctl stop failed');
+    stopped?.(mode === 'fast' ? this.wal : null);
     this.role = 'STANDBY';
   }
   async detach(): Promise<void> {

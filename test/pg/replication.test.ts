@@ -377,3 +377,37 @@ describe('slots on a primary', () => {
     expect([...(await slots()).keys()]).toEqual(['biha_node_3', 'n1']);
   });
 });
+
+describe("a switchover's fence", () => {
+  // n2 is the primary with n3 streaming from it. A fast fence stops it cleanly and reports where
+  // its WAL ends before the restart: the switchover hands over as soon as the target has that WAL.
+  it('reports the WAL end of the clean stop, which the streaming standby already has and the restarted standby replays to', async () => {
+    const config: ClusterConfig = { nodes: [], params: DEFAULT_PARAMS };
+    const a2 = actionsOn(n2, 2, db2, config);
+    for (const d of [n2, n3]) await fsp.mkdir(path.join(d, 'pg_biha', 'log'), { recursive: true });
+    await db2.query('create table if not exists handover(x int)');
+    await db2.query('insert into handover select generate_series(1, 1000)');
+    let end: { tli: number; lsn: number } | null = null;
+    let standbyHad = 0;
+    await a2.fence('fast', (e) => {
+      end = e;
+    });
+    const got = end as { tli: number; lsn: number } | null;
+    expect(got).not.toBeNull();
+    if (!got) return;
+    // The walsender of a clean shutdown waits until the standby has written everything.
+    standbyHad = (await localStatus(db3!)).receiveLsn ?? 0;
+    expect(standbyHad).toBeGreaterThanOrEqual(got.lsn);
+    // The restarted standby starts from the shutdown checkpoint: it has replayed exactly to the end.
+    await waitFor('n2 to accept connections as a standby', async () => (await localStatus(db2).catch(() => null))?.inRecovery === true);
+    const st = await localStatus(db2);
+    expect(st.tli).toBe(got.tli);
+    expect(st.replayLsn).toBe(got.lsn);
+    // An immediate fence knows no end (crash recovery would find it).
+    let immediate: unknown = 'not called';
+    await actionsOn(n3, 3, db3!, config).fence('immediate', (e) => {
+      immediate = e;
+    });
+    expect(immediate).toBeNull();
+  });
+});

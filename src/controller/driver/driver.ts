@@ -74,6 +74,8 @@ export function driverPeriods(heartbeatSendPeriod: number, tickMs?: number): { t
 /** How long a vote waits at most for the walreceiver to be gone after a detach. */
 export const RECEIVER_STOP_WAIT_MS = 5000;
 const RECEIVER_POLL_MS = 10;
+/** The driver's tick while this node hands leadership over (TRANSFER_APP_INTERVAL_MS paces the reports). */
+const TRANSFER_TICK_MS = 10;
 
 const NO_PG: PgPort = new Proxy({} as PgPort, {
   get: () => () => Promise.reject(new Error('this node has no PostgreSQL')),
@@ -118,6 +120,7 @@ export class Driver {
       enterNodeError: (e) => this.enterNodeError(e),
       autorewind: () => d.autorewind(),
       afterCycle: (o) => this.afterCycle(o),
+      stoppedAt: (end) => this.stoppedAt(end),
     });
   }
 
@@ -210,16 +213,19 @@ export class Driver {
 
   /** Start ticking and polling (after boot). */
   start(tickMs: number, pollMs: number): void {
-    const every = (ms: number, fn: () => void): void => {
+    // One pending timer per loop: its slot in `cancels` is replaced, not appended to, on every round.
+    const every = (ms: () => number, fn: () => void): void => {
+      const slot = this.cancels.length;
       const loop = (): void => {
         if (this.stopped) return;
         fn();
-        this.cancels.push(this.d.sched.after(ms, loop));
+        this.cancels[slot] = this.d.sched.after(ms(), loop);
       };
-      this.cancels.push(this.d.sched.after(ms, loop));
+      this.cancels[slot] = this.d.sched.after(ms(), loop);
     };
-    every(tickMs, () => this.tick());
-    if (this.d.hasData) every(pollMs, () => void this.poll());
+    // A leadership transfer sends its target WAL reports and TimeoutNow on ticks: tick finely meanwhile.
+    every(() => (this.raftNode?.soft().transferTarget ? Math.min(tickMs, TRANSFER_TICK_MS) : tickMs), () => this.tick());
+    if (this.d.hasData) every(() => pollMs, () => void this.poll());
     this.pump();
     this.nc.kick();
   }
@@ -253,6 +259,8 @@ export class Driver {
     if (!raft || this.stopped) return;
     raft.step(msg, this.d.sched.now());
     this.pump();
+    // The leader hands leadership to this node once its WAL report reaches the leader's end.
+    if (msg.type === 'app' && msg.transfer === true && !this.polling) void this.poll();
   }
 
   /** Wake NC (a command changed something NC looks at). */
@@ -403,6 +411,8 @@ export class Driver {
         messages = messages.filter((m) => !((m.type === 'vote_resp' && !m.reject) || m.type === 'vote'));
         this.d.log.warn({ term: rd.fenceWal.term }, `vote in term ${rd.fenceWal.term} withheld: ${why}`);
         h?.voteWithheld?.(rd.fenceWal.term, why);
+      } else {
+        messages = withFencedWal(messages, raft.walPosition());
       }
     }
     for (const m of messages) {
@@ -565,6 +575,20 @@ export class Driver {
     return new Set(peers.filter((p) => p.online && p.state !== 'NODE_ERROR' && p.state !== 'NODE_ERROR_VOTING').map((p) => p.id));
   }
 
+  /**
+   * The fence of a switchover stopped PostgreSQL cleanly and its WAL ends at `end`, which can no
+   * longer grow: raft may hand leadership over as soon as the target has that WAL, while PostgreSQL
+   * restarts as a standby.
+   */
+  private stoppedAt(end: WalPos): void {
+    const raft = this.raftNode;
+    if (!raft) return;
+    raft.setWal(end);
+    raft.setLocalFenced(true);
+    this.d.ncLog.info({ tli: end.tli, lsn: end.lsn }, 'PostgreSQL stopped cleanly: its WAL end is known; restarting it as a standby');
+    this.pump();
+  }
+
   private afterCycle(o: Observed): void {
     const raft = this.raftNode;
     if (!raft) return;
@@ -572,4 +596,13 @@ export class Driver {
     this.guardLease();
     this.pump();
   }
+}
+
+/**
+ * The vote requests of this node's own campaign were built with the WAL position last polled; the
+ * fence that preceded them read where its WAL ends now that it can no longer grow. Voters compare
+ * it with their own freshly fenced WAL, so they get the position read last.
+ */
+function withFencedWal(messages: readonly Message[], wal: WalPos): Message[] {
+  return messages.map((m) => (m.type === 'vote' && compareWal(wal, m.wal) > 0 ? { ...m, wal } : m));
 }

@@ -9,7 +9,7 @@
 //   transition from "STANDBY" to "PRIMARY": promote: this node leads term 3 with a valid lease
 // runs it, and looks again. One action runs at a time; the votes-fence-WAL step of the raft driver
 // shares that lock. `bihactl fsm` prints the table.
-import type { ClusterConfig, NodeId, NodeInfo, SoftState } from '../../raft/index.js';
+import type { ClusterConfig, NodeId, NodeInfo, SoftState, WalPos } from '../../raft/index.js';
 import { findNode } from '../../raft/index.js';
 import { isDataNode, slotsToHold, syncStandbyNames, wantedSlots } from './duties.js';
 import { divergence, timelineAt } from './timeline.js';
@@ -111,6 +111,8 @@ export interface NcContext {
   setObserved(patch: Partial<Observed>): void;
   /** The running action has stopped PostgreSQL and leaves it detached: a vote need not wait for it. */
   markTransparent(): void;
+  /** PostgreSQL stopped cleanly with its WAL ending at `end` (raft learns it at once). */
+  stoppedAt(end: WalPos): void;
   noteApplied(what: 'slots' | 'sync', value: string): void;
   enterNodeError(e: NodeErrorReport): Promise<void>;
   autorewind(): Promise<boolean>;
@@ -312,7 +314,13 @@ export const TABLE: Record<PgRole, Record<PgRole, readonly Row[]>> = {
         test: always,
         comment: 'fence: stop accepting writes and restart as a standby',
         run: async (c, s) => {
-          await c.pg.fence(s.goal.fence);
+          await c.pg.fence(s.goal.fence, (end) => {
+            if (!end) return;
+            // Stopped cleanly and restarting detached, with its WAL end known: a switchover target
+            // may take over and a vote need not wait for the restart.
+            c.stoppedAt(end);
+            c.markTransparent();
+          });
           c.setObserved({ role: 'STANDBY', upstream: 0, stalled: false });
           c.noteApplied('sync', '');
         },
@@ -418,6 +426,8 @@ export interface NodeCtlDeps {
   autorewind(): Promise<boolean>;
   /** Called after every cycle with the observation (the driver tells raft whether PostgreSQL is writable). */
   afterCycle(o: Observed): void;
+  /** A fence stopped PostgreSQL cleanly; its WAL ends at `end`. */
+  stoppedAt(end: WalPos): void;
 }
 
 /** Runs the reconcile cycles, one at a time. */
@@ -455,6 +465,7 @@ export class NodeCtl {
       log: d.log,
       setObserved: (p) => this.setObserved(p),
       markTransparent: () => this.markTransparent(),
+      stoppedAt: (end) => d.stoppedAt(end),
       noteApplied: (what, value) => {
         this.applied = { ...this.applied, [what]: value };
       },

@@ -42,8 +42,13 @@ export interface PgPort {
   /** Start PostgreSQL as a standby that follows nobody (an upstream is set by `follow`). */
   startStandby(): Promise<void>;
   stop(): Promise<void>;
-  /** A primary stops accepting writes and restarts as a detached standby. */
-  fence(mode: 'immediate' | 'fast'): Promise<void>;
+  /**
+   * A primary stops accepting writes and restarts as a detached standby. `stopped` is called once
+   * PostgreSQL is down, with where its WAL ends after a fast (clean) shutdown — every streaming
+   * standby has received that WAL by then — or null (an immediate shutdown, or the end could not
+   * be read): a switchover need not wait for the restart.
+   */
+  fence(mode: 'immediate' | 'fast', stopped?: (end: WalPos | null) => void): Promise<void>;
   /** primary_conninfo = '': the walreceiver stops asynchronously (probe() tells when it is gone). */
   detach(): Promise<void>;
   /** This node's WAL end, timeline and history (also while PostgreSQL does not accept connections yet). */

@@ -4,14 +4,14 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { ClusterConfig, NodeId, NodeInfo } from '../../raft/index.js';
+import type { ClusterConfig, NodeId, NodeInfo, WalPos } from '../../raft/index.js';
 import { BihaError } from '../errors.js';
 import { setAutoConfOffline } from './conf.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import type { LocalPg, LocalPgStatus } from './conn.js';
 import { alterSystem, dropSlot, localStatus, promote, quoteLiteral, replicationConninfo, setPrimary, withConn } from './conn.js';
 import type { PgEnv } from './tools.js';
-import { controldata, ensureCleanShutdown, parseTimelineHistory, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, writeStandbySignal } from './tools.js';
+import { controldata, ensureCleanShutdown, parseTimelineHistory, pgCtlReload, pgCtlStart, pgCtlStop, postmasterPid, rewind, walEnd, writeStandbySignal } from './tools.js';
 import { logDir, passfilePath } from '../state/nodefiles.js';
 import type { NodeConf } from '../state/nodefiles.js';
 import type { NodeStore } from '../state/store.js';
@@ -235,11 +235,25 @@ export class PostgresActions implements PgPort {
     await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
   }
 
-  async fence(mode: 'immediate' | 'fast'): Promise<void> {
+  async fence(mode: 'immediate' | 'fast', stopped?: (end: WalPos | null) => void): Promise<void> {
     await pgCtlStop(this.d.env, this.d.pgdata, mode, { timeoutMs: 60_000 });
+    if (stopped) stopped(mode === 'fast' ? await this.stoppedWalEnd() : null);
     await writeStandbySignal(this.d.env, this.d.pgdata);
     await setAutoConfOffline(this.d.pgdata, { primary_conninfo: '', primary_slot_name: '' });
     await pgCtlStart(this.d.env, this.d.pgdata, { logFile: this.pgLog, timeoutMs: 600_000 });
+  }
+
+  /**
+   * Where the WAL of this cleanly stopped node ends (its shutdown checkpoint), or null when it
+   * cannot be read (the caller then waits for the restarted standby to report it).
+   */
+  private async stoppedWalEnd(): Promise<WalPos | null> {
+    try {
+      return await walEnd(this.d.env, this.d.pgdata);
+    } catch (e) {
+      this.d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'cannot read where the WAL ends after the stop');
+      return null;
+    }
   }
 
   async detach(): Promise<void> {
