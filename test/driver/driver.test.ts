@@ -94,6 +94,19 @@ describe('leadership transfer', () => {
   });
 });
 
+describe('timers', () => {
+  it('keeps one pending timer per periodic loop however long it runs (no growing list of cancels)', async () => {
+    const r = await rig(2, followerState(3));
+    r.driver.start(10, 50);
+    await r.clock.advance(100);
+    const held = (): number => (r.driver as unknown as { cancels: unknown[] }).cancels.length;
+    const early = held();
+    await r.clock.advance(5000);
+    expect(held()).toBe(early);
+    expect(early).toBe(2); // the tick and the PostgreSQL poll
+  });
+});
+
 describe('switchover on the leader', () => {
   /**
    * Node 1 of three, elected with the votes of nodes 2 and 3, which answer every message at once and
