@@ -1,7 +1,7 @@
 // Benchmarks on a real 3-node biha cluster (real PostgreSQL 15, controllers started by bihactl).
 //
-//   npx vite-node bench/cluster.ts [name ...]        names: failover, failover-fast, failover-sync,
-//                                                    failover-freeze, failover-freeze-sync,
+//   npx vite-node bench/cluster.ts [name ...]        names: failover, failover-fast, failover-100,
+//                                                    failover-sync, failover-freeze, failover-freeze-sync,
 //                                                    switchover, sql, resources, all (default)
 //   BENCH_RUNS=N (default 5, at least 5)   BENCH_RESOURCE_SECONDS=S (default 30)
 //
@@ -9,6 +9,7 @@
 //                multi-host target_session_attrs=read-write URI (measureWriteGap), after kill -9 of
 //                the leader's controller and postmaster; heartbeat 1000 ms x 10 (the defaults)
 // failover-fast  the same with heartbeat 200 ms x 5
+// failover-100   the same with heartbeat 100 ms x 5 (target: the whole gap < 0.6 s)
 // failover-sync  failover-fast with one synchronous standby
 // failover-freeze, failover-freeze-sync  failover-fast / failover-sync, but the leader's host is
 //                frozen (SIGSTOP of its processes: no connection reset, as a cut-off host) and the
@@ -29,6 +30,8 @@ import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
 import type { TestCluster } from '../test/helpers/cluster.js';
 import { bihactl, sleep } from '../test/helpers/cluster.js';
 import { connect, destroyOnSignal, dropCluster, clusters, healthyLeader, makeCluster, one } from './lib/cluster.js';
+import { failoverBreakdown, formatBreakdown, printBreakdowns } from './lib/breakdown.js';
+import type { Breakdown } from './lib/breakdown.js';
 import { logEvents, timeline } from './lib/logs.js';
 import { CLK_TCK, childrenOf, cpuTicks, rssKb } from './lib/proc.js';
 import { benchRuns, fmtMs, line, median } from './lib/report.js';
@@ -48,6 +51,7 @@ interface GapRun {
 async function failover(c: TestCluster, label: string, hb: number, lost: number, targetMs: number): Promise<number[]> {
   console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
   const runs: GapRun[] = [];
+  const phases: Breakdown[] = [];
   const seconds = Math.ceil((3000 + 2.5 * hb * lost + 15_000) / 1000);
   for (let r = 1; r <= RUNS; r++) {
     const leader = await healthyLeader(c);
@@ -79,6 +83,8 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
       const gap = f.at - f.prev;
       runs.push({ gapMs: gap, toFirstWriteMs: f.at - killAt });
       const ev = logEvents(c, next, killWall - 50);
+      const b = failoverBreakdown(ev, killWall, killWall + (f.at - killAt));
+      phases.push(b);
       console.log(
         `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(gap)} (last write on node ${leader} ${Math.round(f.prev - killAt)} ms from the kill), ` +
           `kill -> first write ${fmtMs(f.at - killAt)}; ${g.ok} writes ok, ${g.failed} failed, longest gap of the run ${fmtMs(g.maxGapMs)}\n` +
@@ -88,7 +94,8 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
             ['LEADER_RW', /^state LEADER_RW/],
             ['promote', /to "PRIMARY": promote/],
             ['promoted', /^done: promote/],
-          ])}, first write +${Math.round(f.at - killAt)} ms`,
+          ])}, first write +${Math.round(f.at - killAt)} ms\n` +
+          `         breakdown: ${formatBreakdown(b)}`,
       );
     }
     // The killed node comes back as a follower of the new leader before the next repetition.
@@ -102,6 +109,9 @@ async function failover(c: TestCluster, label: string, hb: number, lost: number,
   }
   line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: targetMs, text: `<= ${fmtMs(targetMs)}` });
   line('kill -> first acknowledged write', runs.map((x) => x.toFirstWriteMs), fmtMs);
+  line(`kill -> first acknowledged write, minus detection (heartbeat ${hb} ms x ${lost})`, runs.map((x) => x.toFirstWriteMs - hb * lost), fmtMs, { max: 100, text: '<= 100 ms' });
+  console.log('  breakdown (new leader\'s controller.log), medians:');
+  printBreakdowns(phases);
   return runs.map((x) => x.gapMs);
 }
 
@@ -225,8 +235,8 @@ async function switchover(c: TestCluster): Promise<number[]> {
       );
     }
   }
-  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: 500, text: '<= 0.5 s' });
-  line('bihactl set-leader (process start to exit)', cmd, fmtMs);
+  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: 150, text: '<= 150 ms' });
+  line('bihactl set-leader (process start to exit)', cmd, fmtMs, { max: 500, text: '<= 0.5 s' });
   line('command start -> first write on the new leader', runs.map((x) => x.toFirstWriteMs), fmtMs);
   return runs.map((x) => x.gapMs);
 }
@@ -402,7 +412,7 @@ async function resources(c: TestCluster): Promise<void> {
 
 // ---- main ----
 
-const NAMES = ['failover', 'failover-fast', 'failover-sync', 'failover-freeze', 'failover-freeze-sync', 'switchover', 'sql', 'resources'] as const;
+const NAMES = ['failover', 'failover-fast', 'failover-100', 'failover-sync', 'failover-freeze', 'failover-freeze-sync', 'switchover', 'sql', 'resources'] as const;
 type Name = (typeof NAMES)[number];
 
 async function main(): Promise<void> {
@@ -414,10 +424,12 @@ async function main(): Promise<void> {
   destroyOnSignal();
   try {
     for (const w of wanted) {
-      if (w === 'failover-fast' || w === 'failover-sync') {
-        const fast = w === 'failover-fast' ? await makeCluster({ basePort: 19400, heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: 19500, heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
+      if (w === 'failover-fast' || w === 'failover-sync' || w === 'failover-100') {
+        const hb = w === 'failover-100' ? 100 : 200;
+        const basePort = { 'failover-fast': 19400, 'failover-sync': 19500, 'failover-100': 19800 }[w];
+        const fast = await makeCluster({ basePort, heartbeatMs: hb, maxLost: 5, ...(w === 'failover-sync' ? { syncStandbys: 1 } : {}) });
         try {
-          await failover(fast, w, 200, 5, 1500);
+          await failover(fast, w, hb, 5, w === 'failover-100' ? 600 : 1500);
         } finally {
           await dropCluster(fast);
         }

@@ -7,6 +7,8 @@ export interface LogEvent {
   t: number;
   msg: string;
   ms?: number;
+  /** Every field of the log line. */
+  fields: Record<string, unknown>;
 }
 
 /** Node i's controller.log lines written at or after `sinceWall` (wall clock ms). */
@@ -21,10 +23,10 @@ export function logEvents(c: TestCluster, i: number, sinceWall: number): LogEven
   for (const l of text.split('\n')) {
     if (!l.startsWith('{')) continue;
     try {
-      const j = JSON.parse(l) as { time?: string; msg?: string; ms?: number };
+      const j = JSON.parse(l) as Record<string, unknown> & { time?: string; msg?: string; ms?: number };
       const t = j.time ? Date.parse(j.time) : NaN;
       if (!Number.isFinite(t) || t < sinceWall) continue;
-      out.push({ t, msg: j.msg ?? '', ...(typeof j.ms === 'number' ? { ms: j.ms } : {}) });
+      out.push({ t, msg: j.msg ?? '', ...(typeof j.ms === 'number' ? { ms: j.ms } : {}), fields: j });
     } catch {
       // a line cut by kill -9
     }

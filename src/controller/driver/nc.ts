@@ -122,6 +122,8 @@ export interface NcContext {
   leaseUntil(): number | null;
   /** The timeline of the last promotion PostgreSQL did (for the reservation bookkeeping). */
   notePromoted(tli: number): void;
+  /** The scheduler's clock (ms). */
+  now(): number;
 }
 
 export interface Row {
@@ -370,16 +372,36 @@ async function applyDuties(c: NcContext, s: Situation): Promise<void> {
 async function promoteRun(c: NcContext, s: Situation): Promise<void> {
   if (s.timeline.kind !== 'ready') return;
   const tli = s.timeline.tli;
+  const steps = stepTimer(c);
   await applyDuties(c, s);
+  steps.mark('duties');
   const until = c.leaseUntil();
   if (until === null) return;
   if (c.watchdog && !(await c.watchdog.arm(until))) throw new Error('the lease watchdog did not confirm the deadline; not promoting');
+  steps.mark('watchdog');
   await c.pg.prepareTimeline(tli);
+  steps.mark('timeline');
   if (c.leaseUntil() === null) return;
   const got = await c.pg.promote();
+  steps.mark('pg_promote');
   c.setObserved({ role: 'PRIMARY', upstream: 0, stalled: false, diverged: null });
   c.notePromoted(got);
   if (got !== tli) c.log.error({ reserved: tli, got }, `PostgreSQL switched to timeline ${got}, not the reserved ${tli}`);
+  c.log.info(steps.done(), 'promotion steps (ms)');
+}
+
+/** Durations of an action's steps, for one log line. */
+function stepTimer(c: NcContext): { mark(step: string): void; done(): Record<string, number> } {
+  const out: Record<string, number> = {};
+  let last = c.now();
+  return {
+    mark(step) {
+      const t = c.now();
+      out[step] = Math.round(t - last);
+      last = t;
+    },
+    done: () => out,
+  };
 }
 
 /** One row of the table as `bihactl fsm` prints it. */
@@ -476,6 +498,7 @@ export class NodeCtl {
       notePromoted: (tli) => {
         this.pgTli = Math.max(this.pgTli, tli);
       },
+      now: () => d.sched.now(),
     };
   }
 
