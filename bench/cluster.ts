@@ -230,8 +230,9 @@ async function switchover(c: TestCluster): Promise<number[]> {
       const evNew = logEvents(c, target, wall - 50);
       console.log(
         `  run ${r}: node ${leader} -> node ${target}: write gap ${fmtMs(f.at - f.prev)} (${Math.round(f.prev - at)}..${Math.round(f.at - at)} ms after the command started; longest of the run ${fmtMs(g.maxGapMs)}), bihactl set-leader took ${fmtMs(cmdMs)}, ${g.failed} writes failed\n` +
-          `         old leader node ${leader}: ${timeline(evOld, wall, [['fence', /to "STANDBY": fence/], ['fenced', /^done: fence/], ['FOLLOWER', /^state FOLLOWER/]])}\n` +
-          `         new leader node ${target}: ${timeline(evNew, wall, [['CANDIDATE', /^state CANDIDATE/], ['LEADER_RO', /^state LEADER_RO/], ['LEADER_RW', /^state LEADER_RW/], ['promote', /to "PRIMARY": promote/], ['promoted', /^done: promote/]])}`,
+          `         old leader node ${leader}: ${timeline(evOld, wall, [['fence', /to "STANDBY": fence/], ['stopped', /^PostgreSQL stopped cleanly/], ['fenced', /^done: fence/], ['FOLLOWER', /^state FOLLOWER/]])}\n` +
+          `         new leader node ${target}: ${timeline(evNew, wall, [['CANDIDATE', /^state CANDIDATE/], ['LEADER_RO', /^state LEADER_RO/], ['LEADER_RW', /^state LEADER_RW/], ['promote', /to "PRIMARY": promote/], ['promoted', /^done: promote/]])}` +
+          ` (promotion steps: ${JSON.stringify(evNew.find((e) => e.msg === 'promotion steps (ms)')?.fields ?? {}, ['duties', 'watchdog', 'timeline', 'pg_promote'])})`,
       );
     }
   }

@@ -12,7 +12,7 @@ import { setAutoConfOffline } from '../controller/pg/conf.js';
 import { parseBasebackupProgress, resolvePgEnv, toolPath } from '../controller/pg/tools.js';
 import type { PgEnv } from '../controller/pg/tools.js';
 import type { NodeInfo } from '../raft/index.js';
-import { loadConf, nodeRequest } from './lifecycle.js';
+import { loadConf, nodeRequest } from './localnode.js';
 import { committedNodes } from './statusview.js';
 import { lookupPassword } from './pgpass.js';
 import { info, progressBar, requireOpt } from './util.js';

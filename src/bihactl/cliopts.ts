@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { BihaError } from '../controller/errors.js';
 import { renderConfig } from './config.js';
 import type { ClusterSettings } from '../controller/configpatch.js';
-import { loadConf } from './lifecycle.js';
+import { loadConf } from './localnode.js';
 import { printJson } from './output.js';
 import type { JsonOpt } from './output.js';
 import { collect, isRemote, PASSWORD_ENV } from './remote.js';

@@ -4,7 +4,7 @@
 import { BihaError } from '../controller/errors.js';
 import { CONFIG_KEYS } from '../controller/configpatch.js';
 import type { ClusterSettings } from '../controller/configpatch.js';
-import { nodeRequest } from './lifecycle.js';
+import { nodeRequest } from './localnode.js';
 
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigPatch = Partial<ClusterSettings>;

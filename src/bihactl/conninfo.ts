@@ -1,7 +1,7 @@
 // bihactl conninfo: libpq multi-host connection URIs over every data node of the cluster.
 import { BihaError } from '../controller/errors.js';
 import type { NodeInfo } from '../raft/index.js';
-import { loadConf } from './lifecycle.js';
+import { loadConf } from './localnode.js';
 import { committedNodes } from './statusview.js';
 
 export interface ConnInfo {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { BihaError } from '../controller/errors.js';
 import { credentialsPath, hashCredentials, passwordProblem, removeCredentials, userProblem, writeCredentials } from '../controller/ops/httpauth.js';
 import type { HttpCredentials } from '../controller/ops/httpauth.js';
-import { loadConf } from './lifecycle.js';
+import { loadConf } from './localnode.js';
 import { info, requireOpt } from './util.js';
 import { promptHidden } from './prompt.js';
 

@@ -7,42 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { BihaError } from '../controller/errors.js';
 import { runProgram } from '../controller/exec.js';
 import { localRequest, localSocketPath } from '../controller/bridge/localsock.js';
-import { identityDir, logDir, readNodeConf } from '../controller/state/nodefiles.js';
-import type { NodeConf } from '../controller/state/nodefiles.js';
+import { logDir } from '../controller/state/nodefiles.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
-import { info, requireOpt } from './util.js';
-
-/**
- * The node's identity. While a rewind is in progress or was interrupted, PGDATA/pg_biha may hold
- * the source node's files: the node's own are then in the rewind's save directory (identityDir),
- * until its controller starts and puts them back.
- */
-export async function loadConf(pgdataOpt: unknown): Promise<{ pgdata: string; conf: NodeConf }> {
-  const pgdata = path.resolve(requireOpt('pgdata', pgdataOpt));
-  try {
-    await fsp.access(path.join(identityDir(pgdata), 'biha.conf'));
-  } catch {
-    throw new BihaError('not_a_node', `${pgdata} is not a biha node (no pg_biha/biha.conf)`, {
-      hint: 'create one with bihactl init or bihactl add',
-    });
-  }
-  return { pgdata, conf: await readNodeConf(pgdata) };
-}
-
-export async function controllerPid(pgdata: string): Promise<number | null> {
-  try {
-    const pid = Number((await fsp.readFile(path.join(identityDir(pgdata), 'controller.pid'), 'utf8')).trim());
-    if (!pid) return null;
-    process.kill(pid, 0);
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (/^\d+ \(.*\) Z/.test(stat)) return null;
-    return pid;
-  } catch {
-    return null;
-  }
-}
+import { controllerPid, loadConf } from './localnode.js';
+import { info } from './util.js';
 
 function binPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js');
@@ -147,9 +117,4 @@ export async function cmdStop(o: { pgdata?: string; keepPostgres?: boolean }): P
     await pgCtlStop(env, pgdata, 'fast', { timeoutMs: 120_000 });
   }
   info(`node ${conf.nodeId} stopped`);
-}
-
-export async function nodeRequest(pgdataOpt: unknown, cmd: string, args: Record<string, unknown>, timeoutMs = 40_000): Promise<unknown> {
-  const { conf } = await loadConf(pgdataOpt);
-  return await localRequest(localSocketPath(conf.bihaPort), cmd, args, timeoutMs);
 }

@@ -6,7 +6,7 @@ import { finished, oneMode, remoteOptions, requireRemote, serviceModeArg, showCo
 import type { LocalOrRemote } from './cliopts.js';
 import { applyLocalConfig, localConfig, parseAssignments } from './config.js';
 import type { ReinitOptions } from './reinit.js';
-import { cmdStart, cmdStop, nodeRequest } from './lifecycle.js';
+import { nodeRequest } from './localnode.js';
 import { done, isParserSuccess, printJson, reportFailure, usageError, wantsJson } from './output.js';
 import type { StatusOpts } from './statusview.js';
 import { intOpt, isoTime } from './util.js';
@@ -24,6 +24,7 @@ const load = {
   conninfo: () => import('./conninfo.js'),
   drain: () => import('./drain.js'),
   init: () => import('./init.js'),
+  lifecycle: () => import('./lifecycle.js'),
   httpcreds: () => import('./httpcreds.js'),
   reinit: () => import('./reinit.js'),
   remotecmds: () => import('./remotecmds.js'),
@@ -120,7 +121,7 @@ export function buildProgram(): Command {
     .option('--wait <seconds>', 'how long to wait for the controller and a new node\'s vote (default 120)')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; wait?: string; json?: boolean }) => {
-      await cmdStart(o);
+      await (await load.lifecycle()).cmdStart(o);
       await finished(o, 'start');
     });
 
@@ -131,7 +132,7 @@ export function buildProgram(): Command {
     .option('--keep-postgres', 'stop only the controller')
     .option('--json', 'print JSON')
     .action(async (o: { pgdata?: string; keepPostgres?: boolean; json?: boolean }) => {
-      await cmdStop(o);
+      await (await load.lifecycle()).cmdStop(o);
       await finished(o, 'stop');
     });
 

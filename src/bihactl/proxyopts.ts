@@ -3,8 +3,8 @@
 // `proxy` field of the node's biha.conf.
 import type { Command } from 'commander';
 import { BihaError } from '../controller/errors.js';
-import { parseLag } from '../controller/ops/http.js';
-import { parseVip } from '../controller/ops/vip.js';
+import { parseLag } from '../controller/ops/lag.js';
+import { parseVip } from '../controller/ops/vipspec.js';
 import type { ProxyConf } from '../controller/state/nodefiles.js';
 import { intOpt } from './util.js';
 

@@ -28,7 +28,8 @@ import type { NodeConf, NodeState } from '../controller/state/nodefiles.js';
 import type { NodeInfo } from '../raft/index.js';
 import { copyFromLeader, emptyDir, makeOwnStandby } from './clone.js';
 import { register } from './join.js';
-import { cmdStop, controllerPid, loadConf } from './lifecycle.js';
+import { cmdStop } from './lifecycle.js';
+import { controllerPid, loadConf } from './localnode.js';
 import { info, requireOpt } from './util.js';
 import { done } from './output.js';
 

@@ -1,6 +1,6 @@
 // bihactl rotate-secret: a new random cluster secret, distributed through the configuration log.
 import { writeSecretFile } from '../controller/security/secfiles.js';
-import { nodeRequest } from './lifecycle.js';
+import { nodeRequest } from './localnode.js';
 import { info } from './util.js';
 import { printJson } from './output.js';
 

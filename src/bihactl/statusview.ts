@@ -5,7 +5,7 @@ import { errorCodeOf, exitCodeOf } from './exitcodes.js';
 import { readNodeState } from '../controller/state/nodefiles.js';
 import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { intOpt } from './util.js';
-import { loadConf, nodeRequest } from './lifecycle.js';
+import { loadConf, nodeRequest } from './localnode.js';
 
 /** One member of the cluster, one line of the table. */
 export interface MemberRow {

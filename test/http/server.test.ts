@@ -3,7 +3,8 @@
 import * as net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { HTTP_PATHS, parseLag, startHttpServer } from '../../src/controller/ops/http.js';
+import { HTTP_PATHS, startHttpServer } from '../../src/controller/ops/http.js';
+import { parseLag } from '../../src/controller/ops/lag.js';
 import type { HttpServerHandle, HttpStatus } from '../../src/controller/ops/http.js';
 import { Metrics } from '../../src/controller/ops/metrics.js';
 import {

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VipHolder } from '../../src/controller/ops/vip.js';
-import type { VipSpec } from '../../src/controller/ops/vip.js';
+import type { VipSpec } from '../../src/controller/ops/vipspec.js';
 import { waitFor } from '../helpers/cluster.js';
 
 const IP = '/usr/sbin/ip';

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { proxyConf, proxyPorts } from '../../src/bihactl/proxyopts.js';
 import { distinctPorts } from '../../src/bihactl/util.js';
-import { parseVip, vipFailure } from '../../src/controller/ops/vip.js';
+import { vipFailure } from '../../src/controller/ops/vip.js';
+import { parseVip } from '../../src/controller/ops/vipspec.js';
 import { ExecError } from '../../src/controller/exec.js';
 
 describe('proxyConf', () => {

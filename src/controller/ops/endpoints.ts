@@ -20,7 +20,8 @@ import type { Metrics } from './metrics.js';
 import { InlineProxies, ThreadProxies } from './proxyhost.js';
 import type { Endpoint, ProxyHost, ProxyHostEvents } from './proxyhost.js';
 import type { Backend, Routes } from './proxyroute.js';
-import { VipHolder, vipText } from './vip.js';
+import { VipHolder } from './vip.js';
+import { vipText } from './vipspec.js';
 
 /** How much longer than an election timeout a new connection waits by default (--proxy-hold-ms). */
 export const HOLD_MARGIN_MS = 5000;

@@ -36,6 +36,7 @@ import type { StatusExtra, StatusFile } from '../bridge/sqlbridge.js';
 import { DASHBOARD_PATHS, Dashboard } from './dashboard/dashboard.js';
 import type { DashboardOptions } from './dashboard/dashboard.js';
 import type { HttpApi } from './httpbody.js';
+import { parseLag } from './lag.js';
 
 /** What Controller.statusSnapshot() adds beside the reference's fields (see StatusExtra). */
 export type HttpExtra = StatusExtra;
@@ -91,23 +92,6 @@ export const HTTP_PATHS: readonly string[] = [...ROUTES.keys(), ...DASHBOARD_PAT
 
 const ALLOW = 'GET, HEAD, OPTIONS';
 const MAX_ECHO = 120;
-const UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
-
-/**
- * The `lag` of /replica?lag=: bytes as an integer, or with a PostgreSQL memory unit (B, kB, MB,
- * GB, TB; 1kB = 1024 bytes; case is ignored; a fraction is allowed with a unit, as 1.5MB).
- * Returns null when the text is not such a value.
- */
-export function parseLag(text: string): number | null {
-  const m = /^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([a-zA-Z]{1,2})?\s*$/.exec(text);
-  if (!m || m[1] === undefined) return null;
-  const unit = m[2] === undefined ? 1 : UNITS[m[2].toLowerCase()];
-  if (unit === undefined) return null;
-  if (m[2] === undefined && m[1].includes('.')) return null;
-  const n = Math.floor(Number(m[1]) * unit);
-  return Number.isSafeInteger(n) ? n : null;
-}
-
 function healthy(v: NodeView): string | null {
   if (v.error !== 'NO_ERROR') return `node error ${v.error}`;
   if (!pgRunning(v)) return `PostgreSQL is not running (role ${v.role}, pg_state ${v.pg_state})`;
