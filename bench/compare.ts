@@ -177,7 +177,7 @@ async function runAll(wanted: ReadonlySet<Scenario['name']>): Promise<Scenario[]
   if (wanted.has('failover') || wanted.has('switchover')) {
     const c = await bihaBlock(wanted.has('failover') ? failover : switchover, 28000, 1000, 10);
     try {
-      if (wanted.has('failover')) failover.biha.runs = await repeat(`\n${killText('biha failover')} (TestCluster.kill9(leader, 'both'))`, (r) => bihaFailoverRun(c, r, 1000, 10));
+      if (wanted.has('failover')) failover.biha.runs = await repeat(`\n${killText('biha failover')} (controller, postmaster and every process below them: TestCluster.hostPids)`, (r) => bihaFailoverRun(c, r, 1000, 10, 'tree'));
       if (wanted.has('switchover')) switchover.biha.runs = await repeat(`\n[biha switchover] bihactl set-leader --id=<next>, ${RUNS} runs`, (r) => bihaSwitchoverRun(c, r));
     } finally {
       await dropCluster(c);
@@ -193,7 +193,7 @@ async function runAll(wanted: ReadonlySet<Scenario['name']>): Promise<Scenario[]
   if (wanted.has('failover-fast')) {
     const c = await bihaBlock(failoverFast, 28100, fast.hb, fast.lost);
     try {
-      failoverFast.biha.runs = await repeat(`\n${killText('biha failover-fast')} (TestCluster.kill9(leader, 'both'))`, (r) => bihaFailoverRun(c, r, fast.hb, fast.lost));
+      failoverFast.biha.runs = await repeat(`\n${killText('biha failover-fast')} (controller, postmaster and every process below them: TestCluster.hostPids)`, (r) => bihaFailoverRun(c, r, fast.hb, fast.lost, 'tree'));
     } finally {
       await dropCluster(c);
     }

@@ -26,11 +26,32 @@ export function failoverSeconds(hb: number, lost: number): number {
 }
 
 /**
- * Repetition r of a failover: kill -9 of the leader's controller and postmaster
- * (TestCluster.kill9(leader, 'both')) while the client writes; then `bihactl start` of the killed
- * node and a wait for a healthy cluster. Null when no new leader acknowledged a write in time.
+ * The fault of a failover run: `kill9` is kill -9 of the leader's controller and postmaster
+ * (TestCluster.kill9(leader, 'both')); `tree` adds every process below them (the lease watchdog,
+ * backends, walsenders) in the same instant, as a crashed host.
  */
-export async function bihaFailoverRun(c: TestCluster, r: number, hb: number, lost: number): Promise<GapRun | null> {
+export type BihaFault = 'kill9' | 'tree';
+
+function inflict(c: TestCluster, i: number, fault: BihaFault): void {
+  if (fault === 'kill9') {
+    c.kill9(i, 'both');
+    return;
+  }
+  for (const pid of c.hostPids(i)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * Repetition r of a failover: the fault on the leader while the client writes; then
+ * `bihactl start` of the killed node and a wait for a healthy cluster. Null when no new leader
+ * acknowledged a write in time.
+ */
+export async function bihaFailoverRun(c: TestCluster, r: number, hb: number, lost: number, fault: BihaFault = 'kill9'): Promise<GapRun | null> {
   const leader = await healthyLeader(c);
   const seconds = failoverSeconds(hb, lost);
   const g = await writeGapAround({
@@ -38,7 +59,7 @@ export async function bihaFailoverRun(c: TestCluster, r: number, hb: number, los
     seconds,
     warmupMs: 3000,
     isNewLeader: (port) => port !== c.port(leader),
-    action: () => c.kill9(leader, 'both'),
+    action: () => inflict(c, leader, fault),
   });
   const run = gapOf(g);
   const next = g.first ? c.ids().find((i) => c.port(i) === g.first?.port) ?? 0 : 0;
