@@ -36,6 +36,12 @@ import { benchRunsOr, fmtMs, line, loadAverage } from './lib/report.js';
 
 const RUNS = benchRunsOr(3);
 const ROOT = path.resolve(import.meta.dirname, '..');
+/**
+ * How long the write loop of a switchover run lasts (2 s of it before the command): long enough
+ * for either command to start, switch over and return on a loaded machine, where starting a
+ * command-line tool alone can take seconds.
+ */
+const SWITCHOVER_SECONDS = 30;
 
 /** One run of either tool; commandMs only for a switchover. */
 type Run = GapRun & { commandMs?: number };
@@ -102,14 +108,17 @@ async function patroniSwitchoverRun(c: PatroniCluster, r: number): Promise<Switc
   const target = (leader % c.ids().length) + 1;
   const g = await writeGapAround({
     uri: c.connString(),
-    seconds: 10 + 2 * c.timing.loopWait,
+    seconds: SWITCHOVER_SECONDS,
     warmupMs: 2000,
     isNewLeader: (port) => port === c.port(target),
     action: () => c.switchover(leader, target),
   });
   const run = gapOf(g);
   if (g.result.code !== 0 || !run || !g.first) {
-    console.log(`  run ${r}: switchover ${c.name(leader)} -> ${c.name(target)} failed: ${g.result.out.trim().split('\n').slice(-2).join(' ')} (longest gap ${fmtMs(g.loop.maxGapMs)})`);
+    const why = g.result.code !== 0
+      ? `patronictl switchover failed: ${g.result.out.trim().split('\n').slice(-2).join(' ')}`
+      : `patronictl switchover returned after ${fmtMs(g.actionMs)} but ${c.name(target)} acknowledged no write within the ${SWITCHOVER_SECONDS} s of the write loop`;
+    console.log(`  run ${r}: switchover ${c.name(leader)} -> ${c.name(target)}: ${why} (longest gap ${fmtMs(g.loop.maxGapMs)})`);
     return null;
   }
   console.log(
@@ -178,7 +187,7 @@ async function runAll(wanted: ReadonlySet<Scenario['name']>): Promise<Scenario[]
     const c = await bihaBlock(wanted.has('failover') ? failover : switchover, 28000, 1000, 10);
     try {
       if (wanted.has('failover')) failover.biha.runs = await repeat(`\n${killText('biha failover')} (controller, postmaster and every process below them: TestCluster.hostPids)`, (r) => bihaFailoverRun(c, r, 1000, 10, 'tree'));
-      if (wanted.has('switchover')) switchover.biha.runs = await repeat(`\n[biha switchover] bihactl set-leader --id=<next>, ${RUNS} runs`, (r) => bihaSwitchoverRun(c, r));
+      if (wanted.has('switchover')) switchover.biha.runs = await repeat(`\n[biha switchover] bihactl set-leader --id=<next>, ${RUNS} runs`, (r) => bihaSwitchoverRun(c, r, SWITCHOVER_SECONDS));
     } finally {
       await dropCluster(c);
     }

@@ -90,20 +90,24 @@ export async function bihaFailoverRun(c: TestCluster, r: number, hb: number, los
   return run;
 }
 
-/** Repetition r of a switchover: `bihactl set-leader --id=<next>` while the client writes. Null when it failed. */
-export async function bihaSwitchoverRun(c: TestCluster, r: number): Promise<SwitchoverRun | null> {
+/**
+ * Repetition r of a switchover: `bihactl set-leader --id=<next>` while the client writes for
+ * `seconds` in all (2 s of them before the command). Null when it failed.
+ */
+export async function bihaSwitchoverRun(c: TestCluster, r: number, seconds = 10): Promise<SwitchoverRun | null> {
   const leader = await healthyLeader(c);
   const target = (leader % c.ids().length) + 1;
   const g = await writeGapAround({
     uri: c.connString(),
-    seconds: 10,
+    seconds,
     warmupMs: 2000,
     isNewLeader: (port) => port === c.port(target),
     action: () => bihactl(['set-leader', `--id=${target}`, `--pgdata=${c.pgdata(leader)}`]),
   });
   const run = gapOf(g);
   if (g.result.code !== 0 || !run || !g.first) {
-    console.log(`  run ${r}: switchover ${leader} -> ${target} failed: ${g.result.stderr.trim()} (gap ${g.loop.maxGapMs} ms)`);
+    const why = g.result.code !== 0 ? `bihactl set-leader failed: ${g.result.stderr.trim()}` : `bihactl set-leader returned after ${fmtMs(g.actionMs)} but node ${target} acknowledged no write within the ${seconds} s of the write loop`;
+    console.log(`  run ${r}: switchover ${leader} -> ${target}: ${why} (longest gap ${fmtMs(g.loop.maxGapMs)})`);
     return null;
   }
   const evOld = logEvents(c, leader, g.actionWall - 50);
