@@ -29,12 +29,13 @@ import { clusters, destroyOnSignal, dropCluster, makeCluster } from './lib/clust
 import type { CompareRow } from './lib/comparetable.js';
 import { compareTable } from './lib/comparetable.js';
 import { gapOf, writeGapAround } from './lib/gap.js';
-import { PatroniCluster, patroniClusters, patroniVersions, waitGone } from './lib/patroni.js';
+import { ETCD_BIN, PATRONI_BIN, PATRONICTL_BIN, PatroniCluster, patroniClusters, patroniVersions, waitGone } from './lib/patroni.js';
 import type { PatroniTiming } from './lib/patroniconf.js';
 import { PATRONI_DEFAULTS, PATRONI_FAST } from './lib/patroniconf.js';
 import { benchRunsOr, fmtMs, line, loadAverage } from './lib/report.js';
 
-const RUNS = benchRunsOr(3);
+/** Runs per tool and scenario: BENCH_RUNS, default 3 (read in main). */
+let RUNS = 3;
 const ROOT = path.resolve(import.meta.dirname, '..');
 /**
  * How long the write loop of a switchover run lasts (2 s of it before the command): long enough
@@ -249,13 +250,22 @@ function writeResults(data: unknown): string {
   return file;
 }
 
+/** Root, and Patroni and etcd installed: a clear one-line error otherwise. */
+function checkHost(): void {
+  if (process.getuid?.() !== 0) throw new Error('bench/compare.ts needs root (PostgreSQL and Patroni run as the postgres OS user): run sudo npm run bench:compare');
+  for (const bin of [PATRONI_BIN, PATRONICTL_BIN, ETCD_BIN, path.join(PG_BIN, 'postgres')])
+    if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run scripts/install-bench-deps.sh as root (and scripts/install-deps.sh for PostgreSQL 15)`);
+}
+
 const NAMES = ['failover', 'failover-fast', 'switchover'] as const;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   for (const a of args) if (a !== 'all' && !(NAMES as readonly string[]).includes(a)) throw new Error(`unknown scenario "${a}"; choose from ${NAMES.join(', ')}, all`);
   const wanted = new Set<Scenario['name']>(args.length === 0 || args.includes('all') ? NAMES : (args as Scenario['name'][]));
+  RUNS = benchRunsOr(3);
   bihaFast();
+  checkHost();
   const started = new Date().toISOString();
   const loadStart = loadAverage();
   const v = versions();
@@ -286,6 +296,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err);
+  console.error(err instanceof Error ? `bench/compare.ts: ${err.message}` : err);
   process.exitCode = 1;
 });

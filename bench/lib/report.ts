@@ -46,10 +46,13 @@ export function benchRuns(): number {
   return Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
 }
 
-/** BENCH_RUNS, or `def` when unset; at least 1. */
+/** BENCH_RUNS, or `def` when unset; a positive integer, else an error that says so. */
 export function benchRunsOr(def: number): number {
-  const n = Number(process.env['BENCH_RUNS'] ?? def);
-  return Number.isInteger(n) && n >= 1 ? n : def;
+  const v = process.env['BENCH_RUNS'];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_RUNS="${v}" is not a positive whole number of runs; use for example BENCH_RUNS=3`);
+  return n;
 }
 
 /** The 1-, 5- and 15-minute load averages from /proc/loadavg. */
