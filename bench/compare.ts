@@ -36,6 +36,7 @@ import { benchRunsOr, fmtMs, line, loadAverage } from './lib/report.js';
 
 /** Runs per tool and scenario: BENCH_RUNS, default 3 (read in main). */
 let RUNS = 3;
+const runsText = (): string => `${RUNS} run${RUNS === 1 ? '' : 's'}`;
 const ROOT = path.resolve(import.meta.dirname, '..');
 /**
  * How long the write loop of a switchover run lasts (2 s of it before the command): long enough
@@ -182,20 +183,20 @@ async function runAll(wanted: ReadonlySet<Scenario['name']>): Promise<Scenario[]
     biha: { settings: 'heartbeat 1000 ms x 10, bihactl set-leader --id=<next>', runs: [] },
     patroni: { settings: `${timingText(PATRONI_DEFAULTS)}, patronictl switchover --leader X --candidate Y --force`, runs: [] },
   };
-  const killText = (tool: string): string => `[${tool}] SIGKILL of the leader's process tree while writing every 20 ms, ${RUNS} runs`;
+  const killText = (tool: string): string => `[${tool}] SIGKILL of the leader's process tree while writing every 20 ms, ${runsText()}`;
 
   if (wanted.has('failover') || wanted.has('switchover')) {
     const c = await bihaBlock(wanted.has('failover') ? failover : switchover, 28000, 1000, 10);
     try {
       if (wanted.has('failover')) failover.biha.runs = await repeat(`\n${killText('biha failover')} (controller, postmaster and every process below them: TestCluster.hostPids)`, (r) => bihaFailoverRun(c, r, 1000, 10, 'tree'));
-      if (wanted.has('switchover')) switchover.biha.runs = await repeat(`\n[biha switchover] bihactl set-leader --id=<next>, ${RUNS} runs`, (r) => bihaSwitchoverRun(c, r, SWITCHOVER_SECONDS));
+      if (wanted.has('switchover')) switchover.biha.runs = await repeat(`\n[biha switchover] bihactl set-leader --id=<next>, ${runsText()}`, (r) => bihaSwitchoverRun(c, r, SWITCHOVER_SECONDS));
     } finally {
       await dropCluster(c);
     }
     const p = await patroniBlock(wanted.has('failover') ? failover : switchover, 28500, PATRONI_DEFAULTS);
     try {
       if (wanted.has('failover')) failover.patroni.runs = await repeat(`\n${killText('Patroni failover')} (Patroni and its postmaster with every process below them)`, (r) => patroniFailoverRun(p, r));
-      if (wanted.has('switchover')) switchover.patroni.runs = await repeat(`\n[Patroni switchover] patronictl switchover --leader X --candidate Y --force, ${RUNS} runs`, (r) => patroniSwitchoverRun(p, r));
+      if (wanted.has('switchover')) switchover.patroni.runs = await repeat(`\n[Patroni switchover] patronictl switchover --leader X --candidate Y --force, ${runsText()}`, (r) => patroniSwitchoverRun(p, r));
     } finally {
       await p.destroy();
     }
@@ -270,7 +271,7 @@ async function main(): Promise<void> {
   const loadStart = loadAverage();
   const v = versions();
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
-  console.log(`bench/compare.ts: ${[...wanted].join(', ')}; ${RUNS} runs each; ${machine}; load average ${loadStart}`);
+  console.log(`bench/compare.ts: ${[...wanted].join(', ')}; ${runsText()} each; ${machine}; load average ${loadStart}`);
   console.log(`versions: biha ${v['biha']}, PostgreSQL ${v['postgresql']}, Patroni ${v['patroni']}, etcd ${v['etcd']}, node ${v['node']}`);
   destroyOnSignal(async () => {
     await Promise.all(patroniClusters.map((p) => p.destroy()));
@@ -290,7 +291,7 @@ async function main(): Promise<void> {
     printRuns('Patroni', s.patroni.runs, s.name === 'switchover');
   }
   console.log(`\n${compareTable(tableRows(scenarios))}\n`);
-  console.log(`Load average at the start ${loadStart}, at the end ${loadEnd}; ${machine}; biha ${v['biha']}, PostgreSQL ${v['postgresql']}, Patroni ${v['patroni']}, etcd ${v['etcd']}, node ${v['node']}; ${RUNS} runs per tool and scenario.`);
+  console.log(`Load average at the start ${loadStart}, at the end ${loadEnd}; ${machine}; biha ${v['biha']}, PostgreSQL ${v['postgresql']}, Patroni ${v['patroni']}, etcd ${v['etcd']}, node ${v['node']}; ${runsText()} per tool and scenario.`);
   const file = writeResults({ started, finished: new Date().toISOString(), runsPerScenario: RUNS, loadAverage: { start: loadStart, end: loadEnd }, machine, versions: v, scenarios });
   console.log(`raw runs: ${path.relative(process.cwd(), file)}`);
 }
