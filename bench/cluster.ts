@@ -26,92 +26,33 @@
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
 import type { TestCluster } from '../test/helpers/cluster.js';
-import { bihactl, sleep } from '../test/helpers/cluster.js';
+import { sleep } from '../test/helpers/cluster.js';
+import type { GapRun, SwitchoverRun } from './lib/biharuns.js';
+import { bihaFailoverRun, bihaSwitchoverRun } from './lib/biharuns.js';
 import { connect, destroyOnSignal, dropCluster, clusters, healthyLeader, makeCluster, one } from './lib/cluster.js';
-import { failoverBreakdown, formatBreakdown, printBreakdowns } from './lib/breakdown.js';
-import type { Breakdown } from './lib/breakdown.js';
+import { printBreakdowns } from './lib/breakdown.js';
 import { logEvents, timeline } from './lib/logs.js';
 import { CLK_TCK, childrenOf, cpuTicks, rssKb } from './lib/proc.js';
 import { benchRuns, fmtMs, line, median } from './lib/report.js';
 
 const RUNS = benchRuns();
 const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'] ?? 30) || 30);
-const writeGap = measureWriteGap;
 
 // ---- 1. write gap: failover after kill -9, and switchover ----
-
-interface GapRun {
-  gapMs: number;
-  /** From the kill / the switchover command to the first acknowledged write after it. */
-  toFirstWriteMs: number;
-}
 
 async function failover(c: TestCluster, label: string, hb: number, lost: number, targetMs: number): Promise<number[]> {
   console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
   const runs: GapRun[] = [];
-  const phases: Breakdown[] = [];
-  const seconds = Math.ceil((3000 + 2.5 * hb * lost + 15_000) / 1000);
   for (let r = 1; r <= RUNS; r++) {
-    const leader = await healthyLeader(c);
-    let killAt = Infinity;
-    let lastAck = 0;
-    // The first write a new leader acknowledged after the kill, and the last acknowledged write
-    // before it (which can be an in-flight insert the dying leader answered just after the kill).
-    let first: { at: number; port: number; prev: number } | null = null;
-    const t0 = performance.now();
-    const gapP = writeGap(parseMultiHostUri(c.connString()), {
-      periodMs: 20,
-      seconds,
-      table: 'bench_gap',
-      onAck: (at, port) => {
-        if (at > killAt && port !== c.port(leader) && !first) first = { at, port, prev: lastAck };
-        lastAck = at;
-      },
-    });
-    await sleep(3000);
-    const killWall = Date.now();
-    killAt = performance.now() - t0;
-    c.kill9(leader, 'both');
-    const g = await gapP;
-    const f = first as { at: number; port: number; prev: number } | null;
-    const next = f ? c.ids().find((i) => c.port(i) === f.port) ?? 0 : 0;
-    if (!f) {
-      console.log(`  run ${r}: no write acknowledged by a new leader within ${seconds} s of the start (kill at ${Math.round(killAt)} ms)`);
-    } else {
-      const gap = f.at - f.prev;
-      runs.push({ gapMs: gap, toFirstWriteMs: f.at - killAt });
-      const ev = logEvents(c, next, killWall - 50);
-      const b = failoverBreakdown(ev, killWall, killWall + (f.at - killAt));
-      phases.push(b);
-      console.log(
-        `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(gap)} (last write on node ${leader} ${Math.round(f.prev - killAt)} ms from the kill), ` +
-          `kill -> first write ${fmtMs(f.at - killAt)}; ${g.ok} writes ok, ${g.failed} failed, longest gap of the run ${fmtMs(g.maxGapMs)}\n` +
-          `         node ${next} after the kill: ${timeline(ev, killWall, [
-            ['CANDIDATE', /^state CANDIDATE/],
-            ['LEADER_RO', /^state LEADER_RO/],
-            ['LEADER_RW', /^state LEADER_RW/],
-            ['promote', /to "PRIMARY": promote/],
-            ['promoted', /^done: promote/],
-          ])}, first write +${Math.round(f.at - killAt)} ms\n` +
-          `         breakdown: ${formatBreakdown(b)}`,
-      );
-    }
-    // The killed node comes back as a follower of the new leader before the next repetition.
-    const back = performance.now();
-    const startWall = Date.now();
-    const s = await bihactl(['start', `--pgdata=${c.pgdata(leader)}`]);
-    if (s.code !== 0) throw new Error(`bihactl start of node ${leader} failed: ${s.stderr}`);
-    const now = await healthyLeader(c);
-    const rewound = logEvents(c, leader, startWall).some((e) => /timelines diverged/.test(e.msg));
-    console.log(`         node ${leader} restarted with bihactl start: FOLLOWER of node ${now} after ${fmtMs(performance.now() - back)}${rewound ? ' (its WAL had diverged: pg_rewind)' : ''}`);
+    const run = await bihaFailoverRun(c, r, hb, lost);
+    if (run) runs.push(run);
   }
   line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: targetMs, text: `<= ${fmtMs(targetMs)}` });
   line('kill -> first acknowledged write', runs.map((x) => x.toFirstWriteMs), fmtMs);
   line(`kill -> first acknowledged write, minus detection (heartbeat ${hb} ms x ${lost})`, runs.map((x) => x.toFirstWriteMs - hb * lost), fmtMs, { max: 100, text: '<= 100 ms' });
-  console.log('  breakdown (new leader\'s controller.log), medians:');
-  printBreakdowns(phases);
+  console.log("  breakdown (the new leader's controller.log), medians:");
+  printBreakdowns(runs.flatMap((x) => (x.breakdown ? [x.breakdown] : [])));
   return runs.map((x) => x.gapMs);
 }
 
@@ -196,48 +137,13 @@ async function freezeFailover(c: TestCluster, label: string, hb: number, lost: n
 
 async function switchover(c: TestCluster): Promise<number[]> {
   console.log(`\n[switchover] bihactl set-leader --id=<next> --pgdata=<leader's>, ${RUNS} runs`);
-  const runs: GapRun[] = [];
-  const cmd: number[] = [];
+  const runs: SwitchoverRun[] = [];
   for (let r = 1; r <= RUNS; r++) {
-    const leader = await healthyLeader(c);
-    const target = (leader % 3) + 1;
-    let at = Infinity;
-    let lastAck = 0;
-    let first: { at: number; port: number; prev: number } | null = null;
-    const t0 = performance.now();
-    const gapP = writeGap(parseMultiHostUri(c.connString()), {
-      periodMs: 20,
-      seconds: 10,
-      table: 'bench_gap',
-      onAck: (ackAt, port) => {
-        if (ackAt > at && port === c.port(target) && !first) first = { at: ackAt, port, prev: lastAck };
-        lastAck = ackAt;
-      },
-    });
-    await sleep(2000);
-    const wall = Date.now();
-    at = performance.now() - t0;
-    const res = await bihactl(['set-leader', `--id=${target}`, `--pgdata=${c.pgdata(leader)}`]);
-    const cmdMs = performance.now() - t0 - at;
-    const g = await gapP;
-    const f = first as { at: number; port: number; prev: number } | null;
-    if (res.code !== 0 || !f) {
-      console.log(`  run ${r}: switchover ${leader} -> ${target} failed: ${res.stderr.trim()} (gap ${g.maxGapMs} ms)`);
-    } else {
-      runs.push({ gapMs: f.at - f.prev, toFirstWriteMs: f.at - at });
-      cmd.push(cmdMs);
-      const evOld = logEvents(c, leader, wall - 50);
-      const evNew = logEvents(c, target, wall - 50);
-      console.log(
-        `  run ${r}: node ${leader} -> node ${target}: write gap ${fmtMs(f.at - f.prev)} (${Math.round(f.prev - at)}..${Math.round(f.at - at)} ms after the command started; longest of the run ${fmtMs(g.maxGapMs)}), bihactl set-leader took ${fmtMs(cmdMs)}, ${g.failed} writes failed\n` +
-          `         old leader node ${leader}: ${timeline(evOld, wall, [['fence', /to "STANDBY": fence/], ['stopped', /^PostgreSQL stopped cleanly/], ['fenced', /^done: fence/], ['FOLLOWER', /^state FOLLOWER/]])}\n` +
-          `         new leader node ${target}: ${timeline(evNew, wall, [['CANDIDATE', /^state CANDIDATE/], ['LEADER_RO', /^state LEADER_RO/], ['LEADER_RW', /^state LEADER_RW/], ['promote', /to "PRIMARY": promote/], ['promoted', /^done: promote/]])}` +
-          ` (promotion steps: ${JSON.stringify(evNew.find((e) => e.msg === 'promotion steps (ms)')?.fields ?? {}, ['duties', 'watchdog', 'timeline', 'pg_promote'])})`,
-      );
-    }
+    const run = await bihaSwitchoverRun(c, r);
+    if (run) runs.push(run);
   }
   line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: 150, text: '<= 150 ms' });
-  line('bihactl set-leader (process start to exit)', cmd, fmtMs, { max: 500, text: '<= 0.5 s' });
+  line('bihactl set-leader (process start to exit)', runs.map((x) => x.commandMs), fmtMs, { max: 500, text: '<= 0.5 s' });
   line('command start -> first write on the new leader', runs.map((x) => x.toFirstWriteMs), fmtMs);
   return runs.map((x) => x.gapMs);
 }

@@ -119,10 +119,10 @@ export async function dropCluster(c: TestCluster): Promise<void> {
   if (k >= 0) clusters.splice(k, 1);
 }
 
-/** Destroys every cluster on SIGINT/SIGTERM before exiting. */
-export function destroyOnSignal(): void {
+/** Destroys every cluster (and whatever `also` stops) on SIGINT/SIGTERM before exiting. */
+export function destroyOnSignal(also?: () => Promise<void>): void {
   const stop = (): void => {
-    void Promise.all(clusters.map((c) => c.destroy())).finally(() => process.exit(130));
+    void Promise.all([...clusters.map((c) => c.destroy()), also?.()]).finally(() => process.exit(130));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

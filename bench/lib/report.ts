@@ -1,5 +1,6 @@
 // Statistics and printing shared by the benchmarks: every figure is a median over repeated runs
 // with min and max, and, where a target is set, whether the median meets it.
+import * as fs from 'node:fs';
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,4 +44,22 @@ export function line(what: string, xs: readonly number[], fmt: (x: number) => st
 /** BENCH_RUNS, at least 5. */
 export function benchRuns(): number {
   return Math.max(5, Number(process.env['BENCH_RUNS'] ?? 5) || 5);
+}
+
+/** BENCH_RUNS, or `def` when unset; a positive integer, else an error that says so. */
+export function benchRunsOr(def: number): number {
+  const v = process.env['BENCH_RUNS'];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_RUNS="${v}" is not a positive whole number of runs; use for example BENCH_RUNS=3`);
+  return n;
+}
+
+/** The 1-, 5- and 15-minute load averages from /proc/loadavg. */
+export function loadAverage(): string {
+  try {
+    return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'unknown';
+  }
 }
