@@ -159,6 +159,11 @@ export class RaftNode {
   private noWal: { leader: NodeId; ms: number; reach: readonly NodeId[] } = { leader: 0, ms: 0, reach: [] };
   /** Leader: no giving way before this time (anti-flap, docs/raft.md "Giving way"). */
   private giveWayNotBefore = Number.NEGATIVE_INFINITY;
+  /**
+   * A leader that gave way does not campaign before this time: it holds the most WAL (its blocked
+   * commits), so it would win any election it starts, and its followers still cannot replicate from it.
+   */
+  private campaignHoldUntil = Number.NEGATIVE_INFINITY;
   private now: number;
 
   // Follower timing.
@@ -348,6 +353,7 @@ export class RaftNode {
     const me = this.self();
     if (!me || !isLeaderCapable(me) || this.nodeError || this.leadBlock !== null) return false;
     if (voterIds(this.cfg()).length === 0) return false;
+//     if (!transfer && this.now < this.campaignHoldUntil) return false;
     return transfer || !this.cfg().params.serviceMode || this.now < this.serviceOverrideUntil;
   }
 
@@ -1217,6 +1223,7 @@ export class RaftNode {
       }
     } else if (compareWal(p.wal, this.wal) < 0) return;
     tr.timeoutNowSent = true;
+    if (tr.noWalMs !== undefined) this.campaignHoldUntil = this.now + Math.max(this.cfg().params.noWalOnFollower, this.electionT());
     this.send<TimeoutNowMsg>({ type: 'timeout_now', from: this.id, to: tr.target, term: this.term });
   }
 
