@@ -353,7 +353,7 @@ export class RaftNode {
     const me = this.self();
     if (!me || !isLeaderCapable(me) || this.nodeError || this.leadBlock !== null) return false;
     if (voterIds(this.cfg()).length === 0) return false;
-//     if (!transfer && this.now < this.campaignHoldUntil) return false;
+    if (!transfer && this.now < this.campaignHoldUntil) return false;
     return transfer || !this.cfg().params.serviceMode || this.now < this.serviceOverrideUntil;
   }
 
