@@ -750,7 +750,9 @@ export class RaftNode {
     const now = this.now;
     if (this.role === 'leader') return this.leaderView(now);
     const T = this.T();
-    const selfView: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true, term: this.term };
+    const base: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true, term: this.term };
+    const stalled = this.noWal.ms > 0 && this.noWal.leader === this.leaderId && this.leaderId !== 0;
+    const selfView: PeerView = stalled ? { ...base, noWalMs: this.noWal.ms } : base;
     if (this.view.length === 0) {
       return this.cfg().nodes.map((n) =>
         n.id === this.id ? selfView : { id: n.id, wal: NO_WAL, state: 'UNKNOWN', lastKnownState: 'UNKNOWN', sinceLastHbMs: -1, online: false, term: 0 },
@@ -763,7 +765,8 @@ export class RaftNode {
       const online = p.online && since >= 0 && since < T;
       const known = p.state === 'UNKNOWN' ? p.lastKnownState : p.state;
       // A leader of an older version sends no term: 0 (unknown).
-      return { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online, term: typeof p.term === 'number' ? p.term : 0 };
+      const view: PeerView = { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online, term: typeof p.term === 'number' ? p.term : 0 };
+      return online && typeof p.noWalMs === 'number' && p.noWalMs > 0 ? { ...view, noWalMs: p.noWalMs } : view;
     });
   }
 
