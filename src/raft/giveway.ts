@@ -37,8 +37,9 @@ function syncCandidate(n: NodeInfo): boolean {
  * follower. Only in synchronous mode (`syncStandbys` > 0): fewer live followers than
  * sync_standbys receive WAL and at least one has received none for no_wal_on_follower while it
  * heard the leader. The target has at least the WAL of every follower (any of them may have
- * acknowledged a commit), may lead, and enough other followers can open its PostgreSQL port to
- * acknowledge its commits (min(sync_standbys, the other synchronous followers)); among those, the
+ * acknowledged a commit), may lead, and enough other live followers can open its PostgreSQL port to
+ * acknowledge its commits (min(sync_standbys, the other live synchronous followers), at least one);
+ * among those, the
  * one that votes would rank first (most WAL, then priority, then lowest id). The followers that can
  * vote must make an election quorum on their own: this leader, with WAL past theirs, refuses the
  * target its vote.
@@ -65,7 +66,9 @@ export function decideGiveWay(params: ClusterParams, electionQuorum: number, fol
     if (!t.mayLead || compareWal(t.wal, most) < 0) continue;
     const others = live.filter((f) => f !== t);
     const reaching = others.filter((f) => f.pgReach.includes(t.node.id)).length;
-    if (reaching < Math.min(k, others.length)) continue;
+    // At least one: a leader whose only other follower is in NODE_ERROR (or gone) would have no
+    // synchronous standby either, and this leader's blocked WAL would diverge for nothing.
+    if (reaching < Math.max(1, Math.min(k, others.length))) continue;
     if (best === null || rankBetter({ id: t.node.id, wal: t.wal, priority: t.node.priority }, { id: best.node.id, wal: best.wal, priority: best.node.priority })) best = t;
   }
   if (best === null) return { give: false, why: 'no follower with the most WAL can be reached by enough others' };

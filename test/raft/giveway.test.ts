@@ -199,6 +199,12 @@ describe('decideGiveWay', () => {
     expect(decideGiveWay(params, 2, [f(2, 50, LIMIT, [3]), f(3, 40, LIMIT, [2]), err])).toMatchObject({ give: true, target: 2 });
   });
 
+  it('needs another live follower that can replicate from the target', () => {
+    // Node 3 is in NODE_ERROR: node 2 would lead with no synchronous standby at all.
+    const err = f(3, 40, 0, [], { live: false, inError: true });
+    expect(decideGiveWay(params, 1, [f(2, 50, LIMIT, [3]), err])).toMatchObject({ give: false });
+  });
+
   it('never targets a follower that may not lead', () => {
     expect(decideGiveWay(params, 2, [f(2, 50, LIMIT, [3], { mayLead: false }), f(3, 40, LIMIT, [2])])).toMatchObject({ give: false });
   });
