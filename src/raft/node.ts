@@ -1189,7 +1189,7 @@ export class RaftNode {
     p.state = msg.state;
     p.term = msg.term;
     p.noWalMs = typeof msg.noWalMs === 'number' && msg.noWalMs > 0 ? msg.noWalMs : 0;
-    p.pgReach = p.noWalMs > 0 && Array.isArray(msg.pgReach) ? msg.pgReach : [];
+    p.pgReach = p.noWalMs > 0 && Array.isArray(msg.pgReach) ? msg.pgReach.filter((x) => Number.isInteger(x)) : [];
     // An acknowledgement counts for the lease only when the peer matched the log up to the commit
     // index sent with it: it then runs (at least) the configuration the lease was computed from,
     // so it waits at least that T before voting.
