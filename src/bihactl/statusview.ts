@@ -25,6 +25,8 @@ export interface MemberRow {
   /** Replay lag behind the leader in bytes, when the node asked knows it. */
   lag_bytes: number | null;
   since_last_hb_ms: number | null;
+  /** The member hears the leader but has received no WAL from it for this long (ms); null while WAL flows. */
+  no_wal_ms: number | null;
 }
 
 /** The status file plus what the table shows: the cluster id, the leader and one row per member. */
@@ -68,6 +70,7 @@ export function buildStatusView(s: StatusFile, clusterId: string, nodes: readonl
       online: st.online,
       lag_bytes: lag,
       since_last_hb_ms: st.id === s.nodeId ? null : st.since_last_hb_ms,
+      no_wal_ms: st.no_wal_ms ?? null,
     };
   });
   return { ...s, cluster_id: clusterId, leader_id: leader, members };
@@ -98,7 +101,7 @@ export function renderStatus(v: StatusView): string {
       m.role,
       m.mode ?? '-',
       m.term === null ? '-' : String(m.term),
-      fmtBytes(m.lag_bytes),
+      m.no_wal_ms === null ? fmtBytes(m.lag_bytes) : `${fmtBytes(m.lag_bytes)} (no WAL for ${fmtMs(m.no_wal_ms)})`,
       m.self ? '-' : fmtMs(m.since_last_hb_ms),
     ]);
   }

@@ -60,6 +60,7 @@ import type { CommandHost } from './commands.js';
 import { buildStatus } from './status.js';
 import { switchoverFinished, switchoverStarted, waitStatementDone } from './ops/switchover.js';
 import type { SwitchoverRecord } from './ops/switchover.js';
+import { reachablePg } from './pg/reach.js';
 
 /** How long a command waits for a change already in flight (or a new leader's first entry) to commit. */
 const CHANGE_BUSY_WAIT_MS = 3000;
@@ -377,6 +378,7 @@ export class Controller implements CommandHost {
       },
       pg: this.hasData() ? this.actions : null,
       peers: { timeline: async (id) => timelineFromWire((await this.transport.request(id, 'tl_history', {}, 3000)) as TimelineWire) },
+      pgReachable: (nodes) => reachablePg(nodes),
       watchdog: this.watchdogPort(),
       sched: {
         now: monoMs,

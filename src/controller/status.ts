@@ -77,10 +77,15 @@ export function buildStatus(i: StatusInputs): StatusFile {
   const me = cfg.nodes.find((n) => n.id === i.selfId);
   const status = cfg.nodes.map((n) => {
     if (n.id === i.selfId) {
-      return { id: n.id, leader_id: soft.leaderId || null, term: soft.term, online: true, state: localState(soft), last_known_state: localState(soft), since_last_hb_ms: 0, mode: n.mode };
+      const own = i.peers.find((x) => x.id === n.id)?.noWalMs;
+      return {
+        id: n.id, leader_id: soft.leaderId || null, term: soft.term, online: true, state: localState(soft), last_known_state: localState(soft), since_last_hb_ms: 0, mode: n.mode,
+        ...(own !== undefined && own > 0 ? { no_wal_ms: own } : {}),
+      };
     }
     const p = i.peers.find((x) => x.id === n.id);
     return {
+      ...(p?.noWalMs !== undefined && p.noWalMs > 0 && p.online ? { no_wal_ms: p.noWalMs } : {}),
       id: n.id,
       leader_id: soft.leaderId || null,
       // The node's own last known term (from its last response to the leader); NULL: never heard.

@@ -37,5 +37,7 @@ export {
 } from './timing.js';
 export type { RankEntry } from './timing.js';
 export { RaftError } from './errors.js';
+export { decideGiveWay } from './giveway.js';
+export type { GiveWayDecision, GiveWayFollower } from './giveway.js';
 export type { RaftErrorCode } from './errors.js';
 export { RaftNode, TRANSFER_APP_INTERVAL_MS } from './node.js';

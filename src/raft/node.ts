@@ -22,6 +22,8 @@ import {
   TIMELINE_META_KEY,
 } from './config.js';
 import { RaftError } from './errors.js';
+import { decideGiveWay } from './giveway.js';
+import type { GiveWayFollower } from './giveway.js';
 import { compareWal, electionRank, electionTimeoutMs, leaseMs, rankBetter, DEFAULT_MAX_DRIFT } from './timing.js';
 import type {
   AppendMsg,
@@ -78,6 +80,10 @@ interface Progress {
   state: BihaState;
   /** The term the peer last answered with (0: not heard since this node became leader). */
   term: number;
+  /** How long the peer has heard this leader without receiving WAL (its last report; 0: WAL flows). */
+  noWalMs: number;
+  /** The data nodes whose PostgreSQL port the peer could open (its last report while WAL stalled). */
+  pgReach: readonly NodeId[];
 }
 
 interface Transfer {
@@ -85,6 +91,12 @@ interface Transfer {
   readonly startedAt: number;
   lastAppAt: number;
   timeoutNowSent: boolean;
+  /**
+   * Started because no follower could receive this leader's WAL (giving way, docs/raft.md): the
+   * target cannot catch up with the leader's WAL, so TimeoutNow waits only for the fence and for the
+   * target to hold at least the WAL of every follower. The longest time without WAL reported.
+   */
+  readonly noWalMs?: number;
 }
 
 function sameSoft(a: SoftState, b: SoftState): boolean {
@@ -94,7 +106,8 @@ function sameSoft(a: SoftState, b: SoftState): boolean {
     a.leaderId === b.leaderId &&
     a.writable === b.writable &&
     a.state === b.state &&
-    a.transferTarget === b.transferTarget
+    a.transferTarget === b.transferTarget &&
+    a.givingWay === b.givingWay
   );
 }
 
@@ -142,6 +155,15 @@ export class RaftNode {
   private leadBlock: string | null = null;
   private localFenced = false;
   private wal: WalPos = NO_WAL;
+  /** Follower: time without WAL from `noWal.leader` and the PostgreSQL ports it could open (setNoWal). */
+  private noWal: { leader: NodeId; ms: number; reach: readonly NodeId[] } = { leader: 0, ms: 0, reach: [] };
+  /** Leader: no giving way before this time (anti-flap, docs/raft.md "Giving way"). */
+  private giveWayNotBefore = Number.NEGATIVE_INFINITY;
+  /**
+   * A leader that gave way does not campaign before this time: it holds the most WAL (its blocked
+   * commits), so it would win any election it starts, and its followers still cannot replicate from it.
+   */
+  private campaignHoldUntil = Number.NEGATIVE_INFINITY;
   private now: number;
 
   // Follower timing.
@@ -331,6 +353,7 @@ export class RaftNode {
     const me = this.self();
     if (!me || !isLeaderCapable(me) || this.nodeError || this.leadBlock !== null) return false;
     if (voterIds(this.cfg()).length === 0) return false;
+    if (!transfer && this.now < this.campaignHoldUntil) return false;
     return transfer || !this.cfg().params.serviceMode || this.now < this.serviceOverrideUntil;
   }
 
@@ -467,6 +490,15 @@ export class RaftNode {
 
   setWal(wal: WalPos): void {
     this.wal = { tli: wal.tli, lsn: wal.lsn };
+  }
+
+  /**
+   * Follower: this node has heard `leader` for `ms` without receiving WAL from it while the
+   * leader's PostgreSQL is a primary with WAL this node lacks (0: WAL flows), and could open the
+   * PostgreSQL ports of the data nodes `reachable`. Reported in append responses to that leader.
+   */
+  setNoWal(leader: NodeId, ms: number, reachable: readonly NodeId[]): void {
+    this.noWal = { leader, ms: Math.max(0, Math.round(ms)), reach: [...reachable] };
   }
 
   /**
@@ -702,7 +734,7 @@ export class RaftNode {
   }
 
   soft(): SoftState {
-    return {
+    const s: SoftState = {
       role: this.role,
       term: this.term,
       leaderId: this.leaderId,
@@ -710,6 +742,7 @@ export class RaftNode {
       state: this.computeState(this.now),
       transferTarget: this.transfer?.target ?? 0,
     };
+    return this.transfer?.noWalMs !== undefined ? { ...s, givingWay: true } : s;
   }
 
   config(): ClusterConfig {
@@ -724,7 +757,9 @@ export class RaftNode {
     const now = this.now;
     if (this.role === 'leader') return this.leaderView(now);
     const T = this.T();
-    const selfView: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true, term: this.term };
+    const base: PeerView = { id: this.id, wal: this.wal, state: this.computeState(now), lastKnownState: this.computeState(now), sinceLastHbMs: 0, online: true, term: this.term };
+    const stalled = this.noWal.ms > 0 && this.noWal.leader === this.leaderId && this.leaderId !== 0;
+    const selfView: PeerView = stalled ? { ...base, noWalMs: this.noWal.ms } : base;
     if (this.view.length === 0) {
       return this.cfg().nodes.map((n) =>
         n.id === this.id ? selfView : { id: n.id, wal: NO_WAL, state: 'UNKNOWN', lastKnownState: 'UNKNOWN', sinceLastHbMs: -1, online: false, term: 0 },
@@ -737,7 +772,8 @@ export class RaftNode {
       const online = p.online && since >= 0 && since < T;
       const known = p.state === 'UNKNOWN' ? p.lastKnownState : p.state;
       // A leader of an older version sends no term: 0 (unknown).
-      return { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online, term: typeof p.term === 'number' ? p.term : 0 };
+      const view: PeerView = { id: p.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: known, sinceLastHbMs: since, online, term: typeof p.term === 'number' ? p.term : 0 };
+      return online && typeof p.noWalMs === 'number' && p.noWalMs > 0 ? { ...view, noWalMs: p.noWalMs } : view;
     });
   }
 
@@ -854,6 +890,9 @@ export class RaftNode {
     this.transfer = null;
     this.localFenced = false;
     this.leaderSince = now;
+    // A new leader does not give way for want of WAL before its followers had no_wal_on_follower
+    // to receive WAL from it (anti-flap).
+    this.giveWayNotBefore = now + this.cfg().params.noWalOnFollower;
     this.lastHbAt = Number.NEGATIVE_INFINITY;
     this.seqSent.clear();
     this.progress.clear();
@@ -879,7 +918,7 @@ export class RaftNode {
   private newProgress(next: number): Progress {
     return {
       match: 0, next, heardAt: null, ackSendTime: Number.NEGATIVE_INFINITY, ackLeaseEnd: Number.NEGATIVE_INFINITY,
-      wal: NO_WAL, state: 'UNKNOWN', term: 0,
+      wal: NO_WAL, state: 'UNKNOWN', term: 0, noWalMs: 0, pgReach: [],
     };
   }
 
@@ -971,11 +1010,53 @@ export class RaftNode {
       }
     }
     if (now - this.lastHbAt >= this.hb()) this.broadcastApp(now);
+    this.maybeGiveWay(now);
     this.maybeGiveVote(now);
     for (const [seq, sent] of this.seqSent) {
       if (sent.at + sent.lease >= now) break;
       this.seqSent.delete(seq);
     }
+  }
+
+  /**
+   * Giving way (synchronous mode): when no commit can be acknowledged because too few followers
+   * receive this leader's WAL, and one has received none for no_wal_on_follower while it heard the
+   * heartbeats, start a leadership transfer to the follower decideGiveWay picks. The transfer then
+   * runs as any other: PostgreSQL fenced first (localFenced), TimeoutNow, a normal election. Not in
+   * service mode, not while a transfer or a config change runs, not before giveWayNotBefore.
+   */
+  private maybeGiveWay(now: number): void {
+    const params = this.cfg().params;
+    if (this.transfer || !this.writable || params.serviceMode || now < this.giveWayNotBefore) return;
+    if (params.syncStandbys <= 0 || params.noWalOnFollower <= 0) return;
+    if (this.commit < this.noopIndex || this.lastIndex() > this.commit) return;
+    const T = this.T();
+    const followers: GiveWayFollower[] = [];
+    for (const n of this.cfg().nodes) {
+      if (n.id === this.id) continue;
+      const p = this.progress.get(n.id);
+      if (!p) continue;
+      const inError = p.state === 'NODE_ERROR' || p.state === 'NODE_ERROR_VOTING';
+      const live = p.heardAt !== null && now - p.heardAt < T && !inError;
+      followers.push({ node: n, live, inError, wal: p.wal, noWalMs: p.noWalMs, pgReach: p.pgReach, mayLead: live && this.transferRefusal(n.id, now) === null, votes: votesNow(n) });
+    }
+    const d = decideGiveWay(params, electionQuorum(this.cfg()), followers);
+    if (!d.give) return;
+    // Whatever comes of it, not again before another no_wal_on_follower.
+    this.giveWayNotBefore = now + params.noWalOnFollower;
+    this.transfer = { target: d.target, startedAt: now, lastAppAt: now, timeoutNowSent: false, noWalMs: d.noWalMs };
+    this.localFenced = false;
+    this.sendApp(d.target, now);
+    this.updateWritable(now);
+  }
+
+  /**
+   * The leadership transfer in progress when it gives way for want of WAL (maybeGiveWay): its target
+   * and the longest time a follower reported without WAL. Null otherwise.
+   */
+  givingWay(): { target: NodeId; noWalMs: number } | null {
+    const tr = this.transfer;
+    return this.role === 'leader' && tr && tr.noWalMs !== undefined ? { target: tr.target, noWalMs: tr.noWalMs } : null;
   }
 
   /**
@@ -1055,7 +1136,8 @@ export class RaftNode {
       }
       const since = now - p.heardAt;
       const online = since < T;
-      return { id: n.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: p.state, sinceLastHbMs: since, online, term: p.term };
+      const view: PeerView = { id: n.id, wal: p.wal, state: online ? p.state : 'UNKNOWN', lastKnownState: p.state, sinceLastHbMs: since, online, term: p.term };
+      return online && p.noWalMs > 0 ? { ...view, noWalMs: p.noWalMs } : view;
     });
   }
 
@@ -1114,6 +1196,8 @@ export class RaftNode {
     p.wal = msg.wal;
     p.state = msg.state;
     p.term = msg.term;
+    p.noWalMs = typeof msg.noWalMs === 'number' && msg.noWalMs > 0 ? msg.noWalMs : 0;
+    p.pgReach = p.noWalMs > 0 && Array.isArray(msg.pgReach) ? msg.pgReach.filter((x) => Number.isInteger(x)) : [];
     // An acknowledgement counts for the lease only when the peer matched the log up to the commit
     // index sent with it: it then runs (at least) the configuration the lease was computed from,
     // so it waits at least that T before voting.
@@ -1140,8 +1224,17 @@ export class RaftNode {
     const tr = this.transfer;
     if (!tr || tr.timeoutNowSent || !this.localFenced) return;
     const p = this.progress.get(tr.target);
-    if (!p || p.heardAt === null || compareWal(p.wal, this.wal) < 0) return;
+    if (!p || p.heardAt === null) return;
+    // Giving way: the target cannot receive this leader's WAL, but it must hold at least the WAL of
+    // every follower (one of them may have acknowledged a commit). Otherwise it must have all of ours.
+    if (tr.noWalMs !== undefined) {
+      for (const [id, q] of this.progress) {
+        if (id === tr.target || q.state === 'NODE_ERROR' || q.state === 'NODE_ERROR_VOTING' || findNode(this.cfg(), id)?.mode !== 'regular') continue;
+        if (compareWal(p.wal, q.wal) < 0) return;
+      }
+    } else if (compareWal(p.wal, this.wal) < 0) return;
     tr.timeoutNowSent = true;
+    if (tr.noWalMs !== undefined) this.campaignHoldUntil = this.now + Math.max(this.cfg().params.noWalOnFollower, this.electionT());
     this.send<TimeoutNowMsg>({ type: 'timeout_now', from: this.id, to: tr.target, term: this.term });
   }
 
@@ -1188,11 +1281,13 @@ export class RaftNode {
     this.viewAt = now;
     this.noteSeenWal(msg);
 
+    const stalled = this.noWal.leader === msg.from && this.noWal.ms > 0;
     const reply = (reject: boolean, matchIndex: number): void => {
-      this.send<AppendRespMsg>({
+      const out: AppendRespMsg = {
         type: 'app_resp', from: this.id, to: msg.from, term: this.term, reject, matchIndex,
         seq: msg.seq, wal: this.wal, state: this.computeState(now),
-      });
+      };
+      this.send<AppendRespMsg>(stalled ? { ...out, noWalMs: this.noWal.ms, pgReach: this.noWal.reach } : out);
     };
 
     if (msg.snapshot && msg.snapshot.index > this.commit) this.installSnapshot(msg.snapshot, now);

@@ -137,6 +137,8 @@ export interface PeerView {
   readonly online: boolean;
   /** The peer's own last known term: from its last response to the leader (0: unknown). */
   readonly term: number;
+  /** The peer has heard the leader without receiving WAL from it for this long (ms); absent: WAL flows. */
+  readonly noWalMs?: number;
 }
 
 interface MsgBase {
@@ -175,6 +177,13 @@ export interface AppendRespMsg extends MsgBase {
   readonly seq: number;
   readonly wal: WalPos;
   readonly state: BihaState;
+  /**
+   * How long (ms) this follower has heard the leader without receiving WAL from it while the
+   * leader's PostgreSQL is a primary with WAL it lacks. Absent: 0, WAL flows (or unknown).
+   */
+  readonly noWalMs?: number;
+  /** While `noWalMs` is present: the data nodes whose PostgreSQL port this follower could open. */
+  readonly pgReach?: readonly NodeId[];
 }
 
 export interface VoteMsg extends MsgBase {
@@ -213,6 +222,11 @@ export interface SoftState {
   readonly state: BihaState;
   /** Leader only: a leadership transfer is in progress to this node (0 = none). */
   readonly transferTarget: NodeId;
+  /**
+   * Present (true) while that transfer gives way because the followers receive no WAL from this
+   * leader: nobody can take its WAL, so PostgreSQL is fenced at once (docs/raft.md, "Giving way").
+   */
+  readonly givingWay?: true;
 }
 
 export interface FenceWal {

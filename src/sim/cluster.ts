@@ -73,6 +73,9 @@ export interface RunStats {
   /** Changes of the writable primary to another node that were not a requested switchover. */
   failovers: number;
   switchovers: number;
+  /** Replication-only cuts of the leader (nemesis) and leaders that then gave way (docs/raft.md "Giving way"). */
+  replicationCuts: number;
+  gaveWay: number;
   /** Longest time from the loss of the writable primary (crash or isolation, no other fault meanwhile) to the next primary. */
   maxFailoverMs: number;
   ackedWrites: number;
@@ -189,6 +192,8 @@ export class Simulation {
   /** Isolate the leader the moment it applies the next committed config change. */
   private isolateOnCommit = false;
   private scriptActive = false;
+  /** The nemesis does nothing else until then (a replication-only cut runs alone). */
+  private quietUntil = Number.NEGATIVE_INFINITY;
   private watch: { since: number; bound: number; what: string; except: NodeId } | null = null;
 
   // Writes.
@@ -205,7 +210,7 @@ export class Simulation {
   private overlapSince = -1;
   private overlapFrozen = false;
   private readonly stats: RunStats = {
-    elections: 0, failovers: 0, switchovers: 0, maxFailoverMs: 0, ackedWrites: 0, lostAsyncWrites: 0,
+    elections: 0, failovers: 0, switchovers: 0, replicationCuts: 0, gaveWay: 0, maxFailoverMs: 0, ackedWrites: 0, lostAsyncWrites: 0,
     refusedWrites: 0, indeterminateWrites: 0, rewinds: 0, rewoundRecords: 0, nodeErrors: 0, crashes: 0, partitions: 0,
     messages: 0, dropped: 0, votesWithheld: 0, reusedTimelines: 0, missingSlots: 0, dbOverlapMs: 0, frozenOverlapMs: 0, healElectMs: -1, convergeMs: -1,
     scenarioElectMs: -1, steps: 0, simMs: 0,
@@ -228,6 +233,7 @@ export class Simulation {
       minnodes: opts.minnodes,
       heartbeatSendPeriod: opts.heartbeatSendPeriod,
       heartbeatMaxLost: opts.heartbeatMaxLost,
+      noWalOnFollower: opts.noWalOnFollower,
       syncStandbys: this.k,
     };
     this.T = electionTimeoutMs(this.params);
@@ -445,6 +451,7 @@ export class Simulation {
       },
       pg: this.pgPort(h, inc),
       peers: this.peerPort(h, inc),
+      pgReachable: (nodes) => this.pgReachable(h, inc, nodes),
       watchdog: this.watchdogPort(h),
       sched,
       log: this.tracing ? this.logger(h, 'BIHA') : SILENT,
@@ -558,6 +565,10 @@ export class Simulation {
 
   private onSoft(h: Host, prev: SoftState | null, s: SoftState): void {
     h.soft = s;
+    if (s.givingWay === true && prev?.givingWay !== true) {
+      this.stats.gaveWay++;
+      this.trace(`n${h.id} gives way to n${s.transferTarget}: its followers receive no WAL`);
+    }
     if (s.role === 'leader' && (prev?.role !== 'leader' || prev.term !== s.term)) {
       this.stats.elections++;
       this.trace(`n${h.id} ELECTED term ${s.term} wal ${h.pg.tli}/${h.pg.wal.lsn}`);
@@ -617,6 +628,27 @@ export class Simulation {
     }
     if (this.tracing) this.trace(`n${m.from}>n${m.to} ${fmtMsg(m)}`);
     to.ctl.driver.step(m);
+  }
+
+  /**
+   * A TCP connect to each node's PostgreSQL port: it succeeds when the replication channel works both
+   * ways and the peer's PostgreSQL runs. Answers after a few ms (a refused or dropped connect in the
+   * product waits up to its timeout; the simulated one does not, which only makes probes fresher).
+   */
+  private pgReachable(h: Host, inc: number, nodes: readonly NodeInfo[]): Promise<NodeId[]> {
+    return new Promise<NodeId[]>((resolve) => {
+      this.at(2, {
+        k: 'do',
+        host: h,
+        fn: () => {
+          const ids = nodes.filter((n) => {
+            const peer = this.byId.get(n.id);
+            return peer !== undefined && peer.up && peer.pg.proc === 'up' && this.net.linked('wal', h.id, n.id);
+          }).map((n) => n.id);
+          this.queue.push(this.now, { k: 'ctl', host: h, inc, fn: () => resolve(ids) });
+        },
+      });
+    });
   }
 
   /** 'tl_history' over the control channel: the peer's controller reads its PostgreSQL's timeline. */
@@ -1534,12 +1566,13 @@ export class Simulation {
     if (this.phase !== 'fault') return;
     const r = this.nemRng;
     this.at(r.range(NEMESIS_MIN_MS, NEMESIS_MAX_MS), { k: 'nemesis' });
-    if (this.scriptActive) return;
+    if (this.scriptActive || this.now < this.quietUntil) return;
     if (this.failoverClock) this.failoverClock.clean = false;
     const x = r.next();
     if (x < 0.2) this.nemCrash(false);
     else if (x < 0.25) this.nemCrash(true);
-    else if (x < 0.48) this.nemPartition();
+    else if (x < 0.44) this.nemPartition();
+    else if (x < 0.48) this.nemCutReplication();
     else if (x < 0.53) {
       this.net.healAll();
       this.trace('net heal');
@@ -1710,6 +1743,26 @@ export class Simulation {
     const token = ++this.netToken;
     this.trace(`nemesis: partition ${desc} on ${channels.join('+')} (${this.net.describe(ids)})`);
     this.at(r.range(300, 5000), { k: 'heal-net', token });
+  }
+
+  /**
+   * Gray failure: the leader's replication connections cut both ways while the control channel
+   * works, long enough for no_wal_on_follower to pass, with no other fault meanwhile. In synchronous
+   * mode its writes block and it should give way (docs/raft.md "Giving way"); in asynchronous mode
+   * it keeps taking writes.
+   */
+  private nemCutReplication(): void {
+    const leader = this.findLeader();
+    if (!leader || !leader.pg.accepting) return;
+    this.net.healAll();
+    for (const h of this.members()) if (h !== leader) this.net.cutBoth(leader.id, h.id, ['wal']);
+    const ms = this.o.noWalOnFollower + this.nemRng.range(1000, 3 * this.T + 1000);
+    this.quietUntil = this.now + ms;
+    this.stats.partitions++;
+    this.stats.replicationCuts++;
+    const token = ++this.netToken;
+    this.trace(`nemesis: cut replication of leader n${leader.id} for ${ms.toFixed(0)} ms (control channel works)`);
+    this.at(ms, { k: 'heal-net', token });
   }
 
   private isolate(h: Host, why: string): void {

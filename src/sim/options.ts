@@ -40,6 +40,8 @@ export interface SimOptions {
   readonly repairAfterMs: number;
   readonly heartbeatSendPeriod: number;
   readonly heartbeatMaxLost: number;
+  /** biha.no_wal_on_follower (ms): short, so that replication-only cuts of the leader outlast it. */
+  readonly noWalOnFollower: number;
   readonly nquorum: number;
   readonly minnodes: number;
   /** After healing, a writable leader must exist within electBoundT × T. */
@@ -85,6 +87,7 @@ export function simOptions(o: { readonly seed: number; readonly nodes: number } 
     repairAfterMs: o.repairAfterMs ?? 1000,
     heartbeatSendPeriod: o.heartbeatSendPeriod ?? 200,
     heartbeatMaxLost: o.heartbeatMaxLost ?? 5,
+    noWalOnFollower: o.noWalOnFollower ?? 2000,
     nquorum: o.nquorum ?? majority(o.nodes),
     minnodes: o.minnodes ?? majority(o.nodes),
     electBoundT: o.electBoundT ?? 10,

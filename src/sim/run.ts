@@ -22,6 +22,9 @@ export interface BatchSummary {
   elections: number;
   failovers: number;
   switchovers: number;
+  /** Replication-only cuts of the leader, and leaders that gave way for want of WAL on their followers. */
+  replicationCuts: number;
+  gaveWay: number;
   maxFailoverMs: number;
   ackedWrites: number;
   lostAsyncWrites: number;
@@ -41,7 +44,7 @@ export interface BatchSummary {
 
 export function emptySummary(): BatchSummary {
   return {
-    runs: 0, violations: 0, failedSeeds: [], elections: 0, failovers: 0, switchovers: 0, maxFailoverMs: 0,
+    runs: 0, violations: 0, failedSeeds: [], elections: 0, failovers: 0, switchovers: 0, replicationCuts: 0, gaveWay: 0, maxFailoverMs: 0,
     ackedWrites: 0, lostAsyncWrites: 0, rewinds: 0, nodeErrors: 0, votesWithheld: 0, reusedTimelines: 0, missingSlots: 0, maxHealElectMs: 0, maxConvergeMs: 0,
     maxDbOverlapMs: 0, maxFrozenOverlapMs: 0, simMs: 0,
   };
@@ -55,6 +58,8 @@ export function addRun(s: BatchSummary, r: RunResult): void {
   s.elections += st.elections;
   s.failovers += st.failovers;
   s.switchovers += st.switchovers;
+  s.replicationCuts += st.replicationCuts;
+  s.gaveWay += st.gaveWay;
   s.maxFailoverMs = Math.max(s.maxFailoverMs, st.maxFailoverMs);
   s.ackedWrites += st.ackedWrites;
   s.lostAsyncWrites += st.lostAsyncWrites;
@@ -89,7 +94,7 @@ export async function runBatch(
 export function summaryLine(s: BatchSummary, elapsedMs: number): string {
   return (
     `sim: ${s.runs} runs, ${s.violations} violations, ${s.elections} elections, ${s.failovers} failovers, ` +
-    `${s.switchovers} switchovers, max failover ${s.maxFailoverMs} ms, max heal election ${s.maxHealElectMs} ms, ` +
+    `${s.switchovers} switchovers, ${s.replicationCuts} replication cuts, ${s.gaveWay} gave way, max failover ${s.maxFailoverMs} ms, max heal election ${s.maxHealElectMs} ms, ` +
     `max converge ${s.maxConvergeMs} ms, ${s.ackedWrites} acked writes, ${s.lostAsyncWrites} lost async writes, ` +
     `${s.rewinds} rewinds, ${s.nodeErrors} node errors, ${s.votesWithheld} votes withheld, ${s.reusedTimelines} reused timelines, ${s.missingSlots} missing slots, max db overlap ${Math.round(s.maxDbOverlapMs)} ms ` +
     `(+${Math.round(s.maxFrozenOverlapMs)} ms after a freeze), ${(s.simMs / 1000).toFixed(0)} simulated s, elapsed ${(elapsedMs / 1000).toFixed(1)} s`

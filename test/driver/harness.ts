@@ -3,7 +3,7 @@
 import { Driver } from '../../src/controller/driver/driver.js';
 import type { NodeErrorReport, PgPort, PgProbe, TimelineInfo, WalPosition, WatchdogPort } from '../../src/controller/driver/types.js';
 import { DEFAULT_PARAMS } from '../../src/raft/index.js';
-import type { ClusterParams, Message, NodeInfo, PersistentState, WalPos } from '../../src/raft/index.js';
+import type { ClusterParams, Message, NodeId, NodeInfo, PersistentState, WalPos } from '../../src/raft/index.js';
 
 export const quiet = { info: (): void => undefined, warn: (): void => undefined, error: (): void => undefined };
 
@@ -153,7 +153,11 @@ export interface Rig {
   nodeError: NodeErrorReport | null;
 }
 
-export async function rig(id: number, state: PersistentState, opts: { peers?: (id: number) => TimelineInfo; persistMs?: number } = {}): Promise<Rig> {
+export async function rig(
+  id: number,
+  state: PersistentState,
+  opts: { peers?: (id: number) => TimelineInfo; persistMs?: number; pgReachable?: (nodes: readonly NodeInfo[]) => Promise<NodeId[]> } = {},
+): Promise<Rig> {
   const pg = new FakePg();
   const wd = new FakeWatchdog();
   const clock = new ManualClock();
@@ -184,6 +188,7 @@ export async function rig(id: number, state: PersistentState, opts: { peers?: (i
     },
     autorewind: async () => false,
     stopping: () => false,
+    ...(opts.pgReachable ? { pgReachable: opts.pgReachable } : {}),
   });
   await r.driver.boot(10_000);
   return r;

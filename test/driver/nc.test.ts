@@ -19,6 +19,7 @@ const GOALS: Record<string, Goal> = {
   leaderRW: decideGoal(1, soft({ role: 'leader', leaderId: 1, writable: true, state: 'LEADER_RW' }), false, false),
   leaderRO: decideGoal(1, soft({ role: 'leader', leaderId: 1, state: 'LEADER_RO' }), false, false),
   transfer: decideGoal(1, soft({ role: 'leader', leaderId: 1, transferTarget: 2, state: 'LEADER_RO' }), false, false),
+  givingWay: decideGoal(1, soft({ role: 'leader', leaderId: 1, transferTarget: 2, state: 'LEADER_RO', givingWay: true }), false, false),
   follower: decideGoal(1, soft({ leaderId: 2 }), false, false),
   noLeader: decideGoal(1, soft({}), false, false),
 };
@@ -33,6 +34,7 @@ describe('decideGoal', () => {
       leaderRW: 'PRIMARY 0 immediate',
       leaderRO: 'STANDBY 0 immediate',
       transfer: 'STANDBY 0 fast',
+      givingWay: 'STANDBY 0 immediate',
       follower: 'STANDBY 2 immediate',
       noLeader: 'STANDBY keep immediate',
     });
@@ -91,6 +93,9 @@ const CASES: Array<[keyof typeof GOALS, Partial<Observed>, Partial<Situation>, s
   ['transfer', { role: 'STOPPED' }, {}, 'start PostgreSQL as a standby that follows nobody yet'],
   ['transfer', { role: 'STANDBY' }, { slotsPending: true }, 'keep slots for the other data nodes (ready for a promotion)'],
   ['transfer', { role: 'PRIMARY' }, {}, 'fence: stop accepting writes and restart as a standby'],
+  ['givingWay', { role: 'STOPPED' }, {}, 'start PostgreSQL as a standby that follows nobody yet'],
+  ['givingWay', { role: 'STANDBY' }, {}, 'nothing to do'],
+  ['givingWay', { role: 'PRIMARY' }, {}, 'fence: stop accepting writes and restart as a standby'],
   ['follower', { role: 'STOPPED' }, {}, 'start PostgreSQL as a standby that follows nobody yet'],
   ['follower', { role: 'STANDBY', diverged: diverged(true) }, {}, 'pg_rewind from the leader'],
   ['follower', { role: 'STANDBY', diverged: diverged(false) }, {}, 'stop replication: NODE_ERROR'],

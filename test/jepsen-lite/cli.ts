@@ -11,11 +11,40 @@ import { NEMESES, parseNemeses } from './nemesis.js';
 import { ROOT } from './nodes.js';
 import { report } from './report.js';
 import { runJepsen } from './run.js';
+import type { RunOptions } from './run.js';
 
 function int(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}, not "${v}"`);
   return n;
+}
+
+/** The optional run settings (subnet, run id prefix, fault length, no_wal_on_follower) and their command-line form. */
+function runExtras(o: { subnet?: string; runIdPrefix?: string; faultMs?: string; setNoWalOnFollower?: string }): { options: Partial<RunOptions>; args: string } {
+  const options: { subnet?: number; runIdPrefix?: string; faultMs?: readonly [number, number]; noWalOnFollowerMs?: number } = {};
+  let args = '';
+  if (o.subnet !== undefined) {
+    options.subnet = int('subnet', o.subnet, 1, 254);
+    args += ` --subnet ${options.subnet}`;
+  }
+  if (o.runIdPrefix !== undefined) {
+    if (!/^[a-z0-9]{1,2}$/.test(o.runIdPrefix)) throw new Error(`--run-id-prefix must be 1-2 lowercase letters or digits, not "${o.runIdPrefix}"`);
+    options.runIdPrefix = o.runIdPrefix;
+    args += ` --run-id-prefix ${o.runIdPrefix}`;
+  }
+  if (o.faultMs !== undefined) {
+    const m = /^(\d+):(\d+)$/.exec(o.faultMs);
+    if (!m) throw new Error(`--fault-ms must be A:B (milliseconds), not "${o.faultMs}"`);
+    const a = int('fault-ms', m[1]!, 1000, 3_600_000);
+    const b = int('fault-ms', m[2]!, a, 3_600_000);
+    options.faultMs = [a, b];
+    args += ` --fault-ms ${a}:${b}`;
+  }
+  if (o.setNoWalOnFollower !== undefined) {
+    options.noWalOnFollowerMs = int('set-no-wal-on-follower', o.setNoWalOnFollower, 0, 86_400_000);
+    args += ` --set-no-wal-on-follower ${options.noWalOnFollowerMs}`;
+  }
+  return { options, args };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -31,6 +60,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--hb-max-lost <n>', 'heartbeat_max_lost', '10')
     .option('--keep-data', 'keep the data directories under /tmp')
     .option('--autorewind', 'set biha.autorewind = true on every node (default: false, the product default)')
+    .option('--subnet <n>', 'use the network 10.213.N.0/24 (default: a random free one)')
+    .option('--run-id-prefix <p>', 'run ids start with these 1-2 letters or digits')
+    .option('--fault-ms <a:b>', 'length of one fault interval, from A to B ms (default: from 3 to 6 election timeouts, at least 6000:12000)')
+    .option('--set-no-wal-on-follower <ms>', 'set biha.no_wal_on_follower to MS once the cluster is formed')
     .option('--no-png', 'do not convert the timeline to PNG')
     .option('--cleanup', 'only remove namespaces, bridges and processes that dead runs left behind')
     .option('--report', 'only print a Markdown table of the runs in test/jepsen-lite/runs')
@@ -42,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'with --matrix: print the plan and the estimated time only')
     .allowExcessArguments(false);
   p.parse(argv.filter((a) => a !== '--'), { from: 'user' });
-  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean; report?: boolean; since?: string; matrix?: boolean; matrixRuns: string; runTimeout?: string; matrixSlice?: string; dryRun?: boolean }>();
+  const o = p.opts<{ nodes: string; time: string; nemesis: string; mode: string; seed?: string; runs: string; hbPeriod: string; hbMaxLost: string; keepData?: boolean; autorewind?: boolean; png: boolean; cleanup?: boolean; report?: boolean; subnet?: string; runIdPrefix?: string; faultMs?: string; setNoWalOnFollower?: string; since?: string; matrix?: boolean; matrixRuns: string; runTimeout?: string; matrixSlice?: string; dryRun?: boolean }>();
   if (o.report) {
     process.stdout.write(report(path.join(ROOT, 'test', 'jepsen-lite', 'runs'), o.since ?? ''));
     return 0;
@@ -76,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
   const nemeses = parseNemeses(o.nemesis);
   const runs = int('runs', o.runs, 1, 1000);
   const seed0 = o.seed !== undefined ? int('seed', o.seed, 0, 2 ** 31) : Math.floor(Math.random() * 1_000_000);
+  const extra = runExtras(o);
   let invalid = 0;
   const results: string[] = [];
   for (let k = 0; k < runs; k++) {
@@ -83,8 +117,8 @@ async function main(argv: string[]): Promise<number> {
     const r = await runJepsen({
       nodes, timeSec, nemeses, mode: o.mode, seed,
       hbPeriodMs: int('hb-period', o.hbPeriod, 10, 60_000), hbMaxLost: int('hb-max-lost', o.hbMaxLost, 2, 1000),
-      keepData: !!o.keepData, autorewind: !!o.autorewind, png: o.png,
-      command: `npm run jepsen -- --nodes ${nodes} --time ${timeSec} --nemesis ${o.nemesis} --mode ${o.mode} --seed ${seed}${o.autorewind ? ' --autorewind' : ''}`,
+      keepData: !!o.keepData, autorewind: !!o.autorewind, png: o.png, ...extra.options,
+      command: `npm run jepsen -- --nodes ${nodes} --time ${timeSec} --nemesis ${o.nemesis} --mode ${o.mode} --seed ${seed}${o.autorewind ? ' --autorewind' : ''}${extra.args}`,
     });
     if (!r.valid) invalid++;
     results.push(`${r.valid ? 'VALID  ' : 'INVALID'} seed ${seed}: ${r.set ? `${r.set.ok} ok, ${r.set.lost.length} lost` : 'no final read'}, ${r.splitBrain.length} split-brain, ${r.converged.ok ? 'converged' : 'NOT converged'} -> ${r.dir}`);

@@ -47,6 +47,12 @@ export interface RunOptions {
   readonly log?: (s: string) => void;
   /** Command line shown in the summary. */
   readonly command?: string;
+  /** Use this 10.213.X.0/24 (it must be free) instead of a random one. */
+  readonly subnet?: number;
+  /** Run ids start with this (1-2 lowercase letters or digits), so that runs are told apart. */
+  readonly runIdPrefix?: string;
+  /** biha.set_no_wal_on_follower(ms) once the cluster is formed (default: leave the product default). */
+  readonly noWalOnFollowerMs?: number;
 }
 
 export interface RunSummary {
@@ -74,9 +80,13 @@ function stamp(d: Date): string {
  * on (test/helpers/ports.ts: the nodes listen inside their namespaces, but their socket files and
  * the claims are shared by every run on this machine).
  */
-async function pickResources(rng: Prng): Promise<{ subnet: number; basePort: number }> {
+async function pickResources(rng: Prng, fixedSubnet?: number): Promise<{ subnet: number; basePort: number }> {
   const addrs = (await run('ip', ['-br', 'addr'])).stdout;
   let subnet = 0;
+  if (fixedSubnet !== undefined) {
+    if (addrs.includes(`10.213.${fixedSubnet}.`)) throw new Error(`subnet 10.213.${fixedSubnet}.0/24 is in use: choose another --subnet`);
+    subnet = fixedSubnet;
+  }
   for (let k = 0; k < 200 && !subnet; k++) {
     const s = 1 + rng.int(250);
     if (!addrs.includes(`10.213.${s}.`)) subnet = s;
@@ -105,14 +115,16 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   // A rewind only happens with biha.autorewind = true: without it the rewind fault has nothing to hit.
   const nemeses = o.autorewind ? o.nemeses : o.nemeses.filter((x) => x !== 'rewind-fault');
   if (nemeses.length === 0) throw new Error('rewind-fault needs --autorewind (biha.autorewind = true): without it no node rewinds');
-  const runId = randomBytes(3).toString('hex').slice(0, 4);
+  const prefix = o.runIdPrefix ?? '';
+  if (!/^[a-z0-9]{0,2}$/.test(prefix)) throw new Error(`run id prefix "${prefix}" must be at most 2 lowercase letters or digits`);
+  const runId = prefix + randomBytes(3).toString('hex').slice(0, 4 - prefix.length);
   const runsDir = o.runsDir ?? path.join(ROOT, 'test', 'jepsen-lite', 'runs');
   const dir = path.join(runsDir, `${stamp(new Date())}-${runId}`);
   fs.mkdirSync(dir, { recursive: true });
   const dataDir = path.join('/tmp', `biha-jepsen-${runId}`);
 
   cleanupStale(log);
-  const res = await pickResources(rng.fork(1));
+  const res = await pickResources(rng.fork(1), o.subnet);
   const hosts = new Hosts(runId, n, res.subnet, dataDir);
   const product = await snapshotProduct(runId);
   const c = new NsCluster(hosts, { nodes: n, basePort: res.basePort, nquorum, minnodes: nquorum, syncStandbys, hbPeriodMs, hbMaxLost, autorewind: !!o.autorewind }, log, product.bihactl);
@@ -155,6 +167,10 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     const first = await c.waitConverged(60_000);
     if (!first.ok) throw new Error(`no leader before the workload: ${first.why}`);
     await exec(c.addr(first.leader), c.port(first.leader), CREATE_TABLE);
+    if (o.noWalOnFollowerMs !== undefined) {
+      await exec(c.addr(first.leader), c.port(first.leader), `select biha.set_no_wal_on_follower(${o.noWalOnFollowerMs})`);
+      log(`no_wal_on_follower set to ${o.noWalOnFollowerMs} ms`);
+    }
     h.mark(`cluster ready, leader ${first.leader}`);
     log(`cluster ready: leader ${first.leader}; mode ${o.mode} (sync standbys ${syncStandbys}), nquorum=minnodes=${nquorum}, heartbeat ${hbPeriodMs} ms x ${hbMaxLost}`);
 

@@ -59,3 +59,16 @@ describe('buildStatus: a node about itself', () => {
     expect(buildStatus(inputs({ selfId: 2, soft: { ...follower, leaderId: 0 }, pg: standby, cfg })).extra?.sync_standby).toBe(false);
   });
 });
+
+describe('buildStatus: a follower without WAL from the leader', () => {
+  it('shows how long each member has had no WAL (giving way, docs/raft.md), and nothing while WAL flows', () => {
+    const stalled = (id: number, ms: number | undefined): PeerView => ({
+      id, wal: { tli: 2, lsn: 0x3000000 }, state: 'FOLLOWER', lastKnownState: 'FOLLOWER', sinceLastHbMs: 100, online: true, term: 4, ...(ms !== undefined ? { noWalMs: ms } : {}),
+    });
+    const st = buildStatus(inputs({ selfId: 2, soft: follower, pg: standby, peers: [leaderPeer(0x3000400), stalled(2, 4200), stalled(3, undefined)] }));
+    const row = (id: number): (typeof st.status)[number] | undefined => st.status.find((r) => r.id === id);
+    expect(row(2)?.no_wal_ms).toBe(4200);
+    expect(row(3)?.no_wal_ms).toBeUndefined();
+    expect(row(1)?.no_wal_ms).toBeUndefined();
+  });
+});

@@ -87,6 +87,8 @@ export interface StatusFile {
     since_last_hb_ms: number | null;
     /** regular, referee or referee_with_wal. */
     mode?: string;
+    /** The node hears the leader but has received no WAL from it for this long (ms); absent while WAL flows. */
+    no_wal_ms?: number;
   }>;
   nodes: Array<{ id: number; host: string; port: number; state: string; since_conn_start_ms: number | null; conn_count: number }>;
   error: {

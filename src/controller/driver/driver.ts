@@ -57,6 +57,11 @@ export interface DriverDeps {
   saveNodeError(e: NodeErrorReport | null): Promise<void>;
   autorewind(): Promise<boolean>;
   stopping(): boolean;
+  /**
+   * The data nodes among `nodes` whose PostgreSQL port this host can open now (a TCP connect with
+   * a short timeout). Asked only while no WAL arrives from the leader (giving way, docs/raft.md).
+   */
+  pgReachable?(nodes: readonly NodeInfo[]): Promise<NodeId[]>;
   readonly hooks?: DriverHooks;
 }
 
@@ -94,6 +99,10 @@ export class Driver {
   // no_wal_on_follower bookkeeping.
   private walProgressAt = 0;
   private lastReceiveLsn = -1;
+  /** Since when this follower hears `leader` without receiving WAL it lacks (reported to raft). */
+  private noWal = { leader: 0 as NodeId, since: 0, lsn: -1 };
+  private pgReach: { at: number; ids: NodeId[] } = { at: Number.NEGATIVE_INFINITY, ids: [] };
+  private probingReach = false;
 
   constructor(private readonly d: DriverDeps) {
     this.nc = new NodeCtl({
@@ -297,6 +306,7 @@ export class Driver {
       if (busy || this.nc.busy() || !raft || !p) return p;
       this.nc.noteRole(p.role);
       raft.setLocalFenced(p.role !== 'PRIMARY');
+      this.measureNoWal(p, raft);
       this.checkWalFlow(p, raft);
       this.nc.kick();
       this.pump();
@@ -304,6 +314,49 @@ export class Driver {
     } finally {
       this.polling = false;
     }
+  }
+
+  /**
+   * How long this follower has heard the leader without receiving WAL from it, for the leader to
+   * give way (docs/raft.md, "Giving way"). It counts only while the leader says it is a writable
+   * primary (LEADER_RW) with WAL this node lacks, and unlike checkWalFlow's clock it does not start
+   * again when replication is re-established. Past half of no_wal_on_follower, the PostgreSQL ports
+   * of the other data nodes are probed (at most once a second) so that the leader can pick a node
+   * this one can replicate from.
+   */
+  private measureNoWal(p: PgProbe, raft: RaftNode): void {
+    const now = this.d.sched.now();
+    const soft = this.soft();
+    const leader = soft.role === 'follower' ? soft.leaderId : 0;
+    const view = leader !== 0 && leader !== this.d.id ? raft.peers().find((x) => x.id === leader) : undefined;
+    const behind = view !== undefined && view.state === 'LEADER_RW' && p.wal !== null && compareWal(view.wal, p.wal) > 0;
+    const lsn = p.wal?.lsn ?? -1;
+    if (!behind || p.role !== 'STANDBY' || leader !== this.noWal.leader || lsn > this.noWal.lsn || this.d.nodeError() !== null) {
+      this.noWal = { leader, since: now, lsn };
+      raft.setNoWal(leader, 0, []);
+      return;
+    }
+    const ms = now - this.noWal.since;
+    const limit = this.config().params.noWalOnFollower;
+    if (limit > 0 && ms >= limit / 2) this.probeReach(now);
+    raft.setNoWal(leader, ms, this.pgReach.ids);
+  }
+
+  private probeReach(now: number): void {
+    const probe = this.d.pgReachable;
+    if (!probe || this.probingReach || now - this.pgReach.at < 1000) return;
+    const nodes = this.config().nodes.filter((n) => n.id !== this.d.id && n.mode === 'regular' && n.port > 0);
+    this.probingReach = true;
+    probe(nodes).then(
+      (ids) => {
+        this.pgReach = { at: this.d.sched.now(), ids };
+      },
+      () => {
+        this.pgReach = { at: this.d.sched.now(), ids: [] };
+      },
+    ).finally(() => {
+      this.probingReach = false;
+    });
   }
 
   /**
@@ -424,11 +477,23 @@ export class Driver {
     if (rd.log) h?.logChanged?.();
     if (rd.soft) {
       const prev = this.lastSoft;
+      this.noteGivingWay(raft, prev, rd.soft);
       this.lastSoft = rd.soft;
       h?.soft?.(prev, rd.soft);
     }
     if (rd.soft || rd.committed.length > 0) this.nc.kick();
     return true;
+  }
+
+  /** One line when this leader starts to give way for want of WAL on its followers. */
+  private noteGivingWay(raft: RaftNode, prev: SoftState | null, s: SoftState): void {
+    if (s.transferTarget === 0 || prev?.transferTarget === s.transferTarget) return;
+    const g = raft.givingWay();
+    if (!g || g.target !== s.transferTarget) return;
+    this.d.log.warn(
+      { target: g.target, noWalMs: g.noWalMs, term: s.term },
+      `synchronous commits are blocked: followers have received no WAL for ${g.noWalMs} ms while heartbeats arrive: giving leadership to node ${g.target}`,
+    );
   }
 
   /**

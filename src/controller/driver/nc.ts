@@ -64,6 +64,8 @@ export function decideGoal(selfId: NodeId, soft: SoftState, nodeError: boolean, 
     return { role: 'STANDBY', upstream: 0, reason: 'NODE_ERROR: replication stays stopped until the error is reset', fence: 'immediate' };
   if (soft.role === 'leader') {
     if (soft.writable) return { role: 'PRIMARY', upstream: 0, reason: `this node leads term ${soft.term} with a valid lease`, fence: 'immediate' };
+    if (soft.transferTarget !== 0 && soft.givingWay === true)
+      return { role: 'STANDBY', upstream: 0, reason: `giving way to node ${soft.transferTarget}: the followers receive no WAL from this node`, fence: 'immediate' };
     if (soft.transferTarget !== 0)
       return { role: 'STANDBY', upstream: 0, reason: `switchover to node ${soft.transferTarget}: hand over the WAL`, fence: 'fast' };
     return { role: 'STANDBY', upstream: 0, reason: `leader of term ${soft.term} without minnodes acknowledgements (LEADER_RO)`, fence: 'immediate' };
