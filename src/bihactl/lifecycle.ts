@@ -13,6 +13,7 @@ import type { StatusFile } from '../controller/bridge/sqlbridge.js';
 import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.js';
 import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
 import { info, requireOpt } from './util.js';
+import { CONTROLLER_NODE_FLAGS } from './controllerflags.js';
 
 /**
  * The node's identity. While a rewind is in progress or was interrupted, PGDATA/pg_biha may hold
@@ -76,7 +77,7 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   if (asRoot) fs.fchownSync(out, st.uid, st.gid);
   // The controller daemon outlives this command (detached, its output in its log file): a direct
   // spawn, not exec.ts's runner, which runs programs to their end and kills them when bihactl exits.
-  const child = spawn(process.execPath, [binPath(), 'controller', `--pgdata=${pgdata}`, `--log-file=${logFile}`], {
+  const child = spawn(process.execPath, [...CONTROLLER_NODE_FLAGS, binPath(), 'controller', `--pgdata=${pgdata}`, `--log-file=${logFile}`], {
     detached: true,
     stdio: ['ignore', out, out],
     ...(asRoot ? { uid: st.uid, gid: st.gid } : {}),
