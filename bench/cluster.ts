@@ -4,6 +4,7 @@
 //                                                    failover-sync, failover-freeze, failover-freeze-sync,
 //                                                    switchover, sql, resources, all (default)
 //   BENCH_RUNS=N (default 5, at least 5)   BENCH_RESOURCE_SECONDS=S (default 30)
+//   BENCH_BASE_PORT=P (default 19300: the default cluster's ports; the others follow in blocks of 100)
 //
 // failover       write-unavailability gap seen by a client inserting every 20 ms through a
 //                multi-host target_session_attrs=read-write URI (measureWriteGap), after kill -9 of
@@ -38,6 +39,9 @@ import { benchRuns, fmtMs, line, median } from './lib/report.js';
 
 const RUNS = benchRuns();
 const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'] ?? 30) || 30);
+/** BENCH_BASE_PORT moves every cluster's ports (defaults from 19300, one block of 100 per cluster). */
+const PORT_SHIFT = (Number(process.env['BENCH_BASE_PORT'] ?? 19300) || 19300) - 19300;
+const at = (basePort: number): number => basePort + PORT_SHIFT;
 
 // ---- 1. write gap: failover after kill -9, and switchover ----
 
@@ -283,7 +287,7 @@ async function resources(c: TestCluster): Promise<void> {
       await client.end().catch(() => undefined);
     }
     const kids = childrenOf(pid);
-    const names = kids.map((k) => fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0').slice(1, 3).join(' ').replace(/^.*bihactl\.js /, 'bihactl '));
+    const names = kids.map((k) => fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0').slice(1, 3).join(' ').replace(/^.*bihactl\.js /, 'bihactl ').replace(/^\S*\/biha-watchdog /, 'biha-watchdog '));
     groups.set(i, [
       { label: 'controller', pids: [pid], rss: [], cpu: [], target: true },
       ...(kids.length ? [{ label: `controller's child processes (${names.join(', ')})`, pids: kids, rss: [], cpu: [] }] : []),
@@ -333,7 +337,7 @@ async function main(): Promise<void> {
     for (const w of wanted) {
       if (w === 'failover-fast' || w === 'failover-sync' || w === 'failover-100') {
         const hb = w === 'failover-100' ? 100 : 200;
-        const basePort = { 'failover-fast': 19400, 'failover-sync': 19500, 'failover-100': 19800 }[w];
+        const basePort = at({ 'failover-fast': 19400, 'failover-sync': 19500, 'failover-100': 19800 }[w]);
         const fast = await makeCluster({ basePort, heartbeatMs: hb, maxLost: 5, ...(w === 'failover-sync' ? { syncStandbys: 1 } : {}) });
         try {
           await failover(fast, w, hb, 5, w === 'failover-100' ? 600 : 1500);
@@ -343,7 +347,7 @@ async function main(): Promise<void> {
         continue;
       }
       if (w === 'failover-freeze' || w === 'failover-freeze-sync') {
-        const fc = w === 'failover-freeze' ? await makeCluster({ basePort: 19600, heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: 19700, heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
+        const fc = w === 'failover-freeze' ? await makeCluster({ basePort: at(19600), heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: at(19700), heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
         try {
           await freezeFailover(fc, w, 200, 5);
         } finally {
@@ -352,7 +356,7 @@ async function main(): Promise<void> {
         continue;
       }
       if (!defaults) {
-        defaults = await makeCluster({ basePort: 19300, heartbeatMs: 1000, maxLost: 10 });
+        defaults = await makeCluster({ basePort: at(19300), heartbeatMs: 1000, maxLost: 10 });
       }
       if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
       else if (w === 'switchover') await switchover(defaults);

@@ -47,7 +47,7 @@ Architecture: $arch
 Maintainer: biha maintainers <biha@localhost>
 Installed-Size: $size
 Depends: nodejs (>= $node_min), postgresql-18 | postgresql-17 | postgresql-16 | postgresql-15 | postgresql-14 | postgresql-13
-Recommends: openssl, logrotate, iproute2, iputils-arping
+Recommends: perl, openssl, logrotate, iproute2, iputils-arping
 Section: database
 Priority: optional
 Homepage: file:///usr/share/doc/biha/README.md

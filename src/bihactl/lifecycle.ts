@@ -13,6 +13,7 @@ import { pgCtlStop, postmasterPid, resolvePgEnv } from '../controller/pg/tools.j
 import { assertNodeFilesPrivate } from '../controller/security/secfiles.js';
 import { controllerPid, loadConf } from './localnode.js';
 import { info } from './util.js';
+import { CONTROLLER_NODE_FLAGS } from './controllerflags.js';
 
 function binPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'bihactl.js');
@@ -46,7 +47,7 @@ export async function cmdStart(o: { pgdata?: string; wait?: string }): Promise<v
   if (asRoot) fs.fchownSync(out, st.uid, st.gid);
   // The controller daemon outlives this command (detached, its output in its log file): a direct
   // spawn, not exec.ts's runner, which runs programs to their end and kills them when bihactl exits.
-  const child = spawn(process.execPath, [binPath(), 'controller', `--pgdata=${pgdata}`, `--log-file=${logFile}`], {
+  const child = spawn(process.execPath, [...CONTROLLER_NODE_FLAGS, binPath(), 'controller', `--pgdata=${pgdata}`, `--log-file=${logFile}`], {
     detached: true,
     stdio: ['ignore', out, out],
     ...(asRoot ? { uid: st.uid, gid: st.gid } : {}),

@@ -10,6 +10,7 @@ import { renderServiceUnit } from '../controller/pg/conf.js';
 import { resolveBindir } from '../controller/pg/bindir.js';
 import { lookupUid } from '../controller/pg/tools.js';
 import { info, requireOpt } from './util.js';
+import { CONTROLLER_NODE_FLAGS } from './controllerflags.js';
 
 const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
 
@@ -44,7 +45,7 @@ export async function cmdSystemdUnit(o: { pgdata?: string; unitName?: string; ou
     user: (await lookupUid(st.uid))?.user ?? String(st.uid),
     group: osGroupById(st.gid),
     bindir: explicit !== undefined ? bindir : null,
-    bihactl: `${process.execPath} ${script}`,
+    bihactl: [process.execPath, ...CONTROLLER_NODE_FLAGS, script].join(' '),
     vip: conf.proxy?.vip !== undefined,
   });
   if (!o.output) {

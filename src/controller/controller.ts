@@ -36,8 +36,7 @@ import { PostgresActions, timelineFromWire, timelineToWire } from './pg/actions.
 import type { TimelineWire } from './pg/actions.js';
 import { SqlBridge } from './bridge/sqlbridge.js';
 import { WatchdogClient, monoMs } from './pg/watchdog.js';
-import { ClientEndpoints } from './ops/endpoints.js';
-import { computeRoutes } from './ops/proxyroute.js';
+import type { ClientEndpoints } from './ops/endpoints.js';
 import { startHttpServer } from './ops/http.js';
 import type { HttpServerHandle } from './ops/http.js';
 import { createApi } from './ops/api.js';
@@ -440,6 +439,8 @@ export class Controller implements CommandHost {
   private async startEndpoints(): Promise<void> {
     const conf = this.conf.proxy;
     if (!conf || (conf.port === undefined && conf.roPort === undefined && !conf.vip)) return;
+    // Loaded only on nodes that have them: the proxies (and their worker thread) and the VIP code.
+    const [{ ClientEndpoints }, { computeRoutes }] = await Promise.all([import('./ops/endpoints.js'), import('./ops/proxyroute.js')]);
     this.endpoints = new ClientEndpoints({
       conf,
       selfId: this.conf.nodeId,

@@ -1,5 +1,6 @@
-// WatchdogClient against the real watchdog process body (`bihactl watchdog --pgdata=DIR`, spawned
-// exactly as the controller spawns it, as the current user). PGDATA is a temporary directory with
+// WatchdogClient against both real watchdog processes (the Perl one, bin/biha-watchdog, and the
+// Node one, `bihactl watchdog --pgdata=DIR`), spawned exactly as the controller spawns them, as the
+// current user; then the line protocol spoken to each directly, and the two mixed on one directory. PGDATA is a temporary directory with
 // pg_biha/log/ and a postmaster.pid naming a harmless process started here (`sleep 60`): fencing
 // is that process receiving SIGQUIT. No PostgreSQL is needed.
 import { spawn, spawnSync } from 'node:child_process';
@@ -9,12 +10,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WatchdogClient } from '../../src/controller/pg/watchdog.js';
+import { WatchdogClient, monoMs } from '../../src/controller/pg/watchdog.js';
 import type { WatchdogOptions } from '../../src/controller/pg/watchdog.js';
+import { watchdogCommand } from '../../src/controller/pg/watchdogcmd.js';
+import type { WatchdogImpl } from '../../src/controller/pg/watchdogcmd.js';
 import { BIHACTL, ensureBuilt, sleep, waitFor } from '../helpers/cluster.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
+const IMPLS: WatchdogImpl[] = ['perl', 'node'];
+/** The implementation the tests of the current describe block run. */
+let impl: WatchdogImpl = 'perl';
 let base = '';
 /** Every process this file started (fake postmasters, watchdogs): killed after each test if still running. */
 const started = new Set<number>();
@@ -93,7 +99,7 @@ class Owner {
 }
 
 function client(f: Fixture, o: Owner, opts: Omit<WatchdogOptions, 'onHealth'> = {}, bin = BIHACTL): WatchdogClient {
-  const c = new WatchdogClient(f.pgdata, bin, o.log, { ...opts, onHealth: o.onHealth });
+  const c = new WatchdogClient(f.pgdata, bin, o.log, { impl, ...opts, onHealth: o.onHealth });
   clients.push(c);
   return c;
 }
@@ -131,7 +137,18 @@ function controllerLog(f: Fixture): string {
   }
 }
 
-describe('WatchdogClient with the real watchdog process', () => {
+describe.each(IMPLS)('WatchdogClient with the real %s watchdog process', (which) => {
+  beforeAll(() => {
+    impl = which;
+  });
+
+  it('runs the implementation asked for, and says so', async () => {
+    const { o, pid } = await runningWatchdog();
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    expect(cmdline).toContain(which === 'perl' ? 'biha-watchdog' : 'bihactl.js\0watchdog');
+    expect(o.logs.join('')).toContain(`"impl":"${which}"`);
+  });
+
   it('an arm is confirmed by the watchdog, and so is a disarm', async () => {
     const { f, o, c } = await runningWatchdog();
     expect(c.alive()).toBe(true);
@@ -297,8 +314,10 @@ describe('WatchdogClient with the real watchdog process', () => {
     const f = fixture();
     const o = new Owner();
     const counter = path.join(f.pgdata, 'starts');
-    const broken = path.join(f.pgdata, 'broken.mjs');
+    // A bihactl.js and a biha-watchdog that count their starts and fail.
+    const broken = path.join(f.pgdata, 'bihactl.js');
     fs.writeFileSync(broken, `import * as fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(counter)}, 'x');\nprocess.exit(1);\n`);
+    fs.writeFileSync(path.join(f.pgdata, 'biha-watchdog'), `open(my $f, '>>', ${JSON.stringify(counter)}) or die; print {$f} 'x'; close $f; exit 1;\n`, { mode: 0o755 });
     const c = client(f, o, { restartMinMs: 100, restartMaxMs: 400 }, broken);
     c.start();
     await sleep(2000);
@@ -330,6 +349,7 @@ describe('WatchdogClient with the real watchdog process', () => {
       import { pino } from 'pino';
       import { WatchdogClient } from ${JSON.stringify(path.join(ROOT, 'dist', 'controller', 'pg', 'watchdog.js'))};
       const c = new WatchdogClient(${JSON.stringify(f.pgdata)}, ${JSON.stringify(BIHACTL)}, pino({ level: 'silent' }), {
+        impl: ${JSON.stringify(which)},
         onHealth: async (up) => {
           if (!up) return;
           const now = performance.now();
@@ -368,29 +388,185 @@ describe('WatchdogClient with the real watchdog process', () => {
   });
 
   it('a new watchdog beside an older detached one: the old one only keeps its own deadline, then leaves; the PID file stays the new one', async () => {
+    await olderBesideNewer(which, which);
+  });
+});
+
+describe.each([
+  ['node', 'perl'],
+  ['perl', 'node'],
+] as const)('an older %s watchdog beside a newer %s one on the same directory', (older, newer) => {
+  it('the old one only keeps its own deadline, then leaves; the PID file stays the new one', async () => {
+    await olderBesideNewer(older, newer);
+  });
+});
+
+/** A controller with an `older` watchdog detaches while armed; a new one starts a `newer` watchdog on the same directory. */
+async function olderBesideNewer(older: WatchdogImpl, newer: WatchdogImpl): Promise<void> {
+  const f = fixture();
+  const o1 = new Owner();
+  const c1 = client(f, o1, { impl: older });
+  c1.start();
+  const old = await watchdogPid(f);
+  expect(await o1.healthIs(1)).toEqual([true]);
+  const now = performance.now();
+  expect(await c1.arm(now + 3000, now)).toBe(true);
+  c1.detach();
+  // A new controller starts on the same directory while the old lease still runs.
+  const o2 = new Owner();
+  const c2 = client(f, o2, { impl: newer });
+  c2.start();
+  const fresh = await watchdogPid(f, old);
+  expect(await o2.healthIs(1)).toEqual([true]);
+  expect(running(old)).toBe(true);
+  expect(running(f.postmaster.pid!)).toBe(true);
+  expect(o2.logs.join('') + controllerLog(f)).toMatch(new RegExp(`watchdog \\(PID ${old}\\) is still running`));
+  expect(await Promise.race([f.ended, sleep(6000).then(() => 'not fenced')])).toBe('SIGQUIT');
+  expect(f.endedAt()! - now).toBeGreaterThanOrEqual(2990);
+  await waitFor('the old watchdog to exit', async () => !running(old), 3000, 10);
+  expect(Number(fs.readFileSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'), 'utf8').trim())).toBe(fresh);
+  expect(running(fresh)).toBe(true);
+  expect(o2.health).toEqual([true]);
+}
+
+/** A watchdog process spoken to directly over its pipes, without WatchdogClient. */
+class Raw {
+  readonly proc: ChildProcess;
+  readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+  private buf = '';
+  constructor(f: Fixture, which: WatchdogImpl) {
+    const cmd = watchdogCommand(BIHACTL, f.pgdata, which);
+    this.proc = spawn(cmd.file, cmd.args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    if (this.proc.pid !== undefined) started.add(this.proc.pid);
+    this.exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
+    this.proc.stdin?.on('error', () => undefined);
+    this.proc.stdout?.setEncoding('utf8');
+    this.proc.stdout?.on('data', (chunk: string) => {
+      this.buf += chunk;
+      const parts = this.buf.split('\n');
+      this.buf = parts.pop() ?? '';
+      this.lines.push(...parts);
+    });
+  }
+  send(line: string): void {
+    this.proc.stdin?.write(line + '\n');
+  }
+  async line(prefix: string): Promise<string> {
+    return await waitFor(`a line "${prefix}..." from the watchdog (have ${JSON.stringify(this.lines)})`, async () => this.lines.find((l) => l.startsWith(prefix)) ?? null, 5000, 10);
+  }
+  /** Waits for `ready`, checks its clock against this process's, and returns the watchdog's PID. */
+  async ready(): Promise<number> {
+    const words = (await this.line('ready ')).split(' ');
+    const skew = monoMs() - Number(words[2]);
+    expect(skew).toBeGreaterThanOrEqual(-5);
+    expect(skew).toBeLessThan(60_000);
+    return Number(words[1]);
+  }
+}
+
+describe.each(IMPLS)('the %s watchdog\'s line protocol', (which) => {
+  it('ready names its PID, which the PID file holds; ok answers each command; arm without renewal fences the postmaster with SIGQUIT', async () => {
     const f = fixture();
-    const o1 = new Owner();
-    const c1 = client(f, o1);
-    c1.start();
-    const old = await watchdogPid(f);
-    expect(await o1.healthIs(1)).toEqual([true]);
-    const now = performance.now();
-    expect(await c1.arm(now + 3000, now)).toBe(true);
-    c1.detach();
-    // A new controller starts on the same directory while the old lease still runs.
-    const o2 = new Owner();
-    const c2 = client(f, o2);
-    c2.start();
-    const fresh = await watchdogPid(f, old);
-    expect(await o2.healthIs(1)).toEqual([true]);
-    expect(running(old)).toBe(true);
+    const w = new Raw(f, which);
+    const pid = await w.ready();
+    expect(pid).toBe(w.proc.pid);
+    expect(fs.readFileSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'), 'utf8')).toBe(`${pid}\n`);
+    expect(fs.statSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid')).mode & 0o777).toBe(0o600);
+    w.send(`arm 7 ${(monoMs() + 300).toFixed(3)}`);
+    expect(await w.line('ok ')).toBe('ok 7');
+    expect(await Promise.race([f.ended, sleep(3000).then(() => 'not fenced')])).toBe('SIGQUIT');
+    expect(await w.line('fenced ')).toBe(`fenced 7 ${f.postmaster.pid}`);
+    expect(controllerLog(f)).toContain(`"component":"WD"`);
+    expect(controllerLog(f)).toContain(`PostgreSQL (PID ${f.postmaster.pid}) fenced with an immediate shutdown`);
+  });
+
+  it('a deadline already passed fences at once; a disarm before the deadline prevents the fence; an unknown line is logged and ignored', async () => {
+    const f = fixture();
+    const w = new Raw(f, which);
+    await w.ready();
+    w.send('hello "there"');
+    w.send(`arm 1 ${(monoMs() + 400).toFixed(3)}`);
+    w.send('disarm 2');
+    await w.line('ok 2');
+    expect(w.lines).toContain('ok 1');
+    await sleep(700);
     expect(running(f.postmaster.pid!)).toBe(true);
-    expect(o2.logs.join('') + controllerLog(f)).toMatch(new RegExp(`watchdog \\(PID ${old}\\) is still running`));
-    expect(await Promise.race([f.ended, sleep(6000).then(() => 'not fenced')])).toBe('SIGQUIT');
-    expect(f.endedAt()! - now).toBeGreaterThanOrEqual(2990);
-    await waitFor('the old watchdog to exit', async () => !running(old), 3000, 10);
-    expect(Number(fs.readFileSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'), 'utf8').trim())).toBe(fresh);
-    expect(running(fresh)).toBe(true);
-    expect(o2.health).toEqual([true]);
+    expect(controllerLog(f)).toContain('ignored an unknown command from the controller: \\"hello \\\\\\"there\\\\\\"\\"');
+    w.send(`arm 3 ${(monoMs() - 10).toFixed(3)}`);
+    expect(await Promise.race([f.ended, sleep(3000).then(() => 'not fenced')])).toBe('SIGQUIT');
+    expect(await w.line('fenced ')).toBe(`fenced 3 ${f.postmaster.pid}`);
+  });
+
+  it('stdin closed while armed: it fences at the deadline, then exits and removes its PID file', async () => {
+    const f = fixture();
+    const w = new Raw(f, which);
+    await w.ready();
+    const t0 = performance.now();
+    w.send(`arm 1 ${(monoMs() + 800).toFixed(3)}`);
+    await w.line('ok 1');
+    w.proc.stdin?.end();
+    await sleep(300);
+    expect(running(w.proc.pid!)).toBe(true);
+    expect(await Promise.race([f.ended, sleep(4000).then(() => 'not fenced')])).toBe('SIGQUIT');
+    expect(f.endedAt()! - t0).toBeGreaterThanOrEqual(790);
+    expect(await Promise.race([w.exited, sleep(3000).then(() => 'still running')])).toBe(0);
+    expect(fs.existsSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'))).toBe(false);
+  });
+
+  it('stdin closed while disarmed: it exits at once and fences nothing', async () => {
+    const f = fixture();
+    const w = new Raw(f, which);
+    await w.ready();
+    w.send('disarm 1');
+    await w.line('ok 1');
+    w.proc.stdin?.end();
+    expect(await Promise.race([w.exited, sleep(3000).then(() => 'still running')])).toBe(0);
+    expect(running(f.postmaster.pid!)).toBe(true);
+    expect(fs.existsSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'))).toBe(false);
+  });
+
+  it('SIGTERM and SIGHUP while armed are ignored (it still answers and fences); SIGTERM while disarmed ends it', async () => {
+    const f = fixture();
+    const w = new Raw(f, which);
+    await w.ready();
+    w.send(`arm 1 ${(monoMs() + 60_000).toFixed(3)}`);
+    await w.line('ok 1');
+    w.proc.kill('SIGTERM');
+    w.proc.kill('SIGHUP');
+    await sleep(300);
+    expect(running(w.proc.pid!)).toBe(true);
+    w.send(`arm 2 ${(monoMs() + 200).toFixed(3)}`);
+    await w.line('ok 2');
+    expect(await Promise.race([f.ended, sleep(3000).then(() => 'not fenced')])).toBe('SIGQUIT');
+    await w.line('fenced ');
+    // Fenced, it is disarmed: now a SIGTERM ends it (SIGHUP still does not).
+    w.proc.kill('SIGHUP');
+    await sleep(200);
+    expect(running(w.proc.pid!)).toBe(true);
+    w.proc.kill('SIGTERM');
+    expect(await Promise.race([w.exited, sleep(3000).then(() => 'still running')])).toBe(0);
+  });
+
+  it('the PID file is left alone at exit when it names another process', async () => {
+    const f = fixture();
+    const w = new Raw(f, which);
+    await w.ready();
+    const pidFile = path.join(f.pgdata, 'pg_biha', 'watchdog.pid');
+    fs.writeFileSync(pidFile, `${f.postmaster.pid}\n`);
+    w.proc.stdin?.end();
+    expect(await Promise.race([w.exited, sleep(3000).then(() => 'still running')])).toBe(0);
+    expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${f.postmaster.pid}\n`);
+  });
+
+  it('a PID file naming a running process that is not a watchdog is not taken for an earlier watchdog', async () => {
+    const f = fixture();
+    fs.writeFileSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'), `${f.postmaster.pid}\n`);
+    const w = new Raw(f, which);
+    const pid = await w.ready();
+    expect(fs.readFileSync(path.join(f.pgdata, 'pg_biha', 'watchdog.pid'), 'utf8')).toBe(`${pid}\n`);
+    expect(controllerLog(f)).not.toContain('an earlier watchdog');
+    w.proc.stdin?.end();
+    expect(await Promise.race([w.exited, sleep(3000).then(() => 'still running')])).toBe(0);
   });
 });

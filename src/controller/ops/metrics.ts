@@ -10,7 +10,7 @@
 // counters and the RTT histogram are fed by the controller as things happen. Reconnections are
 // counted by update() from the control channel's per-peer connection counts (nodes[].conn_count),
 // so the transport needs no hook; reconnect() is there for callers that see one directly.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './promclasses.js';
 import { BIHA_STATES } from '../../raft/index.js';
 import type { StatusFile } from '../bridge/sqlbridge.js';
 import { nodeView, pgRunning } from './nodeview.js';

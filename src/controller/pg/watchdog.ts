@@ -1,5 +1,8 @@
 // The watchdog: a small process that outlives the controller and fences PostgreSQL when the leader's
 // lease runs out without the controller renewing it (controller killed, paused by SIGSTOP, or stuck).
+// Two implementations speak this protocol: bin/biha-watchdog (Perl, a few MB; the one the
+// controller starts when Perl with Time::HiRes is there) and runWatchdog below (`bihactl watchdog`,
+// a Node process, the fallback); watchdogcmd.ts chooses. A change here is a change to both.
 //
 // Protocol (one line per message; the controller writes on the watchdog's stdin, the watchdog
 // answers on its stdout). Deadlines are absolute, in milliseconds on the host's monotonic clock
@@ -53,6 +56,8 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
+import { watchdogCommand } from './watchdogcmd.js';
+import type { WatchdogCommand, WatchdogImpl } from './watchdogcmd.js';
 
 /** Milliseconds on the host's monotonic clock, the same in every process (CLOCK_MONOTONIC). */
 export function monoMs(): number {
@@ -201,6 +206,8 @@ export interface WatchdogOptions {
   /** Delay before restarting a watchdog that exited, doubled on every failure up to restartMaxMs. Defaults 100 and 5000. */
   restartMinMs?: number;
   restartMaxMs?: number;
+  /** Which watchdog to run (watchdogcmd.ts): 'auto' (default) is the Perl one when Perl can run it, else the Node one. */
+  impl?: WatchdogImpl | 'auto';
 }
 
 /** A watchdog that stays up this long resets the restart backoff. */
@@ -245,9 +252,11 @@ export class WatchdogClient {
   private readonly ackTimeoutMs: number;
   private readonly restartMinMs: number;
   private readonly restartMaxMs: number;
+  private command: WatchdogCommand | null = null;
 
   constructor(
     private readonly pgdata: string,
+    /** bin/bihactl.js of this installation; the Perl watchdog is bin/biha-watchdog beside it. */
     private readonly bin: string,
     private readonly log: Logger,
     private readonly opts: WatchdogOptions = {},
@@ -261,7 +270,8 @@ export class WatchdogClient {
     if (this.closed || this.child) return;
     // A direct spawn, not exec.ts's runner: the watchdog talks with this client over its whole life
     // and must outlive the controller (detached, never killed when the controller exits).
-    const proc = spawn(process.execPath, [this.bin, 'watchdog', `--pgdata=${this.pgdata}`], {
+    const cmd = this.chooseCommand();
+    const proc = spawn(cmd.file, cmd.args, {
       detached: true,
       stdio: ['pipe', 'pipe', 'ignore'],
     });
@@ -281,7 +291,18 @@ export class WatchdogClient {
     };
     proc.once('exit', (code, sig) => onEnd(code, sig));
     proc.once('error', (err) => onEnd(null, null, err));
-    this.log.info({ pid: proc.pid }, 'watchdog started');
+    this.log.info({ pid: proc.pid, impl: cmd.impl }, 'watchdog started');
+  }
+
+  /** The watchdog's command, chosen once (the first start), and logged. */
+  private chooseCommand(): WatchdogCommand {
+    if (this.command) return this.command;
+    const cmd = watchdogCommand(this.bin, this.pgdata, this.opts.impl ?? 'auto');
+    this.command = cmd;
+    if (cmd.impl === 'perl') this.log.info({ perl: cmd.file, script: cmd.args[0] }, 'the lease watchdog runs as a Perl script');
+    else if ((this.opts.impl ?? 'auto') === 'auto') this.log.warn('Perl with Time::HiRes is not available: the lease watchdog runs as a Node process (bihactl watchdog, about 60 MB more memory); install perl to use bin/biha-watchdog');
+    else this.log.info('the lease watchdog runs as a Node process (bihactl watchdog)');
+    return cmd;
   }
 
   /** A watchdog runs and holds the client's current state (the owner may lead). */

@@ -1,9 +1,11 @@
 // GET /dashboard on every controller's HTTP port: the page, its assets, the cluster state as JSON
 // (/dashboard/state, the page's polling fallback) and a server-sent event stream
 // (/dashboard/events). The dashboard samples the controller's status four times a second while a
-// page is open (once a second otherwise), derives the history (history.ts) and keeps a few
-// minutes of chart samples; it sends the page an update when what it shows changed, and at least
-// once a second.
+// page holds an event stream, once a second while pages only poll /dashboard/state; a minute
+// after the last request with no stream open it stops sampling (an idle controller does no
+// dashboard work), and the next request samples at once and starts again. From the samples it
+// derives the history (history.ts: the changes seen while sampling) and keeps a few minutes of
+// chart samples; it sends the page an update when what it shows changed, and at least once a second.
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { StatusFile } from '../../bridge/sqlbridge.js';
@@ -29,6 +31,8 @@ export interface DashboardOptions {
   historySize?: number;
   /** Chart samples kept (one per update, about one a second). */
   samplesSize?: number;
+  /** Sampling stops this long after the last dashboard request while no event stream is open (ms). Default 60000. */
+  idleAfterMs?: number;
 }
 
 export const DASHBOARD_PATHS: readonly string[] = ['/dashboard', '/dashboard/state', '/dashboard/events'];
@@ -55,8 +59,10 @@ const SECURITY_HEADERS: Readonly<http.OutgoingHttpHeaders> = {
 
 const ASSET_PREFIX = '/dashboard/assets/';
 const RETRY_MS = 1000;
-/** How often the status is sampled while no page is open (ms). */
+/** How often the status is sampled while no event stream is open (ms). */
 const IDLE_SAMPLE_MS = 1000;
+/** Default of DashboardOptions.idleAfterMs. */
+const IDLE_AFTER_MS = 60_000;
 
 function sampleOf(v: DashView): DashSample {
   return { t_ms: v.generated_at_ms, nodes: v.nodes.map((n) => ({ id: n.id, lag_bytes: n.lag_bytes, lag_ms: n.lag_ms, state: n.state })) };
@@ -75,6 +81,9 @@ export class Dashboard {
   private pending: DashEvent[] = [];
   private statusError: string | null = null;
   private lastSampleAt = 0;
+  /** Date.now() of the last dashboard request. */
+  private askedAt = 0;
+  private closed = false;
 
   constructor(private readonly o: DashboardOptions) {
     this.log = o.logger;
@@ -83,19 +92,42 @@ export class Dashboard {
     this.hub = new SseHub({ maxClients: o.maxClients ?? 16, heartbeatMs: o.heartbeatMs ?? 15_000 });
   }
 
-  /** Starts sampling (the history is kept whether or not a page is open). */
+  /** Takes a first sample; sampling goes on while the dashboard is asked for (see the header). */
   start(): void {
-    if (this.timer) return;
     this.sample();
-    this.timer = setInterval(() => this.sample(), this.o.sampleMs ?? 250);
-    this.timer.unref();
   }
 
   /** Stops sampling and ends every event stream. */
   close(): void {
+    this.closed = true;
+    this.stopSampling();
+    this.hub.close();
+  }
+
+  /** Whether the status is being sampled now (someone asked for the dashboard recently). */
+  sampling(): boolean {
+    return this.timer !== null;
+  }
+
+  /** A dashboard request: sample at once if sampling had stopped, and keep sampling for a while. */
+  private asked(): void {
+    if (this.closed) return;
+    this.askedAt = Date.now();
+    if (this.timer) return;
+    this.lastSampleAt = 0;
+    this.sample();
+    this.timer = setInterval(() => this.tick(), this.o.sampleMs ?? 250);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    if (this.hub.size === 0 && Date.now() - this.askedAt > (this.o.idleAfterMs ?? IDLE_AFTER_MS)) this.stopSampling();
+    else this.sample();
+  }
+
+  private stopSampling(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.hub.close();
   }
 
   handles(path: string): boolean {
@@ -103,6 +135,7 @@ export class Dashboard {
   }
 
   handle(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    this.asked();
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { Allow: 'GET, HEAD, OPTIONS', 'Content-Length': 0 });
       res.end();
@@ -122,8 +155,8 @@ export class Dashboard {
   }
 
   /**
-   * One sampling step: read the status, derive events, send an update when due. With no page
-   * open, once a second is enough for the history and the charts.
+   * One sampling step: read the status, derive events, send an update when due. With no event
+   * stream open, once a second is enough for the history and the charts.
    */
   sample(): void {
     const now = Date.now();
