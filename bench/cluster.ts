@@ -29,6 +29,8 @@ import { measureWriteGap, parseMultiHostUri } from '../src/client/multihost.js';
 import type { TestCluster } from '../test/helpers/cluster.js';
 import { bihactl, sleep } from '../test/helpers/cluster.js';
 import { connect, destroyOnSignal, dropCluster, clusters, healthyLeader, makeCluster, one } from './lib/cluster.js';
+import { failover } from './lib/failover.js';
+import type { GapRun } from './lib/failover.js';
 import { logEvents, timeline } from './lib/logs.js';
 import { CLK_TCK, childrenOf, cpuTicks, rssKb } from './lib/proc.js';
 import { benchRuns, fmtMs, line, median } from './lib/report.js';
@@ -37,73 +39,7 @@ const RUNS = benchRuns();
 const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'] ?? 30) || 30);
 const writeGap = measureWriteGap;
 
-// ---- 1. write gap: failover after kill -9, and switchover ----
-
-interface GapRun {
-  gapMs: number;
-  /** From the kill / the switchover command to the first acknowledged write after it. */
-  toFirstWriteMs: number;
-}
-
-async function failover(c: TestCluster, label: string, hb: number, lost: number, targetMs: number): Promise<number[]> {
-  console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
-  const runs: GapRun[] = [];
-  const seconds = Math.ceil((3000 + 2.5 * hb * lost + 15_000) / 1000);
-  for (let r = 1; r <= RUNS; r++) {
-    const leader = await healthyLeader(c);
-    let killAt = Infinity;
-    let lastAck = 0;
-    // The first write a new leader acknowledged after the kill, and the last acknowledged write
-    // before it (which can be an in-flight insert the dying leader answered just after the kill).
-    let first: { at: number; port: number; prev: number } | null = null;
-    const t0 = performance.now();
-    const gapP = writeGap(parseMultiHostUri(c.connString()), {
-      periodMs: 20,
-      seconds,
-      table: 'bench_gap',
-      onAck: (at, port) => {
-        if (at > killAt && port !== c.port(leader) && !first) first = { at, port, prev: lastAck };
-        lastAck = at;
-      },
-    });
-    await sleep(3000);
-    const killWall = Date.now();
-    killAt = performance.now() - t0;
-    c.kill9(leader, 'both');
-    const g = await gapP;
-    const f = first as { at: number; port: number; prev: number } | null;
-    const next = f ? c.ids().find((i) => c.port(i) === f.port) ?? 0 : 0;
-    if (!f) {
-      console.log(`  run ${r}: no write acknowledged by a new leader within ${seconds} s of the start (kill at ${Math.round(killAt)} ms)`);
-    } else {
-      const gap = f.at - f.prev;
-      runs.push({ gapMs: gap, toFirstWriteMs: f.at - killAt });
-      const ev = logEvents(c, next, killWall - 50);
-      console.log(
-        `  run ${r}: node ${leader} killed, node ${next} leads; write gap ${fmtMs(gap)} (last write on node ${leader} ${Math.round(f.prev - killAt)} ms from the kill), ` +
-          `kill -> first write ${fmtMs(f.at - killAt)}; ${g.ok} writes ok, ${g.failed} failed, longest gap of the run ${fmtMs(g.maxGapMs)}\n` +
-          `         node ${next} after the kill: ${timeline(ev, killWall, [
-            ['CANDIDATE', /^state CANDIDATE/],
-            ['LEADER_RO', /^state LEADER_RO/],
-            ['LEADER_RW', /^state LEADER_RW/],
-            ['promote', /to "PRIMARY": promote/],
-            ['promoted', /^done: promote/],
-          ])}, first write +${Math.round(f.at - killAt)} ms`,
-      );
-    }
-    // The killed node comes back as a follower of the new leader before the next repetition.
-    const back = performance.now();
-    const startWall = Date.now();
-    const s = await bihactl(['start', `--pgdata=${c.pgdata(leader)}`]);
-    if (s.code !== 0) throw new Error(`bihactl start of node ${leader} failed: ${s.stderr}`);
-    const now = await healthyLeader(c);
-    const rewound = logEvents(c, leader, startWall).some((e) => /timelines diverged/.test(e.msg));
-    console.log(`         node ${leader} restarted with bihactl start: FOLLOWER of node ${now} after ${fmtMs(performance.now() - back)}${rewound ? ' (its WAL had diverged: pg_rewind)' : ''}`);
-  }
-  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: targetMs, text: `<= ${fmtMs(targetMs)}` });
-  line('kill -> first acknowledged write', runs.map((x) => x.toFirstWriteMs), fmtMs);
-  return runs.map((x) => x.gapMs);
-}
+// ---- 1. write gap: failover after kill -9 (bench/lib/failover.ts), and switchover ----
 
 /**
  * Inserts into bench_freeze on node i every 20 ms until `stop()` or `deadline` (performance.now()),
@@ -417,7 +353,7 @@ async function main(): Promise<void> {
       if (w === 'failover-fast' || w === 'failover-sync') {
         const fast = w === 'failover-fast' ? await makeCluster({ basePort: 19400, heartbeatMs: 200, maxLost: 5 }) : await makeCluster({ basePort: 19500, heartbeatMs: 200, maxLost: 5, syncStandbys: 1 });
         try {
-          await failover(fast, w, 200, 5, 1500);
+          await failover(fast, w, 200, 5, RUNS, 1500);
         } finally {
           await dropCluster(fast);
         }
@@ -435,7 +371,7 @@ async function main(): Promise<void> {
       if (!defaults) {
         defaults = await makeCluster({ basePort: 19300, heartbeatMs: 1000, maxLost: 10 });
       }
-      if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
+      if (w === 'failover') await failover(defaults, w, 1000, 10, RUNS, 11_000);
       else if (w === 'switchover') await switchover(defaults);
       else if (w === 'sql') await sqlBench(defaults);
       else await resources(defaults);

@@ -119,7 +119,7 @@ async function oneRun(c: TestCluster, mode: Mode, fault: Fault, r: number, runNo
   const f = first as { at: number; port: number; prev: number } | null;
   const faultPerf = t0 + faultAt;
   const afterFault = acked.acks.filter((a) => a.at > faultPerf).length;
-  const aborted = (pb.stderr.match(/client \d+ aborted/g) ?? []).length;
+  const aborted = (pb.stderr.match(/client \d+ (?:script \d+ )?aborted/g) ?? []).length;
   console.log(
     `  run ${r}: ${how}, node ${next} leads; pgbench ${tps === null ? 'no progress report before the fault' : `${tps.toFixed(0)} tps before the fault`} (${aborted} clients aborted, exit ${pb.code}); ` +
       `write gap ${f ? fmtMs(f.at - f.prev) : '-'}, fault -> first write on node ${next} ${f ? fmtMs(f.at - faultAt) : 'never'} (longest gap of the run ${fmtMs(g.maxGapMs)}, ${g.failed} writes failed); ` +
