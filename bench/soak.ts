@@ -13,7 +13,9 @@
 // Every second each controller's own state (state, term, leader; what `bihactl status --json`
 // prints, over its local socket, which the loss does not touch) is polled; every new term, leader
 // change and state change is printed with its time. At the end, the lines "state CANDIDATE" of
-// each controller.log written during the soak are counted as well.
+// each controller.log written during the soak are counted as well, and so are the leases that
+// expired without renewal (the watchdog then fences PostgreSQL, with or without an election).
+// The nodes' logs are kept in /tmp/biha-soak-<mode>-<run id>-logs.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -122,6 +124,12 @@ async function soak(hosts: Hosts, c: NsCluster, mode: Mode): Promise<void> {
   printSeen(watch.stateChanges, t0);
   console.log(`  "state CANDIDATE" lines in controller.log: ${candidates.length}`);
   printSeen(candidates, t0);
+  // A leader whose lease ran out has its PostgreSQL fenced by the watchdog even when no election
+  // follows (it restarts and promotes it again in the same term): a write outage the polls miss.
+  const fences = c.ids().flatMap((i) => logEvents(c, i, t0).filter((e) => e.t <= stopWall && /lease expired without renewal/.test(e.msg)).map((e) => ({ t: e.t, node: i, what: e.msg })));
+  fences.sort((a, b) => a.t - b.t);
+  console.log(`  leases that expired without renewal (the watchdog fenced PostgreSQL): ${fences.length}`);
+  printSeen(fences, t0);
 }
 
 async function main(): Promise<void> {
@@ -161,6 +169,9 @@ async function main(): Promise<void> {
     const last = await c.waitConverged(60_000);
     console.log(`  at the end: ${last.ok ? `converged, node ${last.leader} leads` : `NOT converged: ${last.why}`}`);
     await c.stopAll();
+    const logs = path.join('/tmp', `biha-soak-${mode}-${runId}-logs`);
+    c.copyLogs(logs);
+    log(`controller and PostgreSQL logs kept in ${logs}`);
   } finally {
     await hosts.teardown().catch((e: unknown) => log(`teardown: ${String(e)}`));
     cleanup();
