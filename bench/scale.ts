@@ -101,10 +101,10 @@ async function addNode(c: TestCluster): Promise<void> {
   const extra = c.ids().length + 1;
   const t = performance.now();
   await initPgbench(c, leader, ADD_SCALE);
-  const size = await one<{ s: string }>(c, leader, 'select pg_size_pretty(pg_database_size(current_database())) as s');
+  const size = await one<{ s: string }>(c, leader, "select pg_size_pretty(pg_database_size('postgres')) as s");
   console.log(
     `\n[add] node ${extra} into the ${c.ids().length}-node cluster while pgbench TPC-B (scale ${ADD_SCALE}, -c 8 -j 2) runs on node ${leader} ` +
-      `(pgbench -i took ${fmtMs(performance.now() - t)}; biha_db ${size?.s ?? '?'}); ${RUNS} runs; load average ${loadavg()}`,
+      `(pgbench -i took ${fmtMs(performance.now() - t)}; database postgres ${size?.s ?? '?'}); ${RUNS} runs; load average ${loadavg()}`,
   );
   const bench = runPgbench(c, leader, { clients: 8, threads: 2, seconds: 3600 });
   const scratch = fs.mkdtempSync(path.join(c.dir, 'scratch-'));
