@@ -139,6 +139,10 @@ async function oneRun(c: TestCluster, mode: Mode, fault: Fault, r: number, runNo
       for (const l of excerpt(c, i, faultWall, faultWall - 2000, faultWall + 10_000, 60)) console.log(`      ${l}`);
     }
   }
+  if (how.includes('FAILED')) {
+    console.log(`    node ${leader} controller.log lines on the switchover (from the command to 60 s after it):`);
+    for (const l of excerpt(c, leader, faultWall, faultWall, faultWall + 60_000, 400).filter((x) => /switchover|set.leader|transfer/i.test(x)).slice(0, 20)) console.log(`      ${l}`);
+  }
   if (fault === 'failover') {
     const back = performance.now();
     const s = await bihactl(['start', `--pgdata=${c.pgdata(leader)}`]);
