@@ -1,5 +1,6 @@
 // Failover after kill -9 of the leader on a reused cluster: the write gap a multi-host client
 // sees, the time to the first write a new leader acknowledged, and the old leader's return.
+import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { measureWriteGap, parseMultiHostUri } from '../../src/client/multihost.js';
 import type { TestCluster } from '../../test/helpers/cluster.js';
@@ -20,7 +21,7 @@ export interface GapRun {
  * started again and rejoins before the next run. Returns the write gaps.
  */
 export async function failover(c: TestCluster, label: string, hb: number, lost: number, runs: number, targetMs?: number): Promise<GapRun[]> {
-  console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${runs} runs`);
+  console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${runs} runs; load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   const out: GapRun[] = [];
   const seconds = Math.ceil((3000 + 2.5 * hb * lost + 15_000) / 1000);
   for (let r = 1; r <= runs; r++) {
