@@ -32,7 +32,7 @@ import { sleep } from '../test/helpers/cluster.js';
 import type { GapRun, SwitchoverRun } from './lib/biharuns.js';
 import { bihaFailoverRun, bihaSwitchoverRun } from './lib/biharuns.js';
 import { connect, destroyOnSignal, dropCluster, clusters, healthyLeader, makeCluster, one } from './lib/cluster.js';
-import { printBreakdowns } from './lib/breakdown.js';
+import { failover } from './lib/failover.js';
 import { logEvents, timeline } from './lib/logs.js';
 import { CLK_TCK, childrenOf, cpuTicks, rssKb } from './lib/proc.js';
 import { benchRuns, fmtMs, line, median } from './lib/report.js';
@@ -43,22 +43,7 @@ const RESOURCE_SECONDS = Math.max(5, Number(process.env['BENCH_RESOURCE_SECONDS'
 const PORT_SHIFT = (Number(process.env['BENCH_BASE_PORT'] ?? 19300) || 19300) - 19300;
 const at = (basePort: number): number => basePort + PORT_SHIFT;
 
-// ---- 1. write gap: failover after kill -9, and switchover ----
-
-async function failover(c: TestCluster, label: string, hb: number, lost: number, targetMs: number): Promise<number[]> {
-  console.log(`\n[${label}] failover after kill -9 of the leader's controller and postmaster (TestCluster.kill9(leader, 'both')), heartbeat ${hb} ms x ${lost}, ${RUNS} runs`);
-  const runs: GapRun[] = [];
-  for (let r = 1; r <= RUNS; r++) {
-    const run = await bihaFailoverRun(c, r, hb, lost);
-    if (run) runs.push(run);
-  }
-  line('write gap', runs.map((x) => x.gapMs), fmtMs, { max: targetMs, text: `<= ${fmtMs(targetMs)}` });
-  line('kill -> first acknowledged write', runs.map((x) => x.toFirstWriteMs), fmtMs);
-  line(`kill -> first acknowledged write, minus detection (heartbeat ${hb} ms x ${lost})`, runs.map((x) => x.toFirstWriteMs - hb * lost), fmtMs, { max: 100, text: '<= 100 ms' });
-  console.log("  breakdown (the new leader's controller.log), medians:");
-  printBreakdowns(runs.flatMap((x) => (x.breakdown ? [x.breakdown] : [])));
-  return runs.map((x) => x.gapMs);
-}
+// ---- 1. write gap: failover after kill -9 (bench/lib/failover.ts), and switchover ----
 
 /**
  * Inserts into bench_freeze on node i every 20 ms until `stop()` or `deadline` (performance.now()),
@@ -340,7 +325,7 @@ async function main(): Promise<void> {
         const basePort = at({ 'failover-fast': 19400, 'failover-sync': 19500, 'failover-100': 19800 }[w]);
         const fast = await makeCluster({ basePort, heartbeatMs: hb, maxLost: 5, ...(w === 'failover-sync' ? { syncStandbys: 1 } : {}) });
         try {
-          await failover(fast, w, hb, 5, w === 'failover-100' ? 600 : 1500);
+          await failover(fast, w, hb, 5, RUNS, w === 'failover-100' ? 600 : 1500);
         } finally {
           await dropCluster(fast);
         }
@@ -358,7 +343,7 @@ async function main(): Promise<void> {
       if (!defaults) {
         defaults = await makeCluster({ basePort: at(19300), heartbeatMs: 1000, maxLost: 10 });
       }
-      if (w === 'failover') await failover(defaults, w, 1000, 10, 11_000);
+      if (w === 'failover') await failover(defaults, w, 1000, 10, RUNS, 11_000);
       else if (w === 'switchover') await switchover(defaults);
       else if (w === 'sql') await sqlBench(defaults);
       else await resources(defaults);

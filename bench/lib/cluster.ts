@@ -90,6 +90,8 @@ export interface BenchClusterOptions {
   heartbeatMs: number;
   maxLost: number;
   nodes?: number;
+  /** nquorum and minnodes (default 2, as TestCluster). */
+  nquorum?: number;
   syncStandbys?: number;
   /** Extra `bihactl init`/`add` arguments per node. */
   args?: (i: number) => string[];
@@ -99,7 +101,7 @@ export interface BenchClusterOptions {
 export async function makeCluster(o: BenchClusterOptions): Promise<TestCluster> {
   const nodes = o.nodes ?? 3;
   const sync = o.syncStandbys ?? 0;
-  const c = new TestCluster({ nodes, basePort: o.basePort, heartbeatSendPeriod: o.heartbeatMs, heartbeatMaxLost: o.maxLost, ...(sync > 0 ? { syncStandbys: sync } : {}) });
+  const c = new TestCluster({ nodes, basePort: o.basePort, heartbeatSendPeriod: o.heartbeatMs, heartbeatMaxLost: o.maxLost, ...(o.nquorum ? { nquorum: o.nquorum, minnodes: o.nquorum } : {}), ...(sync > 0 ? { syncStandbys: sync } : {}) });
   clusters.push(c);
   const t = performance.now();
   await c.create(o.args?.(1) ?? [], nodes, { ...(o.args ? { args: o.args } : {}), beforeStart: (i) => tuneConf(c, i) });

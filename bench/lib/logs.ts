@@ -1,7 +1,6 @@
 // The controller's JSON log read back after a run: when each state change and NC action happened.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TestCluster } from '../../test/helpers/cluster.js';
 
 export interface LogEvent {
   t: number;
@@ -11,8 +10,13 @@ export interface LogEvent {
   fields: Record<string, unknown>;
 }
 
+/** Anything that knows where node i's data directory is (TestCluster, NsCluster). */
+export interface HasPgdata {
+  pgdata(i: number): string;
+}
+
 /** Node i's controller.log lines written at or after `sinceWall` (wall clock ms). */
-export function logEvents(c: TestCluster, i: number, sinceWall: number): LogEvent[] {
+export function logEvents(c: HasPgdata, i: number, sinceWall: number): LogEvent[] {
   let text = '';
   try {
     text = fs.readFileSync(path.join(c.pgdata(i), 'pg_biha', 'log', 'controller.log'), 'utf8');
@@ -46,4 +50,12 @@ export function timeline(ev: readonly LogEvent[], zero: number, marks: ReadonlyA
       return e ? `${label} +${e.t - zero} ms${e.ms !== undefined ? ` (took ${e.ms} ms)` : ''}` : `${label} -`;
     })
     .join(', ');
+}
+
+/** Node i's controller.log messages from `fromWall` to `toWall`, at most `max` lines, each "+N ms msg" from `zero`. */
+export function excerpt(c: HasPgdata, i: number, zero: number, fromWall: number, toWall: number, max = 40): string[] {
+  return logEvents(c, i, fromWall)
+    .filter((e) => e.t <= toWall)
+    .slice(0, max)
+    .map((e) => `${e.t - zero >= 0 ? '+' : ''}${e.t - zero} ms ${e.msg}${e.ms !== undefined ? ` (took ${e.ms} ms)` : ''}`);
 }
