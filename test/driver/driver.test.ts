@@ -2,6 +2,7 @@
 // only after the fence took effect (votes fence WAL), and a promotion is prepared in the order that
 // keeps both promises (synchronous standbys and the watchdog before pg_promote).
 import { describe, expect, it } from 'vitest';
+import { BihaError } from '../../src/controller/errors.js';
 import type { WalPos } from '../../src/raft/index.js';
 import { followerState, rig, voteRequest, votesGranted } from './harness.js';
 
@@ -260,3 +261,41 @@ describe('promotion', () => {
     expect(r.pg.role).toBe('STANDBY');
   });
 });
+
+describe('automatic rewind', () => {
+  /** Node 2 (WAL to 150 on timeline 2) hears leader 1, whose timeline 3 forked from 2 at 100: diverged. */
+  async function divergedFollower(rewind: () => Promise<void>) {
+    const r = await rig(2, followerState(3), { autorewind: true, peers: () => ({ tli: 3, history: [{ parentTli: 2, switchLsn: 100 }] }) });
+    r.pg.wal = { tli: 2, lsn: 150 };
+    let attempts = 0;
+    r.pg.rewind = async (_source, stopped) => {
+      attempts++;
+      stopped();
+      await rewind();
+    };
+    r.driver.start(10, 50);
+    const app = { type: 'app' as const, from: 1, to: 2, term: 3, prevIndex: 1, prevTerm: 3, entries: [], commit: 1, seq: 1, peers: [], wal: { tli: 3, lsn: 300 } };
+    for (let i = 0; i < 40; i++) {
+      r.driver.step({ ...app, seq: i + 1 });
+      await r.clock.advance(100);
+    }
+    return { r, attempts: () => attempts };
+  }
+
+  it('a rewind whose source cannot be reached is tried again later, without NODE_ERROR (nothing was changed)', async () => {
+    const { r, attempts } = await divergedFollower(async () => {
+      throw new BihaError('rewind_source_unreachable', 'pg_rewind --dry-run could not connect to node 1');
+    });
+    expect(attempts()).toBeGreaterThan(1);
+    expect(r.nodeError).toBeNull();
+  });
+
+  it('a rewind that fails otherwise puts the node in NODE_ERROR (REWIND_FAILED)', async () => {
+    const { r, attempts } = await divergedFollower(async () => {
+      throw new Error('pg_rewind failed: could not open file');
+    });
+    expect(attempts()).toBe(1);
+    expect(r.nodeError?.type).toBe('REWIND_FAILED');
+  });
+});
+

@@ -156,7 +156,7 @@ export interface Rig {
 export async function rig(
   id: number,
   state: PersistentState,
-  opts: { peers?: (id: number) => TimelineInfo; persistMs?: number; pgReachable?: (nodes: readonly NodeInfo[]) => Promise<NodeId[]> } = {},
+  opts: { peers?: (id: number) => TimelineInfo; persistMs?: number; pgReachable?: (nodes: readonly NodeInfo[]) => Promise<NodeId[]>; autorewind?: boolean } = {},
 ): Promise<Rig> {
   const pg = new FakePg();
   const wd = new FakeWatchdog();
@@ -186,7 +186,7 @@ export async function rig(
     saveNodeError: async (e) => {
       r.nodeError = e;
     },
-    autorewind: async () => false,
+    autorewind: async () => opts.autorewind ?? false,
     stopping: () => false,
     ...(opts.pgReachable ? { pgReachable: opts.pgReachable } : {}),
   });

@@ -139,6 +139,11 @@ export interface Row {
 
 const always = (): boolean => true;
 
+/** Whether `e` carries error code `code` (a BihaError; the driver does not import the controller's classes). */
+function isCodedError(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
+}
+
 /** How long a fetched upstream timeline is used for (a new leader's is fetched again at once). */
 const PREFETCH_FRESH_MS = 1000;
 const nothing: Row = { when: 'always', test: always, comment: 'nothing to do', run: null };
@@ -225,6 +230,8 @@ export const TABLE: Record<PgRole, Record<PgRole, readonly Row[]>> = {
             await c.pg.rewind(s.follow!, () => c.markTransparent());
             c.setObserved({ role: 'STANDBY', upstream: 0, stalled: false, diverged: null });
           } catch (e) {
+            // The leader could not be reached before anything changed: try again (bounded backoff).
+            if (isCodedError(e, 'rewind_source_unreachable')) throw e;
             c.setObserved({ diverged: null });
             await c.enterNodeError(errorReport(d, 'REWIND_FAILED', `${divergedDetails(d)}; automatic pg_rewind failed: ${e instanceof Error ? e.message : String(e)}`));
           }

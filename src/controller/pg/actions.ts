@@ -15,7 +15,7 @@ import { controldata, ensureCleanShutdown, parseTimelineHistory, pgCtlReload, pg
 import { logDir, passfilePath } from '../state/nodefiles.js';
 import type { NodeConf } from '../state/nodefiles.js';
 import type { NodeStore } from '../state/store.js';
-import { readHold, removeHold, restoreAfterRewind, saveBeforeRewind, writeHold } from './rewindsave.js';
+import { assertNoInterruptedRewind, readHold, removeHold, restoreAfterRewind, saveBeforeRewind, writeHold } from './rewindsave.js';
 import { slotName } from '../driver/duties.js';
 import { placeholdersFor } from '../driver/timeline.js';
 import type { PgPort, PgProbe, TimelineFork, TimelineInfo, WalPosition } from '../driver/types.js';
@@ -59,6 +59,13 @@ export function notConsistentYet(e: unknown): boolean {
 }
 
 const tliHex = (tli: number): string => tli.toString(16).toUpperCase().padStart(8, '0');
+
+/** libpq's words for a server it could not reach (pg_rewind's error output). */
+const SOURCE_UNREACHABLE = /could not connect to server|connection to server .* failed|Connection refused|timeout expired|No route to host|could not translate host name/i;
+
+function oneLineOf(text: string): string {
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
 
 export class PostgresActions implements PgPort {
   /** The data directory was just made from another node's (pg_rewind): pg_control says where its WAL must reach. */
@@ -290,17 +297,27 @@ export class PostgresActions implements PgPort {
    */
   async rewind(source: NodeInfo, stopped: () => void): Promise<void> {
     const pgdata = this.d.pgdata;
+    assertNoInterruptedRewind(pgdata);
     await pgCtlStop(this.d.env, pgdata, 'fast', { timeoutMs: 60_000 });
     stopped();
     const src =
       `host=${source.host} port=${source.port} user=${this.d.conf.replicationUser} dbname=biha_db ` +
       `passfile=${passfilePath(pgdata)} connect_timeout=5`;
-    const saveDir = await saveBeforeRewind(pgdata);
     // pg_rewind --dry-run refuses a target that was not shut down cleanly (a rewind that did not
     // complete leaves one "in archive recovery"); pg_rewind itself would run this recovery too.
     if (await ensureCleanShutdown(this.d.env, pgdata)) this.d.log.info({}, 'the data directory was not shut down cleanly: crash recovery in single-user mode done');
     this.d.log.info({ source: `${source.host}:${source.port}` }, 'pg_rewind --dry-run');
-    await rewind(this.d.env, { pgdata, source: src, dryRun: true });
+    try {
+      await rewind(this.d.env, { pgdata, source: src, dryRun: true });
+    } catch (e) {
+      // Nothing has changed yet: a source that cannot be reached is a reason to try again, not a failed rewind.
+      const msg = e instanceof Error ? e.message : String(e);
+      if (SOURCE_UNREACHABLE.test(msg)) {
+        throw new BihaError('rewind_source_unreachable', `pg_rewind --dry-run could not connect to node ${source.id} (${source.host}:${source.port}); the data directory is unchanged: ${oneLineOf(msg)}`);
+      }
+      throw e;
+    }
+    const saveDir = await saveBeforeRewind(pgdata);
     await this.d.store.beginRewind({ sourceId: source.id, source: `${source.host}:${source.port}`, startedAt: new Date().toISOString(), pid: process.pid });
     this.d.log.info({ saved: saveDir }, "pg_rewind (this node's identity and state are kept in the saved directory meanwhile)");
     let failed: unknown = null;

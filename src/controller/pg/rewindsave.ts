@@ -82,14 +82,20 @@ export async function syncTree(dir: string): Promise<void> {
  * Step 1: a fresh save directory with this node's pg_biha/, conf files and pg_wal/, durable.
  * Returns its path.
  */
-export async function saveBeforeRewind(pgdata: string): Promise<string> {
+/** Refuses to start a rewind while the last one was interrupted and not recovered. */
+export function assertNoInterruptedRewind(pgdata: string): void {
   const dir = path.resolve(pgdata);
-  const saveDir = rewindSaveDir(dir);
   if (fs.existsSync(rewindMarkerPath(dir))) {
     throw new BihaError('rewind_marker', `${rewindMarkerPath(dir)} exists: the last rewind was interrupted and not recovered`, {
       hint: 'restart the controller (bihactl stop, bihactl start), which recovers it',
     });
   }
+}
+
+export async function saveBeforeRewind(pgdata: string): Promise<string> {
+  const dir = path.resolve(pgdata);
+  const saveDir = rewindSaveDir(dir);
+  assertNoInterruptedRewind(dir);
   await fsp.rm(saveDir, { recursive: true, force: true });
   await fsp.mkdir(saveDir, { recursive: true, mode: 0o700 });
   await fsp.cp(bihaDir(dir), path.join(saveDir, BIHA_DIR), { recursive: true, filter: (src) => !isAtomicTemp(src) });
