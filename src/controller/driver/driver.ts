@@ -94,6 +94,8 @@ export class Driver {
   private polling = false;
   private lastSoft: SoftState | null = null;
   private cancels: Array<() => void> = [];
+  /** The term and reason of the last refused timeline reservation (logged once). */
+  private reserveRefused: string | null = null;
   private stopped = false;
   private lastProbe: PgProbe | null = null;
   // no_wal_on_follower bookkeeping.
@@ -620,7 +622,10 @@ export class Driver {
     const raft = this.raftNode;
     if (!raft) return;
     const r = raft.reserveTimeline(pgTli, this.d.sched.now());
-    if (!r.ok) this.d.ncLog.warn({ code: r.code }, `cannot reserve a timeline yet: ${r.message}`);
+    // NC asks again on every cycle until raft's new state reaches it: say why once per term.
+    const why = r.ok ? null : `${raft.soft().term}:${r.code}`;
+    if (!r.ok && why !== this.reserveRefused) this.d.ncLog.warn({ code: r.code }, `cannot reserve a timeline yet: ${r.message}`);
+    this.reserveRefused = why;
     this.pump();
   }
 
