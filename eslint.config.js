@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/jepsen-lite/runs/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/jepsen-lite/runs/**', 'test/jepsen-lite/.product/**'] },
   {
     files: ['**/*.ts'],
     languageOptions: { parser: tseslint.parser, parserOptions: { project: ['./tsconfig.json', './src/dashboard/tsconfig.json'] } },
