@@ -2,7 +2,7 @@
 // server acknowledged; after a failover the ids missing on the new leader are the lost writes.
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { connectMultiHost } from '../../src/client/multihost.js';
+import { pacedWrites } from '../../src/client/multihost.js';
 import type { MultiHostTarget } from '../../src/client/multihost.js';
 
 export interface Ack {
@@ -27,25 +27,11 @@ export const ACKED_TABLE = 'bench_acked';
  * committed); its id is not reused.
  */
 export async function writeAcked(t: MultiHostTarget, o: { run: number; periodMs: number; seconds: number; stop?: () => boolean }): Promise<{ acks: Ack[]; failed: number }> {
-  const deadline = performance.now() + o.seconds * 1000;
   const acks: Ack[] = [];
-  let failed = 0;
-  let conn: { client: pg.Client; port: number } | null = null;
-  for (let id = 1; performance.now() < deadline && !o.stop?.(); id++) {
-    const started = performance.now();
-    try {
-      conn ??= await connectMultiHost(t);
-      await conn.client.query({ text: `insert into ${ACKED_TABLE}(run, id, port) values ($1, $2, $3)`, values: [o.run, id, conn.port], query_timeout: 2000 } as pg.QueryConfig);
-      acks.push({ id, at: performance.now(), port: conn.port });
-    } catch {
-      failed++;
-      if (conn) await conn.client.end().catch(() => undefined);
-      conn = null;
-    }
-    const wait = o.periodMs - (performance.now() - started);
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-  if (conn) await conn.client.end().catch(() => undefined);
+  const { failed } = await pacedWrites(t, o, async (c, id) => {
+    await c.client.query({ text: `insert into ${ACKED_TABLE}(run, id, port) values ($1, $2, $3)`, values: [o.run, id, c.port], query_timeout: 2000 } as pg.QueryConfig);
+    acks.push({ id, at: performance.now(), port: c.port });
+  });
   return { acks, failed };
 }
 

@@ -135,40 +135,25 @@ export interface GapResult {
 }
 
 /**
- * Inserts a row every `periodMs` through the multi-host target for `seconds` (or until `stop()`
- * resolves true after a gap ended), reconnecting on failure, and reports the longest write gap.
+ * Runs `write` every `periodMs` through the multi-host target for `seconds` (or until `stop()`),
+ * with a connection made on the first write and again after any error (a 2 s query timeout is the
+ * writer's to set). `write` gets the connection, its port and the attempt number (1, 2, 3...);
+ * its resolving is an acknowledged write. Returns how many attempts failed.
  */
-export async function measureWriteGap(
+export async function pacedWrites(
   t: MultiHostTarget,
-  o: { periodMs: number; seconds: number; table: string; onAck?: (atMs: number, port: number) => void },
-): Promise<GapResult> {
-  const t0 = performance.now();
-  const deadline = t0 + o.seconds * 1000;
+  o: { periodMs: number; seconds: number; stop?: () => boolean },
+  write: (c: { client: pg.Client; port: number; fresh: boolean }, n: number) => Promise<void>,
+): Promise<{ failed: number }> {
+  const deadline = performance.now() + o.seconds * 1000;
   let conn: { client: pg.Client; port: number } | null = null;
-  let ok = 0;
   let failed = 0;
-  let lastAck = t0;
-  let maxGap = 0;
-  let gapFrom = 0;
-  let gapTo = 0;
-  while (performance.now() < deadline) {
+  for (let n = 1; performance.now() < deadline && !o.stop?.(); n++) {
     const started = performance.now();
     try {
-      if (!conn) {
-        const c = await connectMultiHost(t);
-        conn = c;
-        await c.client.query(`create table if not exists ${o.table} (id bigserial primary key, at timestamptz default clock_timestamp(), port int)`);
-      }
-      await conn.client.query({ text: `insert into ${o.table}(port) values ($1)`, values: [conn.port], query_timeout: 2000 } as pg.QueryConfig);
-      ok++;
-      const now = performance.now();
-      if (now - lastAck > maxGap) {
-        maxGap = now - lastAck;
-        gapFrom = lastAck - t0;
-        gapTo = now - t0;
-      }
-      lastAck = now;
-      o.onAck?.(now - t0, conn.port);
+      const fresh = conn === null;
+      conn ??= await connectMultiHost(t);
+      await write({ ...conn, fresh }, n);
     } catch {
       failed++;
       if (conn) await conn.client.end().catch(() => undefined);
@@ -178,5 +163,35 @@ export async function measureWriteGap(
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   if (conn) await conn.client.end().catch(() => undefined);
+  return { failed };
+}
+
+/**
+ * Inserts a row every `periodMs` through the multi-host target for `seconds`, reconnecting on
+ * failure, and reports the longest write gap.
+ */
+export async function measureWriteGap(
+  t: MultiHostTarget,
+  o: { periodMs: number; seconds: number; table: string; onAck?: (atMs: number, port: number) => void },
+): Promise<GapResult> {
+  const t0 = performance.now();
+  let ok = 0;
+  let lastAck = t0;
+  let maxGap = 0;
+  let gapFrom = 0;
+  let gapTo = 0;
+  const { failed } = await pacedWrites(t, o, async (c) => {
+    if (c.fresh) await c.client.query(`create table if not exists ${o.table} (id bigserial primary key, at timestamptz default clock_timestamp(), port int)`);
+    await c.client.query({ text: `insert into ${o.table}(port) values ($1)`, values: [c.port], query_timeout: 2000 } as pg.QueryConfig);
+    ok++;
+    const now = performance.now();
+    if (now - lastAck > maxGap) {
+      maxGap = now - lastAck;
+      gapFrom = lastAck - t0;
+      gapTo = now - t0;
+    }
+    lastAck = now;
+    o.onAck?.(now - t0, c.port);
+  });
   return { ok, failed, maxGapMs: Math.round(maxGap), gapFromMs: Math.round(gapFrom), gapToMs: Math.round(gapTo) };
 }

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import type { StatusFile } from '../../src/controller/bridge/sqlbridge.js';
 import { claimPorts, releasePorts } from './ports.js';
+import { processTree } from './proctree.js';
 
 const pexec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -223,7 +224,6 @@ export class TestCluster {
     }
   }
 
-  /** Signals a PID only if that process belongs to this cluster (its command line names our directory). */
   /** Whether process `pid` runs from this cluster's directory. */
   private isOwn(pid: number): boolean {
     try {
@@ -253,29 +253,7 @@ export class TestCluster {
    * watchdog): what a frozen or cut-off host stops. Only processes of this cluster.
    */
   hostPids(i: number): number[] {
-    const roots = [this.controllerPid(i), this.postmasterPid(i)].filter((p): p is number => p !== null);
-    const parent = new Map<number, number>();
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        // pid (comm) state ppid ...: comm may hold spaces and parentheses, so parse after the last ')'.
-        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-        parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      } catch {
-        // gone
-      }
-    }
-    const out = new Set<number>(roots);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const [pid, ppid] of parent) {
-        if (!out.has(pid) && out.has(ppid)) {
-          out.add(pid);
-          grew = true;
-        }
-      }
-    }
-    return [...out];
+    return processTree([this.controllerPid(i), this.postmasterPid(i)].filter((p): p is number => p !== null));
   }
 
   /** SIGSTOP of node i's whole host (hostPids): nothing answers, no connection is reset. Returns the PIDs for thaw. */
