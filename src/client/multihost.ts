@@ -167,12 +167,12 @@ export async function pacedWrites(
 }
 
 /**
- * Inserts a row every `periodMs` through the multi-host target for `seconds`, reconnecting on
- * failure, and reports the longest write gap.
+ * Inserts a row every `periodMs` through the multi-host target for `seconds` (or until `stop()`),
+ * reconnecting on failure, and reports the longest write gap.
  */
 export async function measureWriteGap(
   t: MultiHostTarget,
-  o: { periodMs: number; seconds: number; table: string; onAck?: (atMs: number, port: number) => void },
+  o: { periodMs: number; seconds: number; table: string; stop?: () => boolean; onAck?: (atMs: number, port: number) => void },
 ): Promise<GapResult> {
   const t0 = performance.now();
   let ok = 0;
