@@ -78,6 +78,7 @@ export const EXIT_CODES = {
   not_running: EXIT.UNREACHABLE,
   auth: EXIT.UNREACHABLE,
   bad_password: EXIT.UNREACHABLE,
+  rewind_source_unreachable: EXIT.UNREACHABLE,
 
   // 5: the command did not finish in time; it may still complete.
   timeout: EXIT.TIMEOUT,

@@ -15,7 +15,7 @@ import { controldata, ensureCleanShutdown, parseTimelineHistory, pgCtlReload, pg
 import { logDir, passfilePath } from '../state/nodefiles.js';
 import type { NodeConf } from '../state/nodefiles.js';
 import type { NodeStore } from '../state/store.js';
-import { assertNoInterruptedRewind, readHold, removeHold, restoreAfterRewind, saveBeforeRewind, writeHold } from './rewindsave.js';
+import { readHold, removeHold, restoreAfterRewind, saveBeforeRewind, writeHold } from './rewindsave.js';
 import { slotName } from '../driver/duties.js';
 import { placeholdersFor } from '../driver/timeline.js';
 import type { PgPort, PgProbe, TimelineFork, TimelineInfo, WalPosition } from '../driver/types.js';
@@ -297,12 +297,12 @@ export class PostgresActions implements PgPort {
    */
   async rewind(source: NodeInfo, stopped: () => void): Promise<void> {
     const pgdata = this.d.pgdata;
-    assertNoInterruptedRewind(pgdata);
     await pgCtlStop(this.d.env, pgdata, 'fast', { timeoutMs: 60_000 });
     stopped();
     const src =
       `host=${source.host} port=${source.port} user=${this.d.conf.replicationUser} dbname=biha_db ` +
       `passfile=${passfilePath(pgdata)} connect_timeout=5`;
+    const saveDir = await saveBeforeRewind(pgdata);
     // pg_rewind --dry-run refuses a target that was not shut down cleanly (a rewind that did not
     // complete leaves one "in archive recovery"); pg_rewind itself would run this recovery too.
     if (await ensureCleanShutdown(this.d.env, pgdata)) this.d.log.info({}, 'the data directory was not shut down cleanly: crash recovery in single-user mode done');
@@ -317,7 +317,6 @@ export class PostgresActions implements PgPort {
       }
       throw e;
     }
-    const saveDir = await saveBeforeRewind(pgdata);
     await this.d.store.beginRewind({ sourceId: source.id, source: `${source.host}:${source.port}`, startedAt: new Date().toISOString(), pid: process.pid });
     this.d.log.info({ saved: saveDir }, "pg_rewind (this node's identity and state are kept in the saved directory meanwhile)");
     let failed: unknown = null;
