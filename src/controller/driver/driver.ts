@@ -235,7 +235,7 @@ export class Driver {
       this.cancels[slot] = this.d.sched.after(ms(), loop);
     };
     // A leadership transfer sends its target WAL reports and TimeoutNow on ticks: tick finely meanwhile.
-    every(() => (this.raftNode?.soft().transferTarget ? Math.min(tickMs, TRANSFER_TICK_MS) : tickMs), () => this.tick());
+    every(() => (this.lastSoft?.transferTarget ? Math.min(tickMs, TRANSFER_TICK_MS) : tickMs), () => this.tick());
     if (this.d.hasData) every(() => pollMs, () => void this.poll());
     this.pump();
     this.nc.kick();
